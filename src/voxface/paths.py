@@ -1,0 +1,27 @@
+"""Where voxface finds the optional real reference data (``../shared/data`` in development and CI)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import VoxfaceError
+
+SHARED_DATA_ENV = "VOXFACE_SHARED_DATA"
+
+
+def shared_data_dir() -> Path:
+    """The shared-data folder: ``$VOXFACE_SHARED_DATA``, else ``../shared/data`` from the working dir.
+
+    It may not exist (a user's fresh clone has none); callers check.
+    """
+    return Path(os.environ.get(SHARED_DATA_ENV, "../shared/data")).expanduser()
+
+
+def require_file(path: str | os.PathLike, what: str, hint: str = "") -> Path:
+    """Return ``path`` as a Path if it is an existing file, else raise a VoxfaceError naming it."""
+    p = Path(path)
+    if not p.is_file():
+        msg = f"{what} not found: {p}"
+        raise VoxfaceError(msg + (f" ({hint})" if hint else ""))
+    return p
