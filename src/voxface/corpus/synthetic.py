@@ -1,0 +1,221 @@
+"""The embedded default corpus: identities with faces from a morphable model and voices linked to them.
+
+``generate_corpus(out, SynthConfig(...))`` writes a complete corpus in the format of
+:mod:`voxface.corpus.format`. Work is split by identity over ``workers`` processes; each identity's
+random stream is seeded by ``(seed, identity index)``, so the result does not depend on the number
+of workers or on interruptions. An identity's files are written atomically and recorded in a
+``.done.json`` marker; a rerun skips finished identities and the manifest is written last.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing as mp
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .. import __version__, atomic
+from ..audio.io import save_wav
+from ..audio.synth import FIELD_NAMES, VoiceParams, sample_conditions, synthesize
+from ..errors import VoxfaceError
+from ..face3d import MorphableModel
+from ..face3d.loading import load_morphable_model
+from .face_images import render_face_image, sample_appearance
+from .format import FACE_COLUMNS, FORMAT_NAME, FORMAT_VERSION, IDENTITY_COLUMNS, UTTERANCE_COLUMNS
+from .format import Corpus, split_for_name, write_csv
+from .link import VoiceFaceLink, sample_shape
+from .names import identity_names
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000
+IMAGE_SIZES = (64, 120)
+
+
+@dataclass
+class SynthConfig:
+    """Everything that determines a synthetic corpus (stored in its manifest)."""
+
+    identities: int = 100
+    utterances: int = 10
+    images: int = 5
+    seed: int = 0
+    model: str = "builtin"
+    link_strength: float = 0.8
+    duration_s: tuple[float, float] = (2.5, 4.0)
+    name: str = "synthetic-default"
+    workers: int = 2
+
+    def identity_key(self) -> dict:
+        """The settings that change the data (workers and name do not)."""
+        d = asdict(self)
+        for k in ("workers", "name"):
+            d.pop(k)
+        d["duration_s"] = list(d["duration_s"])
+        return d
+
+
+@dataclass(frozen=True)
+class _IdentityJob:
+    index: int
+    identity: str
+    name: str
+    gender: str
+    shape: np.ndarray
+    voice: VoiceParams
+
+
+def generate_corpus(out: str | Path, config: SynthConfig, progress: bool = True) -> Corpus:
+    """Write the synthetic corpus described by ``config`` into ``out`` and return it.
+
+    Resumes an interrupted run with the same config; refuses a folder holding another corpus.
+    """
+    out = Path(out)
+    _check_target(out, config)
+    start = time.perf_counter()
+    model = load_morphable_model(config.model)
+    jobs = _plan_identities(model, config)
+    atomic.write_json(out / "generator.json", config.identity_key())
+
+    pending = [j for j in jobs if not (out / "audio" / j.identity / ".done.json").is_file()]
+    if len(pending) < len(jobs):
+        log.info("resuming: %d of %d identities already done", len(jobs) - len(pending), len(jobs))
+    bar = tqdm(total=len(jobs), initial=len(jobs) - len(pending), desc="synth identities",
+               unit="id", disable=not progress)
+    if config.workers > 1 and len(pending) > 1:
+        ctx = mp.get_context("spawn")  # EGL/GL contexts and torch threads are not fork-safe
+        with ctx.Pool(config.workers, initializer=_init_worker, initargs=(model, config, out)) as pool:
+            for _ in pool.imap_unordered(_run_identity, pending):
+                bar.update()
+    else:
+        _init_worker(model, config, out)
+        for job in pending:
+            _run_identity(job)
+            bar.update()
+    bar.close()
+
+    _write_tables(out, model, config, jobs)
+    corpus = Corpus(out)
+    from .preview import write_preview  # matplotlib import only when a corpus is finished
+
+    write_preview(corpus, out / "preview.png")
+    log.info("corpus written to %s in %.1f s", out, time.perf_counter() - start)
+    return corpus
+
+
+def _check_target(out: Path, config: SynthConfig) -> None:
+    marker = out / "generator.json"
+    if marker.is_file():
+        if json.loads(marker.read_text()) != config.identity_key():
+            raise VoxfaceError(
+                f"{out} holds a synthetic corpus made with other settings (see {marker}); "
+                "choose another --out folder or delete this one")
+    elif out.exists() and any(out.iterdir()):
+        raise VoxfaceError(f"{out} exists and is not an unfinished synthetic corpus; "
+                           "choose an empty or new --out folder")
+
+
+def _plan_identities(model: MorphableModel, config: SynthConfig) -> list[_IdentityJob]:
+    """Names, genders, shapes and linked voices of all identities (cheap; done in the parent)."""
+    if config.identities < 2 or config.utterances < 1 or config.images < 1:
+        raise VoxfaceError("a synthetic corpus needs at least 2 identities, 1 utterance and 1 image each")
+    rng = np.random.default_rng([config.seed, 0])
+    names = identity_names(config.identities, rng)
+    genders = rng.permutation(["m", "f"] * ((config.identities + 1) // 2))[: config.identities]
+    link = VoiceFaceLink.calibrate(model, config.link_strength, seed=config.seed)
+    jobs = []
+    for i, (name, gender) in enumerate(zip(names, genders)):
+        irng = np.random.default_rng([config.seed, 1, i])
+        shape = sample_shape(model, irng, str(gender))
+        voice = link.voice_for_face(model, model.reconstruct(shape), str(gender), irng)
+        jobs.append(_IdentityJob(i, f"id{i:05d}", name, str(gender), shape, voice))
+    return jobs
+
+
+_worker: dict = {}
+
+
+def _init_worker(model: MorphableModel, config: SynthConfig, out: Path) -> None:
+    _worker.update(model=model, config=config, root=out)
+
+
+def _run_identity(job: _IdentityJob) -> None:
+    """Synthesise one identity's utterances and face images; write them and a completion marker."""
+    model: MorphableModel = _worker["model"]
+    config: SynthConfig = _worker["config"]
+    root: Path = _worker["root"]
+    rng = np.random.default_rng([config.seed, 2, job.index])
+    utterances = []
+    for u in range(config.utterances):
+        conditions = sample_conditions(rng, duration_s=config.duration_s)
+        wave = synthesize(job.voice, conditions, sr=SAMPLE_RATE)
+        rel = f"audio/{job.identity}/{job.identity}_u{u:02d}.wav"
+        save_wav(root / rel, wave, SAMPLE_RATE)
+        utterances.append({"utterance": f"{job.identity}_u{u:02d}", "identity": job.identity,
+                           "audio": rel, "duration_s": round(len(wave) / SAMPLE_RATE, 4)})
+    faces = []
+    for k in range(config.images):
+        appearance = sample_appearance(rng, model.n_expression)
+        face_id = f"{job.identity}_f{k:02d}"
+        row = {"face": face_id, "identity": job.identity}
+        for size in IMAGE_SIZES:
+            image, _ = render_face_image(model, job.shape, appearance, size)
+            rel = f"faces/{job.identity}/{face_id}_{size}.png"
+            _save_png(root / rel, image)
+            row[f"image_{size}"] = rel
+        row["expression"] = np.asarray(appearance.expression, dtype=np.float32).tolist()
+        row["pose"] = [float(appearance.yaw), float(appearance.pitch), float(appearance.roll)]
+        faces.append(row)
+    atomic.write_json(root / "audio" / job.identity / ".done.json",
+                      {"utterances": utterances, "faces": faces})
+
+
+def _save_png(path: Path, image: np.ndarray) -> None:
+    from ..face3d.render import save_png
+
+    save_png(path, image)
+
+
+def _write_tables(out: Path, model: MorphableModel, config: SynthConfig, jobs: list[_IdentityJob]) -> None:
+    utterances, faces = [], []
+    for job in jobs:
+        done = json.loads((out / "audio" / job.identity / ".done.json").read_text())
+        utterances += done["utterances"]
+        faces += done["faces"]
+    identities = [{"identity": j.identity, "name": j.name, "gender": j.gender,
+                   "split": split_for_name(j.name)} for j in jobs]
+    write_csv(out / "identities.csv", IDENTITY_COLUMNS, identities)
+    write_csv(out / "utterances.csv", UTTERANCE_COLUMNS, utterances)
+    write_csv(out / "faces.csv", FACE_COLUMNS, faces)
+    write_csv(out / "voice_params.csv", ("identity", *FIELD_NAMES),
+              [{"identity": j.identity, **dict(zip(FIELD_NAMES, j.voice.to_vector()))} for j in jobs])
+    e = model.n_expression
+    atomic.write_npz(out / "identity_params.npz",
+                     identity=np.array([j.identity for j in jobs]),
+                     shape=np.stack([j.shape for j in jobs]).astype(np.float32),
+                     expression=np.zeros((len(jobs), e), np.float32),
+                     has_reference=np.ones(len(jobs), bool))
+    shape_of = {j.identity: j.shape for j in jobs}
+    atomic.write_npz(out / "face_params.npz",
+                     face=np.array([f["face"] for f in faces]),
+                     shape=np.stack([shape_of[f["identity"]] for f in faces]).astype(np.float32),
+                     expression=np.array([f["expression"] for f in faces], np.float32).reshape(len(faces), e),
+                     pose=np.array([f["pose"] for f in faces], np.float32))
+    atomic.write_bytes(out / "model.npz", model.to_npz_bytes())
+    manifest = {
+        "format": FORMAT_NAME, "version": FORMAT_VERSION, "name": config.name, "synthetic": True,
+        "created_by": f"voxface {__version__}",
+        "morphable_model": {"spec": config.model, "name": model.name, "file": "model.npz",
+                            "n_vertices": model.n_vertices, "n_shape": model.n_shape,
+                            "n_expression": model.n_expression, "units": model.units},
+        "sample_rate": SAMPLE_RATE, "image_sizes": list(IMAGE_SIZES),
+        "link_strength": config.link_strength,
+        "generator": config.identity_key(),
+        "counts": {"identities": len(identities), "utterances": len(utterances), "faces": len(faces)},
+    }
+    atomic.write_json(out / "manifest.json", manifest)

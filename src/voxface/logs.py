@@ -1,0 +1,33 @@
+"""Logging set-up for the command line: a console handler, and optionally a log file inside a run folder."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def setup_logging(verbose: bool = False, log_file: str | Path | None = None) -> None:
+    """Log INFO (DEBUG with ``verbose``) to stderr, and everything to ``log_file`` when given."""
+    root = logging.getLogger()
+    root.setLevel(logging.DEBUG)
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    console = logging.StreamHandler()
+    console.setLevel(logging.DEBUG if verbose else logging.INFO)
+    console.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    root.addHandler(console)
+    if log_file is not None:
+        add_log_file(log_file)
+    for noisy in ("matplotlib", "PIL", "numba", "trimesh", "OpenGL", "pyrender"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def add_log_file(path: str | Path) -> None:
+    """Also append every log record to ``path`` (created with its folder)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path)
+    handler.setLevel(logging.DEBUG)
+    handler.setFormatter(logging.Formatter(FORMAT))
+    logging.getLogger().addHandler(handler)
