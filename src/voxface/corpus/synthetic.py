@@ -61,7 +61,9 @@ class SynthConfig:
 
 
 @dataclass(frozen=True)
-class _IdentityJob:
+class PlannedIdentity:
+    """One identity's ground truth, fixed before any audio or image is made."""
+
     index: int
     identity: str
     name: str
@@ -79,7 +81,7 @@ def generate_corpus(out: str | Path, config: SynthConfig, progress: bool = True)
     _check_target(out, config)
     start = time.perf_counter()
     model = load_morphable_model(config.model)
-    jobs = _plan_identities(model, config)
+    jobs = plan_identities(model, config)
     atomic.write_json(out / "generator.json", config.identity_key())
 
     pending = [j for j in jobs if not (out / "audio" / j.identity / ".done.json").is_file()]
@@ -120,7 +122,7 @@ def _check_target(out: Path, config: SynthConfig) -> None:
                            "choose an empty or new --out folder")
 
 
-def _plan_identities(model: MorphableModel, config: SynthConfig) -> list[_IdentityJob]:
+def plan_identities(model: MorphableModel, config: SynthConfig) -> list[PlannedIdentity]:
     """Names, genders, shapes and linked voices of all identities (cheap; done in the parent)."""
     if config.identities < 2 or config.utterances < 1 or config.images < 1:
         raise VoxfaceError("a synthetic corpus needs at least 2 identities, 1 utterance and 1 image each")
@@ -133,7 +135,7 @@ def _plan_identities(model: MorphableModel, config: SynthConfig) -> list[_Identi
         irng = np.random.default_rng([config.seed, 1, i])
         shape = sample_shape(model, irng, str(gender))
         voice = link.voice_for_face(model, model.reconstruct(shape), str(gender), irng)
-        jobs.append(_IdentityJob(i, f"id{i:05d}", name, str(gender), shape, voice))
+        jobs.append(PlannedIdentity(i, f"id{i:05d}", name, str(gender), shape, voice))
     return jobs
 
 
@@ -144,7 +146,7 @@ def _init_worker(model: MorphableModel, config: SynthConfig, out: Path) -> None:
     _worker.update(model=model, config=config, root=out)
 
 
-def _run_identity(job: _IdentityJob) -> None:
+def _run_identity(job: PlannedIdentity) -> None:
     """Synthesise one identity's utterances and face images; write them and a completion marker."""
     model: MorphableModel = _worker["model"]
     config: SynthConfig = _worker["config"]
@@ -181,7 +183,7 @@ def _save_png(path: Path, image: np.ndarray) -> None:
     save_png(path, image)
 
 
-def _write_tables(out: Path, model: MorphableModel, config: SynthConfig, jobs: list[_IdentityJob]) -> None:
+def _write_tables(out: Path, model: MorphableModel, config: SynthConfig, jobs: list[PlannedIdentity]) -> None:
     utterances, faces = [], []
     for job in jobs:
         done = json.loads((out / "audio" / job.identity / ".done.json").read_text())

@@ -172,10 +172,10 @@ class MorphableModel:
         keep_expr = self.expression_basis is not None and n_expression > 0
         return _replace(
             self,
-            shape_basis=self.shape_basis[:, :n_shape],
+            shape_basis=np.ascontiguousarray(self.shape_basis[:, :n_shape]),
             shape_std=self.shape_std[:n_shape],
             gender_offset=None if self.gender_offset is None else self.gender_offset[:n_shape],
-            expression_basis=self.expression_basis[:, :n_expression] if keep_expr else None,
+            expression_basis=np.ascontiguousarray(self.expression_basis[:, :n_expression]) if keep_expr else None,
             expression_std=self.expression_std[:n_expression] if keep_expr else None,
         )
 

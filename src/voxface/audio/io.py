@@ -1,0 +1,136 @@
+"""Reading any audio file as mono float32 at one sample rate, and writing 16-bit WAV.
+
+WAV, FLAC, OGG (Vorbis/Opus) and MP3 are decoded by libsndfile (through ``soundfile``; the
+libsndfile 1.2 in the wheel reads and writes MP3). Anything libsndfile cannot open (M4A/AAC,
+MP4, WMA, WebM, ...) is decoded by an ``ffmpeg`` subprocess into a temporary float WAV, so every
+format then goes through the same down-mix (mean of the channels) and resampler (soxr, "HQ").
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from ..atomic import atomic_path
+from ..errors import VoxfaceError
+
+logger = logging.getLogger(__name__)
+
+FFMPEG_ONLY_SUFFIXES = frozenset({".m4a", ".aac", ".mp4", ".m4b", ".wma", ".webm", ".mkv", ".mov", ".amr", ".3gp"})
+"""Containers libsndfile never reads; without ffmpeg the error says to install it."""
+
+
+def load_audio(path: str | os.PathLike, sr: int = 16000) -> np.ndarray:
+    """Decode an audio file to mono float32 samples at ``sr`` Hz.
+
+    Args:
+        path: any file libsndfile or ffmpeg can decode.
+        sr: output sample rate in Hz.
+
+    Returns:
+        (N,) float32 in [-1, 1]: the mean of the channels, resampled to ``sr``.
+
+    Raises:
+        VoxfaceError: naming ``path``, if it is missing, a folder, empty, undecodable (corrupt, or a
+            format that needs ffmpeg while ffmpeg is not installed) or holds NaN/infinite samples.
+    """
+    if sr <= 0:
+        raise ValueError(f"sample rate must be positive, got {sr}")
+    path = Path(path)
+    if not path.exists():
+        raise VoxfaceError(f"audio file not found: {path} (check the path)")
+    if path.is_dir():
+        raise VoxfaceError(f"{path} is a folder, not an audio file (give the path of one recording)")
+    if path.stat().st_size == 0:
+        raise VoxfaceError(f"audio file {path} is empty (0 bytes); record or export it again")
+    samples, native_sr = _decode(path)
+    wave = as_mono(samples, source=f"audio file {path}")
+    if native_sr != sr:
+        wave = soxr.resample(wave, native_sr, sr, quality="HQ").astype(np.float32, copy=False)
+    return np.clip(wave, -1.0, 1.0)
+
+
+def as_mono(samples: np.ndarray, source: str = "waveform") -> np.ndarray:
+    """Check decoded samples and average their channels.
+
+    Args:
+        samples: (N,) or (N, C) samples, channels last. Floats are taken as full scale = 1;
+            integers are scaled by their type's range (int16 by 1/32768).
+        source: how error messages name the input (``"audio file x.wav"``).
+
+    Returns:
+        (N,) float32 mono samples (not resampled, not clipped).
+
+    Raises:
+        VoxfaceError: naming ``source``, if there are no samples or some are NaN or infinite.
+    """
+    samples = np.asarray(samples)
+    if samples.ndim not in (1, 2):
+        raise VoxfaceError(f"{source} has shape {samples.shape}; expected (samples,) or (samples, channels)")
+    if np.issubdtype(samples.dtype, np.integer):
+        samples = samples.astype(np.float32) / np.float32(-np.iinfo(samples.dtype).min)
+    samples = samples.astype(np.float32, copy=False)
+    if samples.size == 0:
+        raise VoxfaceError(f"{source} contains no samples; record or export it again")
+    if not np.isfinite(samples).all():
+        raise VoxfaceError(f"{source} contains NaN or infinite samples; re-export it as 16-bit PCM WAV")
+    return samples.mean(axis=1, dtype=np.float32) if samples.ndim == 2 else samples
+
+
+def save_wav(path: str | os.PathLike, wave: np.ndarray, sr: int) -> None:
+    """Write a mono or (N, C) waveform as 16-bit PCM WAV, atomically.
+
+    Args:
+        path: destination; its folder is created.
+        wave: (N,) or (N, C) float samples in [-1, 1]; values beyond are clipped.
+        sr: sample rate in Hz.
+    """
+    wave = np.clip(np.asarray(wave, dtype=np.float32), -1.0, 1.0)
+    with atomic_path(path) as tmp:
+        sf.write(tmp, wave, sr, subtype="PCM_16", format="WAV")
+
+
+def _decode(path: Path) -> tuple[np.ndarray, int]:
+    """(N, C) float32 samples and the native sample rate, by libsndfile, else by ffmpeg."""
+    try:
+        samples, native_sr = sf.read(path, dtype="float32", always_2d=True)
+        return samples, native_sr
+    except sf.SoundFileError as err:
+        libsndfile_error = str(err)
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        if path.suffix.lower() in FFMPEG_ONLY_SUFFIXES:
+            raise VoxfaceError(
+                f"cannot read audio file {path}: {path.suffix} files need ffmpeg, which is not installed "
+                "(install it, e.g. `apt-get install ffmpeg` or `conda install ffmpeg`, or convert the file to WAV)"
+            )
+        raise VoxfaceError(
+            f"cannot read audio file {path}: it is corrupt or not an audio format libsndfile knows "
+            f"({libsndfile_error}); convert it to WAV or FLAC, or install ffmpeg to read more formats"
+        )
+    logger.debug("libsndfile could not open %s (%s); decoding with ffmpeg", path, libsndfile_error)
+    return _decode_with_ffmpeg(ffmpeg, path)
+
+
+def _decode_with_ffmpeg(ffmpeg: str, path: Path) -> tuple[np.ndarray, int]:
+    """Decode every channel at the native rate into a temporary float WAV and read it back."""
+    with tempfile.TemporaryDirectory(prefix="voxface-ffmpeg-") as tmp_dir:
+        decoded = Path(tmp_dir) / "decoded.wav"
+        command = [ffmpeg, "-nostdin", "-v", "error", "-i", str(path), "-vn", "-c:a", "pcm_f32le", "-f", "wav", str(decoded)]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0 or not decoded.is_file():
+            reason = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else f"exit status {result.returncode}"
+            raise VoxfaceError(
+                f"cannot decode audio file {path}: it is corrupt or not audio (ffmpeg: {reason}); "
+                "check the file or export it again as WAV"
+            )
+        samples, native_sr = sf.read(decoded, dtype="float32", always_2d=True)
+    return samples, native_sr
