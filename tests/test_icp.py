@@ -96,8 +96,8 @@ def test_icp_refines_an_alignment_that_correspondences_get_wrong():
     pred, _ = bumpy_height_field(n=40, shift_x=0.02)
     correspondence_only = point_to_plane_rmse(pred, ref, triangles, scale=1.0, max_iterations=0)
     refined = point_to_plane_rmse(pred, ref, triangles, scale=1.0)
-    assert correspondence_only["holistic"] > 5e-3
-    assert refined["holistic"] < 0.1 * correspondence_only["holistic"]
+    assert correspondence_only["holistic"] > 2e-3
+    assert refined["holistic"] < 0.05 * correspondence_only["holistic"]
 
 
 def test_region_rmse_isolates_a_local_perturbation():
@@ -119,7 +119,7 @@ def test_region_rmse_isolates_a_local_perturbation():
 
     separate = point_to_plane_rmse(pred, ref, triangles, regions, scale=1.0, region_registration="per_region")
     assert separate["bottom"] < 1e-6 and separate["side"] < 1e-6
-    assert 0 < separate["cap"] < d  # registered alone, the cap slides part of the way back
+    assert 0 < separate["cap"] < 0.5 * result["cap"]  # registered alone, the cap moves towards the surface
 
 
 def test_batch_matches_single_pairs_and_broadcasts_one_reference():
@@ -157,5 +157,5 @@ def test_the_bfm_mean_face_moved_rigidly_has_zero_rmse():
     ref = (np.load(bfm / "u_shp.npy") + np.load(bfm / "u_exp.npy")).reshape(-1, 3).astype(np.float64)
     triangles = loadmat(bfm / "tri_53215.mat")["tri"].T.astype(np.int64) - 1
     pred = RIGID.apply(ref) + 1e4 * SHIFT
-    result = point_to_plane_rmse(pred, ref, triangles, max_iterations=5)
+    result = point_to_plane_rmse(pred, ref, triangles)
     assert result["holistic"] < 1e-6 * np.linalg.norm(ref[2217] - ref[14607])

@@ -3,7 +3,7 @@
 Each identity's neutral face yields a few *geometry descriptors* (log-ratios of anthropometric
 distances, and overall size). Some voice-production parameters are then drawn as
 
-    value = prior_mean[g] + prior_sd[g] * (sqrt(s) * geometry_score + sqrt(1 - s) * noise)
+    value = clip(prior_mean[g] + prior_sd[g] * (sqrt(s) * geometry_score + sqrt(1 - s) * noise))
 
 where ``g`` is the gender, ``s`` is ``link_strength`` in [0, 1], ``geometry_score`` is a fixed
 linear combination of descriptors standardised to zero mean and unit variance within the gender,
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..audio.synth import VOICE_PRIOR, VoiceParams, sample_voice_params
+from ..audio.synth import FIELD_NAMES, VoiceParams, voice_params_from_z
 from ..errors import VoxfaceError
 from ..face3d import MorphableModel
 
@@ -114,14 +114,18 @@ class VoiceFaceLink:
 
     def voice_for_face(self, model: MorphableModel, vertices: np.ndarray, gender: str,
                        rng: np.random.Generator) -> VoiceParams:
-        """Voice parameters of a speaker with this neutral face (V, 3) and gender ("m" | "f")."""
-        base = sample_voice_params(rng, gender)  # nuisance parameters stay as drawn from the prior
+        """Voice parameters of a speaker with this neutral face (V, 3) and gender ("m" | "f").
+
+        Every field starts as a standard score drawn from the prior (nuisance); each linked field's
+        score is replaced by ``sqrt(s) * geometry_score + sqrt(1 - s) * noise``. The prior's gender
+        mean and SD turn scores into values (clipped to plausible bounds by the synthesiser).
+        """
+        z = rng.standard_normal(len(FIELD_NAMES))
         s = self.link_strength
-        values = {}
         for param, score in self.geometry_scores(model, vertices, gender).items():
-            mean, sd = VOICE_PRIOR[gender][param]
-            values[param] = mean + sd * (np.sqrt(s) * score + np.sqrt(1.0 - s) * rng.standard_normal())
-        return base.replace(**values)
+            k = FIELD_NAMES.index(param)
+            z[k] = np.sqrt(s) * score + np.sqrt(1.0 - s) * z[k]
+        return voice_params_from_z(z, gender)
 
 
 def _raw_scores(standardised: np.ndarray, weights: dict[str, float]) -> np.ndarray:

@@ -12,7 +12,9 @@ The paper publishes no code for this metric; the choices made here are:
    reference vertex; RMSE over all vertices ("holistic") and over each region's vertices.
 
 Regions are either scored after the holistic registration (default) or registered on their own
-(``region_registration="per_region"``, the "part registration" reading of Table S-4).
+(``region_registration="per_region"``, the "part registration" reading of Table S-4: Kabsch on
+the region's correspondences, then ICP of the region's vertices against the whole reference, so a
+region cannot slide off the edge of a cropped target).
 """
 
 from __future__ import annotations
@@ -85,7 +87,8 @@ def point_to_plane_rmse(
         max_correspondence_distance: ICP ignores pairs farther apart than this (reference units);
             None uses ``0.1 x`` the reference's RMS radius. The final RMSE counts every vertex.
         region_registration: ``"holistic"`` scores each region after the whole-mesh registration;
-            ``"per_region"`` registers each region's vertices to the reference's same region alone.
+            ``"per_region"`` registers each region's vertices on their own (Kabsch on the
+            region's correspondences, ICP against the whole reference surface).
 
     Returns:
         {"holistic": rmse, "<region>": rmse, ...}, float, in the reference's units.
@@ -101,18 +104,18 @@ def point_to_plane_rmse(
     if max_correspondence_distance is None:
         max_correspondence_distance = DEFAULT_MAX_CORRESPONDENCE_FRACTION * _rms_radius(ref)
     scaled = _scale_about_centroid(pred, _rms_radius(ref) / _rms_radius(pred) if scale is None else scale)
+    ref_tree = cKDTree(ref)
 
-    def register_and_score(source: np.ndarray, target: np.ndarray, normals: np.ndarray) -> np.ndarray:
-        aligned = _align(source, target, normals, max_iterations, max_correspondence_distance)
-        return _point_to_plane_residuals(aligned, target, normals)
+    def register_and_score(index: np.ndarray | slice) -> np.ndarray:
+        aligned = _align(scaled[index], ref[index], ref, ref_normals, max_iterations,
+                         max_correspondence_distance)
+        return _point_to_plane_residuals(aligned, ref_tree, ref, ref_normals)
 
-    residuals = register_and_score(scaled, ref, ref_normals)
+    residuals = register_and_score(slice(None))
     result = {HOLISTIC: _rms(residuals)}
     for name, index in regions.items():
-        if region_registration == HOLISTIC:
-            result[name] = _rms(residuals[index])
-        else:
-            result[name] = _rms(register_and_score(scaled[index], ref, ref_normals))
+        registered_alone = region_registration == "per_region"
+        result[name] = _rms(register_and_score(index) if registered_alone else residuals[index])
     return result
 
 
@@ -147,11 +150,15 @@ def batch_point_to_plane_rmse(
 
 # ------------------------------------------------------------------------------------ steps
 def _align(
-    source: np.ndarray, target: np.ndarray, target_normals: np.ndarray,
+    source: np.ndarray, correspondents: np.ndarray, target: np.ndarray, target_normals: np.ndarray,
     max_iterations: int, max_correspondence_distance: float,
 ) -> np.ndarray:
-    """(n, 3) source -> (n, 3) source after Kabsch on correspondences, then point-to-plane ICP."""
-    rotation, translation = kabsch(source, target)
+    """Rigidly register (n, 3) source points to a target surface; returns the moved (n, 3) points.
+
+    Kabsch on the known correspondences ``source[k] ~ correspondents[k]`` first, then
+    point-to-plane ICP against all (M, 3) target points with their (M, 3) unit normals.
+    """
+    rotation, translation = kabsch(source, correspondents)
     aligned = source @ rotation.T + translation
     if max_iterations == 0:
         return aligned
@@ -171,9 +178,11 @@ def _align(
     return aligned @ transform[:3, :3].T + transform[:3, 3]
 
 
-def _point_to_plane_residuals(points: np.ndarray, target: np.ndarray, normals: np.ndarray) -> np.ndarray:
+def _point_to_plane_residuals(
+    points: np.ndarray, target_tree: cKDTree, target: np.ndarray, normals: np.ndarray
+) -> np.ndarray:
     """(n, 3) points -> (n,) signed distance to the tangent plane of each one's nearest target vertex."""
-    _, nearest = cKDTree(target).query(points)
+    _, nearest = target_tree.query(points)
     return np.einsum("ij,ij->i", points - target[nearest], normals[nearest])
 
 
