@@ -24,6 +24,7 @@ import math
 from dataclasses import astuple, dataclass, fields
 from typing import Mapping
 
+import numba
 import numpy as np
 from scipy.fft import next_fast_len
 from scipy.signal import sosfilt
@@ -615,12 +616,29 @@ def _resonator_sos(freq_hz: np.ndarray, bandwidth_hz: np.ndarray, sr: int) -> np
 
 
 def _vocal_tract(excitation: np.ndarray, sections: np.ndarray, hop: int) -> np.ndarray:
-    """Filter ``excitation`` (N,) through time-varying sections (n_frames, S, 6), state carried over."""
-    out = np.empty_like(excitation)
-    state = np.zeros((sections.shape[1], 2))
-    for frame in range(-(-excitation.shape[0] // hop)):
-        seg = slice(frame * hop, (frame + 1) * hop)
-        out[seg], state = sosfilt(sections[frame], excitation[seg], zi=state)
+    """Filter ``excitation`` (N,) through time-varying sections (n_frames, S, 6), state carried over.
+
+    Frame ``f`` (samples ``f * hop`` to ``(f + 1) * hop``) uses ``sections[f]``; each section is a
+    transposed direct-form-II biquad ``[b0, b1, b2, 1, a1, a2]``. Returns (N,) float64.
+    """
+    return _time_varying_cascade(np.ascontiguousarray(excitation, np.float64), np.ascontiguousarray(sections), hop)
+
+
+@numba.njit(cache=True, nogil=True)
+def _time_varying_cascade(x: np.ndarray, sections: np.ndarray, hop: int) -> np.ndarray:  # pragma: no cover
+    n_sections = sections.shape[1]
+    state1 = np.zeros(n_sections)
+    state2 = np.zeros(n_sections)
+    out = np.empty_like(x)
+    for i in range(x.shape[0]):
+        coeffs = sections[i // hop]
+        value = x[i]
+        for s in range(n_sections):
+            y = coeffs[s, 0] * value + state1[s]
+            state1[s] = coeffs[s, 1] * value - coeffs[s, 4] * y + state2[s]
+            state2[s] = coeffs[s, 2] * value - coeffs[s, 5] * y
+            value = y
+        out[i] = value
     return out
 
 

@@ -34,7 +34,7 @@ FRONT_CELL = 0.03
 FRONT_DEPTH = 0.10
 """Depth by which a vertex may lie behind the front-most vertex of its cell, fraction of that distance."""
 
-FEATURE_MARGIN = {"right_eye": 0.08, "left_eye": 0.08, "nose": 0.06, "mouth": 0.06}
+FEATURE_MARGIN = {"right_eye": 0.08, "left_eye": 0.08, "nose": 0.10, "mouth": 0.06}
 """How far outside its landmark polygon a feature region reaches, fraction of that distance."""
 
 FEATURE_LANDMARKS = {

@@ -1,0 +1,1 @@
+"""End-to-end experiment flows behind the CLI commands: data -> training -> evaluation -> report."""

@@ -1,0 +1,84 @@
+"""``voxface train speaker``: pre-train the CMP voice encoder as a speaker classifier, then freeze it."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from .. import atomic
+from ..corpus.datasets import SpeakerCrops
+from ..corpus.validate import check_corpus
+from ..errors import VoxfaceError
+from ..models.voice_encoders import CMPVoiceEncoder
+from ..train.runs import make_trainer, open_run, resume_checkpoint
+from ..train.speaker import SpeakerPretraining
+from .data import held_out_mask, utterance_set
+
+log = logging.getLogger(__name__)
+
+ENCODER_FILE = "encoder.pt"
+
+
+@dataclass
+class SpeakerConfig:
+    """Speaker pre-training settings (configs/speaker_fast.yaml, configs/speaker_paper.yaml)."""
+
+    corpus: str = "data/synthetic"
+    max_steps: int = 300
+    batch_size: int = 32
+    lr: float = 1e-3
+    embed_dim: int = 64
+    held_out_per_identity: int = 1
+    val_every: int = 100
+    seed: int = 0
+    workers: int = 2
+
+
+def train_speaker_encoder(config: SpeakerConfig, run_dir: str | Path, progress: bool = True) -> dict:
+    """Train on the corpus's training identities; save ``encoder.pt``; return validation metrics."""
+    run = open_run(run_dir, config, "speaker")
+    L.seed_everything(config.seed, workers=True)
+    corpus = check_corpus(config.corpus)
+    data = utterance_set(corpus, corpus.identity_ids("train"), "cmp_logmel", config.workers, progress=progress)
+    held_out = held_out_mask(data.identity_index, config.held_out_per_identity)
+    train, val = data.subset(~held_out), data.subset(held_out)
+    if not len(val.features):
+        raise VoxfaceError(f"corpus {config.corpus} has too few utterances per identity to hold any out")
+    module = SpeakerPretraining(len(data.identity_ids), lr=config.lr, embed_dim=config.embed_dim)
+    loaders = (
+        DataLoader(SpeakerCrops(train.features, train.identity_index, config.batch_size * config.val_every,
+                                seed=config.seed), batch_size=config.batch_size, shuffle=False),
+        DataLoader(SpeakerCrops(val.features, val.identity_index, seed=config.seed + 1), batch_size=64),
+    )
+    trainer = make_trainer(run, config.max_steps, config.val_every, progress)
+    trainer.fit(module, *loaders, ckpt_path=resume_checkpoint(run))
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+    save_encoder(run / ENCODER_FILE, module.encoder, len(data.identity_ids))
+    atomic.write_json(run / "metrics.json", {"held_out_utterances": len(val.features), **metrics})
+    log.info("speaker encoder: %s", metrics)
+    return metrics
+
+
+def save_encoder(path: Path, encoder: CMPVoiceEncoder, n_speakers: int) -> None:
+    with atomic.atomic_path(path) as tmp:
+        torch.save({"format": "voxface-cmp-voice-encoder", "embed_dim": encoder.embed_dim,
+                    "n_speakers": n_speakers, "state_dict": encoder.state_dict()}, tmp)
+
+
+def load_encoder(run_or_file: str | Path) -> CMPVoiceEncoder:
+    """The frozen, eval-mode encoder saved by a speaker run (its folder or its encoder.pt)."""
+    path = Path(run_or_file)
+    path = path / ENCODER_FILE if path.is_dir() else path
+    if not path.is_file():
+        raise VoxfaceError(f"no pre-trained voice encoder at {path}; run `voxface train speaker` first")
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    if saved.get("format") != "voxface-cmp-voice-encoder":
+        raise VoxfaceError(f"{path} is not a voxface voice-encoder file")
+    encoder = CMPVoiceEncoder(embed_dim=saved["embed_dim"])
+    encoder.load_state_dict(saved["state_dict"])
+    return encoder.eval().requires_grad_(False)

@@ -1,0 +1,116 @@
+"""``voxface train supervised``: CMP supervised, frozen voice encoder + 3DMM regressor, L2 + triplet."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from .. import atomic
+from ..corpus.datasets import CROP_FRAMES, MIN_FRAMES, Triplets, random_crop
+from ..corpus.validate import check_corpus
+from ..errors import VoxfaceError
+from ..inference import BACKBONES, VoiceTo3D
+from ..train.runs import make_trainer, open_run, resume_checkpoint
+from ..train.supervised import SupervisedCMP
+from .data import UtteranceSet, utterance_set
+from .speaker import load_encoder
+
+log = logging.getLogger(__name__)
+
+PREDICTOR_FILE = "predictor.pt"
+RESEMBLYZER_DIM = 256
+
+
+@dataclass
+class SupervisedConfig:
+    """Settings of the supervised method (configs/supervised_fast.yaml, configs/supervised_paper.yaml).
+
+    ``embedding_bank``: with a frozen CMP encoder, embed this many random crops (lengths in
+    [300, 800] frames) of each training utterance once and train the regressor on them; 0 runs the
+    encoder on fresh crops every step, exactly as the paper (slow on a CPU, identical in the limit).
+    """
+
+    corpus: str = "data/synthetic"
+    backbone: str = "cmp"
+    speaker_run: str | None = None
+    max_steps: int = 2000
+    batch_size: int = 64
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    triplet_margin: float = 1.0
+    triplet_weight: float = 1.0
+    dropout: float = 0.2
+    embedding_bank: int = 16
+    val_fraction: float = 0.1
+    val_every: int = 500
+    seed: int = 0
+    workers: int = 2
+
+
+def train_supervised(config: SupervisedConfig, run_dir: str | Path, progress: bool = True) -> VoiceTo3D:
+    """Train on the corpus's F–Z identities (a ``val_fraction`` of them held out); save ``predictor.pt``."""
+    if config.backbone not in BACKBONES:
+        raise VoxfaceError(f"unknown backbone {config.backbone!r}; choose one of {BACKBONES}")
+    if config.backbone == "cmp" and not config.speaker_run:
+        raise VoxfaceError("the cmp backbone needs speaker_run: the run folder of `voxface train speaker`")
+    run = open_run(run_dir, config, "supervised")
+    L.seed_everything(config.seed, workers=True)
+    corpus = check_corpus(config.corpus)
+    model = corpus.model
+    train_ids = corpus.identity_ids("train")
+    rng = np.random.default_rng(config.seed)
+    n_val = max(1, int(round(config.val_fraction * len(train_ids))))
+    val_ids = sorted(rng.choice(train_ids, n_val, replace=False).tolist())
+    fit_ids = [i for i in train_ids if i not in set(val_ids)]
+
+    kind = "cmp_logmel" if config.backbone == "cmp" else "resemblyzer"
+    encoder = load_encoder(config.speaker_run) if config.backbone == "cmp" else None
+    embed_dim = encoder.embed_dim if encoder is not None else RESEMBLYZER_DIM
+    sets = {name: utterance_set(corpus, ids, kind, config.workers, progress=progress)
+            for name, ids in (("fit", fit_ids), ("val", val_ids))}
+    targets = {name: corpus.reference_shapes(s.identity_ids) for name, s in sets.items()}
+    mean, std = targets["fit"].mean(0), targets["fit"].std(0)
+
+    bank = encoder is not None and config.embedding_bank > 0
+    datasets = {}
+    for name, s in sets.items():
+        if bank:
+            s = _embedding_bank(encoder, s, config.embedding_bank, config.seed)
+        crop = CROP_FRAMES if (encoder is not None and not bank) else None
+        items = config.batch_size * config.val_every if name == "fit" else 20 * config.batch_size
+        datasets[name] = Triplets(s.features, s.identity_index, targets[name], items, seed=config.seed, crop=crop)
+
+    module = SupervisedCMP(None if bank else encoder, embed_dim, model.n_shape, torch.from_numpy(mean),
+                           torch.from_numpy(std), lr=config.lr, betas=config.betas,
+                           triplet_margin=config.triplet_margin, triplet_weight=config.triplet_weight,
+                           dropout=config.dropout)
+    trainer = make_trainer(run, config.max_steps, config.val_every, progress)
+    trainer.fit(module, DataLoader(datasets["fit"], batch_size=config.batch_size),
+                DataLoader(datasets["val"], batch_size=config.batch_size), ckpt_path=resume_checkpoint(run))
+    predictor = VoiceTo3D(config.backbone, encoder, module.regressor.cpu(), model)
+    predictor.save(run / PREDICTOR_FILE)
+    atomic.write_json(run / "train_metrics.json",
+                      {k: float(v) for k, v in trainer.callback_metrics.items()})
+    return predictor
+
+
+def _embedding_bank(encoder, data: UtteranceSet, per_utterance: int, seed: int) -> UtteranceSet:
+    """Each utterance becomes ``per_utterance`` pseudo-utterances: embeddings (D,) of random crops.
+
+    The crops of one utterance share one random length in [300, 800] frames, as a CMP batch does.
+    """
+    rng = np.random.default_rng([seed, 17])
+    features, identity = [], []
+    with torch.no_grad():
+        for feats, ident in zip(data.features, data.identity_index):
+            length = int(rng.integers(MIN_FRAMES, CROP_FRAMES + 1))
+            crops = np.stack([random_crop(feats, length, rng).T for _ in range(per_utterance)])
+            features += list(encoder(torch.from_numpy(crops)).numpy())
+            identity += [ident] * per_utterance
+    return UtteranceSet(data.identity_ids, [], np.array(identity), features)

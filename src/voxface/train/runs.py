@@ -1,0 +1,92 @@
+"""Run folders and the Lightning Trainer every training command shares.
+
+A run folder holds ``config.yaml`` (the resolved settings), ``train.log``, ``logs/metrics.csv``,
+``tb/`` (TensorBoard), ``checkpoints/`` (``last.ckpt`` plus periodic ones) and, after evaluation,
+``metrics.json``. Running the same command on the same folder resumes from ``last.ckpt``; a folder
+made with other settings is refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+import lightning as L
+import torch
+import yaml
+from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+from .. import atomic
+from ..errors import VoxfaceError
+from ..logs import add_log_file
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE = "config.yaml"
+LAST_CHECKPOINT = "checkpoints/last.ckpt"
+
+
+def open_run(run_dir: str | Path, config, kind: str) -> Path:
+    """Create (or reopen, for resuming) a run folder for ``config`` (a dataclass) of ``kind``.
+
+    Raises VoxfaceError when the folder holds a run of another kind or with other settings.
+    """
+    run = Path(run_dir)
+    resolved = {"kind": kind, **_plain(dataclasses.asdict(config))}
+    path = run / CONFIG_FILE
+    if path.is_file():
+        existing = yaml.safe_load(path.read_text())
+        if existing != resolved:
+            changed = sorted(k for k in set(existing) | set(resolved) if existing.get(k) != resolved.get(k))
+            raise VoxfaceError(f"run folder {run} was made with other settings ({', '.join(changed)}); "
+                               "use another --run folder or delete this one")
+    else:
+        atomic.write_text(path, yaml.safe_dump(resolved, sort_keys=False))
+    add_log_file(run / "train.log")
+    return run
+
+
+def read_run_config(run_dir: str | Path) -> dict:
+    """The resolved config of a run folder; VoxfaceError when it is not one."""
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise VoxfaceError(f"{run_dir} is not a voxface run folder (no {CONFIG_FILE}); train one first")
+    return yaml.safe_load(path.read_text())
+
+
+def make_trainer(run: Path, max_steps: int, val_every: int, progress: bool = True,
+                 devices: int | str = "auto", strategy: str = "auto") -> L.Trainer:
+    """A Trainer writing into ``run``: CSV + TensorBoard logs, checkpoints every ``val_every`` steps.
+
+    Mixed precision (bf16/16) is used automatically when a CUDA GPU is present.
+    """
+    precision = ("bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed") if torch.cuda.is_available() else "32-true"
+    checkpoints = ModelCheckpoint(dirpath=run / "checkpoints", filename="step{step}", auto_insert_metric_name=False,
+                                  every_n_train_steps=val_every, save_last=True, save_top_k=-1)
+    callbacks = [checkpoints] + ([TQDMProgressBar(refresh_rate=10)] if progress else [])
+    return L.Trainer(
+        default_root_dir=run, max_steps=max_steps, val_check_interval=val_every, check_val_every_n_epoch=None,
+        logger=[CSVLogger(run, name="", version="logs"), TensorBoardLogger(run, name="", version="tb")],
+        callbacks=callbacks, enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,
+        log_every_n_steps=10, precision=precision, devices=devices, strategy=strategy,
+        limit_val_batches=20, deterministic=False)
+
+
+def resume_checkpoint(run: Path) -> str | None:
+    """``last.ckpt`` of the run when one exists (the run then resumes), else None."""
+    path = run / LAST_CHECKPOINT
+    if path.is_file():
+        log.info("resuming from %s", path)
+        return str(path)
+    return None
+
+
+def _plain(value):
+    """Tuples -> lists, recursively, so the YAML round trip compares equal."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
