@@ -59,6 +59,69 @@ def _cmd_model(args: argparse.Namespace) -> None:
         print(f"mean mesh and render written to {out}")
 
 
+def _cmd_train(args: argparse.Namespace) -> None:
+    from .config import build, load_yaml, parse_overrides
+
+    layers = [load_yaml(args.config) if args.config else {}, parse_overrides(args.set),
+              {"corpus": args.corpus}]
+    if args.method == "speaker":
+        from .experiments.speaker import SpeakerConfig, train_speaker_encoder
+
+        metrics = train_speaker_encoder(build(SpeakerConfig, *layers), args.run, progress=not args.quiet)
+        print(f"speaker encoder: {args.run}/encoder.pt  held-out accuracy {metrics.get('val/acc', float('nan')):.3f}")
+    else:
+        from .experiments.supervised import SupervisedConfig, train_supervised
+
+        train_supervised(build(SupervisedConfig, *layers, {"speaker_run": args.speaker_run}), args.run,
+                         progress=not args.quiet)
+        print(f"predictor: {args.run}/predictor.pt  (evaluate it with `voxface evaluate {args.run}`)")
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> None:
+    from .experiments.evaluate3d import evaluate_run
+
+    metrics = evaluate_run(args.run, args.corpus, per_identity=args.utterances, progress=not args.quiet)
+    _print_summary(metrics)
+    print(f"report: {Path(args.run) / 'report' / 'report.html'}")
+
+
+def _print_summary(metrics: dict) -> None:
+    for name, r in metrics["methods"].items():
+        print(f"  {name:18s} mean ARE {r['ARE']['mean']:.4f}  gain vs gender oracle "
+              f"{100 * r['gain_vs_gender_oracle']:+.1f}%  NME {r['NME']['cmp']:.4f}  RMSE {r['RMSE']['holistic']:.3f}")
+    c = metrics["coherence"]
+    print(f"  coherence: within-speaker {c['within_speaker_distance']:.3f} vs between-speaker "
+          f"{c['between_speaker_distance']:.3f} {metrics['units']}")
+
+
+def _cmd_predict(args: argparse.Namespace) -> None:
+    from .experiments.predict import predict_files
+    from .inference import VoiceTo3D
+
+    predictor = VoiceTo3D.load(args.checkpoint)
+    if args.model:
+        from .face3d.loading import load_morphable_model
+
+        predictor.check_model(load_morphable_model(args.model))
+    outcomes = predict_files(predictor, args.voices, args.out, args.format)
+    failed = [o for o in outcomes if o.error]
+    for o in outcomes:
+        print(f"{o.source}: " + (f"error: {o.error}" if o.error else ", ".join(o.outputs)))
+    if failed:
+        raise VoxfaceError(f"{len(failed)} of {len(outcomes)} file(s) failed (see above); the others were written")
+
+
+def _cmd_demo(args: argparse.Namespace) -> None:
+    from .experiments.demo import run_demo
+    from .logs import add_log_file
+
+    add_log_file(Path(args.out) / "demo.log")
+    metrics = run_demo(args.out, args.corpus, model=args.model, progress=not args.quiet)
+    _print_summary(metrics)
+    print(f"stage times (s): {metrics['demo_seconds']}")
+    print(f"report: {Path(args.out) / 'supervised' / 'report' / 'report.html'}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="voxface", description="What a voice says about a face.")
     parser.add_argument("--version", action="version", version=f"voxface {__version__}")
@@ -92,6 +155,45 @@ def build_parser() -> argparse.ArgumentParser:
                    "bfm-topology[:PATH] (default: %(default)s)")
     p.add_argument("--out", help="folder for <name>_mean.obj and <name>_mean.png")
     p.set_defaults(func=_cmd_model)
+
+    p = sub.add_parser("train", help="train a model: speaker (voice-encoder pre-training) or supervised (CMP)",
+                       description="Train into a run folder (config.yaml, logs, checkpoints). Rerunning the same "
+                                   "command on the same folder resumes from its last checkpoint.")
+    p.add_argument("method", choices=["speaker", "supervised"])
+    p.add_argument("--run", required=True, help="run folder")
+    p.add_argument("--config", help="YAML settings (configs/speaker_fast.yaml, configs/supervised_fast.yaml, ...)")
+    p.add_argument("--corpus", help="corpus folder (default data/synthetic)")
+    p.add_argument("--speaker-run", dest="speaker_run", help="supervised/cmp: the speaker run with encoder.pt")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any setting")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("evaluate", help="score a voice-to-3D run and the oracles on the test identities",
+                       description="Writes metrics.json and report/ (report.md, report.html, figures) into the run.")
+    p.add_argument("run", help="run folder of `voxface train supervised`")
+    p.add_argument("--corpus", help="corpus folder (default: the run's)")
+    p.add_argument("--utterances", type=int, default=3, help="utterances per test identity (default 3, as the paper)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("predict", help="predict 3D faces from audio files",
+                       description="For each audio file: a mesh, a PNG render and the parameters as JSON. A bad "
+                                   "file gets a one-line error; the others still run (exit status 2 if any failed).")
+    p.add_argument("voices", nargs="+", metavar="VOICE", help="audio files (wav, flac, ogg, mp3, m4a)")
+    p.add_argument("--checkpoint", required=True, help="a run folder or its predictor.pt")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--format", default="obj", choices=["obj", "ply", "glb"], help="mesh format (default obj)")
+    p.add_argument("--model", help="refuse the checkpoint unless it was trained for this morphable model spec")
+    p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("demo", help="the whole supervised pipeline on the embedded synthetic default",
+                       description="Generate the synthetic corpus, pre-train the voice encoder, train CMP "
+                                   "supervised, evaluate against the oracles and the ceiling, write the report.")
+    p.add_argument("--out", default="runs/demo", help="runs folder (default: %(default)s)")
+    p.add_argument("--corpus", default="data/synthetic", help="corpus folder (default: %(default)s)")
+    p.add_argument("--model", default="builtin", help="morphable model for a new corpus (builtin | sfm[:PATH])")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_demo)
     return parser
 
 

@@ -31,6 +31,8 @@ vectorised, including its quirks:
 
 from __future__ import annotations
 
+import functools
+
 import librosa
 import numpy as np
 import scipy.fft
@@ -69,6 +71,7 @@ def mel_to_hz(mel: np.ndarray | float) -> np.ndarray:
     return 700.0 * (10.0 ** (np.asarray(mel, dtype=np.float64) / 2595.0) - 1.0)
 
 
+@functools.lru_cache(maxsize=8)
 def mel_filterbank(
     n_filters: int = N_MELS, n_fft: int = N_FFT, sr: int = SAMPLE_RATE, fmin: float = F_MIN, fmax: float = F_MAX
 ) -> np.ndarray:
@@ -80,7 +83,8 @@ def mel_filterbank(
     weights sum to ``n_fft / sr`` (equal area).
 
     Returns:
-        (n_fft // 2 + 1, n_filters) float32; column k is filter k (ascending frequency).
+        (n_fft // 2 + 1, n_filters) float32, read-only (cached); column k is filter k (ascending
+        frequency).
 
     Raises:
         ValueError: if ``fmax`` exceeds Nyquist or some filter is narrower than two FFT bins.
@@ -98,7 +102,9 @@ def mel_filterbank(
     rising = (k - left) / (centre - left)
     falling = (right - k) / (right - centre)
     height = 2.0 / ((right - left) * bin_hz)
-    return (np.clip(np.minimum(rising, falling), 0.0, None) * height).astype(np.float32)
+    bank = (np.clip(np.minimum(rising, falling), 0.0, None) * height).astype(np.float32)
+    bank.flags.writeable = False
+    return bank
 
 
 def log_mel_energies(wave: np.ndarray) -> np.ndarray:

@@ -243,9 +243,9 @@ PHONES: dict[str, _Phone] = {
     "f": _Phone("fricative", (300.0, 1100.0, 2300.0), False, (5000.0, 6000.0, 0.10)),
     "v": _Phone("fricative", (300.0, 1100.0, 2300.0), True, (5000.0, 6000.0, 0.08)),
     "T": _Phone("fricative", (300.0, 1500.0, 2600.0), False, (5500.0, 6000.0, 0.08)),
-    "s": _Phone("fricative", (300.0, 1700.0, 2600.0), False, (5500.0, 2500.0, 0.35)),
-    "z": _Phone("fricative", (300.0, 1700.0, 2600.0), True, (5500.0, 2500.0, 0.25)),
-    "S": _Phone("fricative", (300.0, 1900.0, 2400.0), False, (2800.0, 1500.0, 0.30)),
+    "s": _Phone("fricative", (300.0, 1700.0, 2600.0), False, (5500.0, 2500.0, 0.25)),
+    "z": _Phone("fricative", (300.0, 1700.0, 2600.0), True, (5500.0, 2500.0, 0.18)),
+    "S": _Phone("fricative", (300.0, 1900.0, 2400.0), False, (2800.0, 1500.0, 0.25)),
     "h": _Phone("aspirate", None, False),
     # Plosives: loci plus the release burst band.
     "p": _Phone("plosive", _LABIAL, False, (1200.0, 2000.0, 0.25)),
@@ -258,9 +258,17 @@ PHONES: dict[str, _Phone] = {
 }
 """Phone symbol -> articulatory/acoustic targets (ASCII symbols; ``_`` is a pause)."""
 
-_VOWELS = tuple(s for s, p in PHONES.items() if p.kind == "vowel")
-_ONSETS = tuple(s for s, p in PHONES.items() if p.kind not in ("vowel", "pause") and s != "N")
-_CODAS = tuple(s for s, p in PHONES.items() if p.kind in ("nasal", "fricative", "plosive") and s != "h")
+# Relative frequencies in English speech, rounded (after Mines, Hanson & Shoup 1978); "V" stands in
+# for the unstressed schwa as well.
+_VOWEL_WEIGHTS = {"V": 12, "I": 10, "i": 8, "E": 7, "ae": 6, "a": 5, "u": 4, "O": 3, "3r": 3, "U": 2}
+_ONSET_WEIGHTS = {
+    "t": 10, "n": 8, "d": 7, "s": 7, "l": 6, "r": 6, "m": 6, "k": 6, "w": 4, "b": 4, "p": 4, "h": 4,
+    "f": 3, "z": 2, "v": 2, "g": 2, "j": 2, "S": 1.5, "T": 1,
+}
+_CODA_WEIGHTS = {
+    "n": 10, "t": 10, "s": 7, "d": 6, "z": 5, "k": 5, "m": 4, "N": 2, "p": 2, "v": 2, "f": 1.5,
+    "b": 1, "g": 1, "S": 1, "T": 1,
+}
 _CLUSTER_HEADS = ("p", "b", "t", "d", "k", "g", "f", "s")
 _DURATION_RANGE_S = {  # nominal phone durations at speaking rate 1.0
     "vowel": (0.07, 0.16),
@@ -368,19 +376,26 @@ def _sample_phone_sequence(rng: np.random.Generator, min_total_s: float) -> tupl
         word: list[str] = []
         for _ in range(int(rng.choice([1, 2, 3], p=[0.45, 0.40, 0.15]))):
             if rng.random() < 0.8:
-                onset = str(rng.choice(_ONSETS))
+                onset = _weighted_choice(rng, _ONSET_WEIGHTS)
                 word.append(onset)
                 if onset in _CLUSTER_HEADS and rng.random() < 0.2:
                     word.append(str(rng.choice(("r", "l", "w"))))
-            word.append(str(rng.choice(_VOWELS)))
+            word.append(_weighted_choice(rng, _VOWEL_WEIGHTS))
             if rng.random() < 0.4:
-                word.append(str(rng.choice(_CODAS)))
+                word.append(_weighted_choice(rng, _CODA_WEIGHTS))
         if rng.random() < 0.3:
             word.append("_")
         phones.extend(word)
         total += sum(_DURATION_RANGE_S[PHONES[p].kind][1] for p in word)
     durations = [float(rng.uniform(*_DURATION_RANGE_S[PHONES[p].kind])) for p in phones]
     return tuple(phones), tuple(durations)
+
+
+def _weighted_choice(rng: np.random.Generator, weights: Mapping[str, float]) -> str:
+    """One key of ``weights`` drawn with probability proportional to its value."""
+    keys = list(weights)
+    p = np.array([weights[k] for k in keys], dtype=np.float64)
+    return keys[int(rng.choice(len(keys), p=p / p.sum()))]
 
 
 # --------------------------------------------------------------------------------------------

@@ -273,7 +273,7 @@ def _read_mat(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
         raise VoxfaceError(
             f"{path} is a MATLAB v7.3 (HDF5) file, which voxface does not read; re-save it in MATLAB "
             "with save(..., '-v7') or in Octave with save -mat7-binary") from exc
-    except (ValueError, OSError) as exc:
+    except Exception as exc:  # scipy raises ValueError, IndexError, ... on a file that is not a .mat
         raise VoxfaceError(f"cannot read {path} as a MATLAB file: {exc}") from exc
     missing = [k for k in keys if k not in data]
     if missing:

@@ -1,0 +1,132 @@
+"""``voxface evaluate``: score a voice-to-3D run and the oracles on the test identities (A–E).
+
+Tables as in the CMP paper: Table 1 (ARE per ratio, mean, gain), S-2 (NME), S-3/S-4 (point-to-plane
+RMSE after ICP, holistic and per region), S-6 (oracles), and the coherence across utterances of
+Fig. 10. Every method is scored by the same code on the same identities.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import atomic
+from ..corpus.format import Corpus
+from ..corpus.validate import check_corpus
+from ..evaluate.geometry import absolute_ratio_error, coherence, gain, nme, within_between_distances
+from ..evaluate.headroom import corpus_identity_set
+from ..evaluate.icp import point_to_plane_rmse
+from ..evaluate.oracles import gender_oracle, mean_face_oracle, voice_parameter_ceiling
+from ..face3d import MorphableModel
+from ..inference import VoiceTo3D
+from ..train.runs import read_run_config
+from .data import utterance_set
+
+log = logging.getLogger(__name__)
+
+UTTERANCES_PER_IDENTITY = 3  # as in the paper's evaluation
+MEAN_FACE = "mean-face oracle"
+GENDER = "gender oracle"
+CEILING = "voice ceiling"
+
+
+def predict_test_meshes(predictor: VoiceTo3D, corpus: Corpus, test_ids: list[str], per_identity: int,
+                        progress: bool = True) -> np.ndarray:
+    """(N, U, V, 3) predictions from each test identity's first U utterances (identities need >= U)."""
+    kind = "cmp_logmel" if predictor.backbone == "cmp" else "resemblyzer"
+    data = utterance_set(corpus, test_ids, kind, per_identity=per_identity, progress=progress)
+    counts = np.bincount(data.identity_index, minlength=len(test_ids))
+    if counts.min() < per_identity:
+        short = [test_ids[i] for i in np.flatnonzero(counts < per_identity)][:5]
+        raise ValueError(f"test identities with fewer than {per_identity} utterances: {short}")
+    with torch.no_grad():
+        if predictor.backbone == "cmp":
+            embeddings = torch.cat([predictor.encoder(torch.from_numpy(f.T[None].copy())) for f in data.features])
+        else:
+            embeddings = torch.from_numpy(np.stack(data.features))
+    coefficients = predictor.coefficients_from_embeddings(embeddings)
+    return predictor.model.reconstruct(coefficients).reshape(len(test_ids), per_identity, -1, 3)
+
+
+def oracle_predictions(corpus: Corpus, test_ids: list[str]) -> dict[str, np.ndarray]:
+    """Name -> (N, 1, V, 3) meshes of the mean-face and gender oracles, and the voice ceiling
+    for synthetic corpora."""
+    model = corpus.model
+    train = corpus_identity_set(corpus, "train") if corpus.synthetic else None
+    train_ids = corpus.identity_ids("train")
+    train_shapes = corpus.reference_shapes(train_ids)
+    gender = {i.identity: i.gender for i in corpus.identities}
+    shapes = {
+        MEAN_FACE: mean_face_oracle(train_shapes, len(test_ids)),
+        GENDER: gender_oracle(train_shapes, [gender[i] for i in train_ids], [gender[i] for i in test_ids]),
+    }
+    if train is not None:
+        test = corpus_identity_set(corpus, "test")
+        shapes[CEILING] = voice_parameter_ceiling(train.voice, train.shapes, test.voice)
+    return {name: model.reconstruct(s)[:, None] for name, s in shapes.items()}
+
+
+def score(model: MorphableModel, predictions: np.ndarray, references: np.ndarray) -> dict:
+    """All metrics of (N, U, V, 3) predictions against (N, V, 3) references (model units for RMSE)."""
+    are = absolute_ratio_error(predictions, references, model.measurements).as_dict()
+    n, u = predictions.shape[:2]
+    flat_pred = predictions.reshape(n * u, -1, 3)
+    flat_ref = np.repeat(references, u, axis=0)
+    oicd = model.measurements["OICD"]
+    result = {"ARE": are,
+              "NME": {c: float(np.mean(nme(flat_pred, flat_ref, model.landmarks68, oicd, convention=c)))
+                      for c in ("cmp", "per_point")}}
+    scales = _oicd(flat_ref, oicd) / _oicd(flat_pred, oicd)
+    rmse = [point_to_plane_rmse(p, r, model.triangles, model.regions, scale=float(s))
+            for p, r, s in zip(flat_pred, flat_ref, scales)]
+    result["RMSE"] = {k: float(np.mean([r[k] for r in rmse])) for k in rmse[0]}
+    return result
+
+
+def evaluate_run(run_dir: str | Path, corpus_dir: str | None = None, per_identity: int = UTTERANCES_PER_IDENTITY,
+                 progress: bool = True, method_name: str = "CMP-supervised") -> dict:
+    """Score the run's predictor and the oracles; write ``metrics.json`` into the run folder."""
+    run = Path(run_dir)
+    start = time.perf_counter()
+    predictor = VoiceTo3D.load(run)
+    corpus = check_corpus(corpus_dir or read_run_config(run)["corpus"])
+    predictor.check_model(corpus.model)
+    model = corpus.model
+    test_ids = corpus.identity_ids("test")
+    references = model.reconstruct(corpus.reference_shapes(test_ids))
+    methods = {method_name: predict_test_meshes(predictor, corpus, test_ids, per_identity, progress)}
+    methods.update(oracle_predictions(corpus, test_ids))
+    results = {name: score(model, preds, references) for name, preds in methods.items()}
+    for name, r in results.items():
+        r["gain_vs_mean_face"] = gain(r["ARE"]["mean"], results[MEAN_FACE]["ARE"]["mean"])
+        r["gain_vs_gender_oracle"] = gain(r["ARE"]["mean"], results[GENDER]["ARE"]["mean"])
+    ours = methods[method_name]
+    within, between = within_between_distances(ours)
+    per_identity_coherence = np.array([coherence(p) for p in ours])
+    metrics = {
+        "run": str(run), "corpus": str(corpus.root), "synthetic": corpus.synthetic,
+        "link_strength": corpus.manifest.get("link_strength"),
+        "morphable_model": corpus.manifest["morphable_model"], "n_test_identities": len(test_ids),
+        "utterances_per_identity": per_identity, "method": method_name, "methods": results,
+        "coherence": {"mean": float(per_identity_coherence[:, 0].mean()),
+                      "std": float(per_identity_coherence[:, 1].mean()),
+                      "within_speaker_distance": within, "between_speaker_distance": between},
+        "units": model.units, "seconds": round(time.perf_counter() - start, 2),
+    }
+    if CEILING in results:
+        gap = results[MEAN_FACE]["ARE"]["mean"] - results[CEILING]["ARE"]["mean"]
+        closed = results[MEAN_FACE]["ARE"]["mean"] - results[method_name]["ARE"]["mean"]
+        metrics["share_of_ceiling_gap_recovered"] = float(closed / gap) if gap > 0 else None
+    atomic.write_json(run / "metrics.json", metrics)
+    from ..evaluate.report import write_report
+
+    write_report(run, metrics, model, test_ids, references, methods, corpus)
+    return metrics
+
+
+def _oicd(vertices: np.ndarray, pair: tuple[int, int]) -> np.ndarray:
+    return np.linalg.norm(vertices[..., pair[0], :] - vertices[..., pair[1], :], axis=-1)
