@@ -25,7 +25,8 @@ def small_mesh():
 @pytest.mark.parametrize("with_colors", [False, True])
 def test_round_trip_keeps_vertices_and_faces(tmp_path, suffix, with_colors):
     vertices, triangles, colors = small_mesh()
-    path = save_mesh(tmp_path / "sub" / f"face.{suffix}", vertices, triangles, colors if with_colors else None)
+    path = tmp_path / "sub" / f"face.{suffix}"
+    save_mesh(path, vertices, triangles, colors if with_colors else None)
     loaded_vertices, loaded_triangles = load_mesh(path)
     np.testing.assert_allclose(loaded_vertices, vertices, atol=1e-5)
     np.testing.assert_array_equal(loaded_triangles, triangles)

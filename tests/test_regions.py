@@ -104,9 +104,11 @@ def test_mirrored_landmarks_are_refused():
 def test_signed_distance_to_a_square_and_an_l_shape():
     square = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], float)
     points = np.array([[0.5, 0.5], [2, 0.5], [2, 2], [0.5, 0.9]])
-    assert signed_distance_to_polygon(points, square) == pytest.approx([-0.5, 1, np.sqrt(2), -0.1])
+    expected = [-0.5, 1, np.sqrt(2), -0.1]
+    assert signed_distance_to_polygon(points, square) == pytest.approx(expected)
     l_shape = np.array([[0, 0], [2, 0], [2, 1], [1, 1], [1, 2], [0, 2]], float)
-    assert signed_distance_to_polygon(np.array([[1.5, 1.5], [0.5, 1.5]]), l_shape) == pytest.approx([0.5, -0.5])
+    notch_and_arm = np.array([[1.5, 1.5], [0.5, 1.5]])
+    assert signed_distance_to_polygon(notch_and_arm, l_shape) == pytest.approx([0.5, -0.5])
 
 
 def test_front_surface_keeps_the_front_layer_only():

@@ -38,7 +38,7 @@ def _cmd_validate(args: argparse.Namespace) -> None:
     problems = find_problems(args.corpus, check_files=not args.skip_files)
     if problems:
         for p in problems:
-            print(f"- {p}")
+            print(f"- {p}", file=sys.stderr)
         raise VoxfaceError(f"corpus {args.corpus} is invalid: {len(problems)} problem(s) listed above")
     print(f"{args.corpus}: valid voxface corpus")
 

@@ -11,8 +11,9 @@ vectorised, including its quirks:
   the signal is its remaining samples repeated cyclically up to 400 (``np.resize``); a frame
   starting at the very end is all zeros. VAD output is a whole number of 20 ms frames, so N is a
   multiple of 160 and that last frame is always there: its only non-zero sample is the
-  pre-emphasis of its first sample. The released features show it as a strongly negative last
-  frame (−3 to −8 after CMVN in ``shared/data/cmp_features``).
+  pre-emphasised prior (a click, −0.97·0.08·previous sample). In the released features
+  (``shared/data/cmp_features``) the last frame of every utterance averages −2.7 to −8.1 after
+  CMVN and is the lowest value of 73–100% of the bins, as it is in ours (tested).
 - Pre-emphasis is applied per frame; the first sample of frame t uses as "previous sample" the last
   sample of frame t−1 (sample 160·t + 239 for overlapping frames), and 0 for the first frame.
   The release carried that prior over from the previous utterance it processed, which no
@@ -73,7 +74,11 @@ def mel_to_hz(mel: np.ndarray | float) -> np.ndarray:
 
 @functools.lru_cache(maxsize=8)
 def mel_filterbank(
-    n_filters: int = N_MELS, n_fft: int = N_FFT, sr: int = SAMPLE_RATE, fmin: float = F_MIN, fmax: float = F_MAX
+    n_filters: int = N_MELS,
+    n_fft: int = N_FFT,
+    sr: int = SAMPLE_RATE,
+    fmin: float = F_MIN,
+    fmax: float = F_MAX,
 ) -> np.ndarray:
     """Triangular mel filters as the Sphinx ``MFC`` front end builds them.
 
@@ -153,9 +158,9 @@ def mel_delta(wave: np.ndarray) -> np.ndarray:
     The log-mel spectrogram of the whole clip is computed once (librosa: n_fft 1024, Hann window,
     hop 512, centred frames with zero padding, 60 Slaney mel bands over 0–8 kHz, power in dB,
     10·log10(max(power, 1e-10)), no top-dB clipping and no normalisation), then cut into patches
-    of 41 frames = 512·(41−1) samples, one every 20 frames (50% overlap); patch w covers samples
-    [10240·w, 10240·w + 20480]. A trailing part shorter than a patch step is dropped. A clip
-    shorter than one patch (1.28 s) is first tiled (repeated from its start) to exactly one patch.
+    of 41 frames = 512·(41−1) samples, one every 20 frames (50% overlap): the frames of patch w are
+    centred on samples 10240·w + 512·k, k = 0..40. Samples after the last whole patch are dropped.
+    A clip shorter than one patch (1.28 s) is first tiled (repeated from its start) to one patch.
     The delta channel is ``librosa.feature.delta`` (width 9, "interp" edges) within each patch.
 
     Args:
@@ -195,7 +200,7 @@ def _sphinx_frames(samples: np.ndarray) -> np.ndarray:
 
 
 def _preemphasise_frames(frames: np.ndarray) -> np.ndarray:
-    """(T, L) → (T, L) float32: y[i] = x[i] − 0.97·x[i−1] within each frame; x[−1] = previous frame's last sample."""
+    """(T, L) → (T, L) float32: y[i] = x[i] − 0.97·x[i−1] in each frame, x[−1] = last of the frame before."""
     out = np.empty_like(frames)
     np.multiply(frames[:, :-1], -np.float32(PREEMPHASIS), out=out[:, 1:])
     out[:, 1:] += frames[:, 1:]

@@ -24,7 +24,9 @@ from ..errors import VoxfaceError
 
 logger = logging.getLogger(__name__)
 
-FFMPEG_ONLY_SUFFIXES = frozenset({".m4a", ".aac", ".mp4", ".m4b", ".wma", ".webm", ".mkv", ".mov", ".amr", ".3gp"})
+FFMPEG_ONLY_SUFFIXES = frozenset(
+    {".m4a", ".aac", ".mp4", ".m4b", ".wma", ".webm", ".mkv", ".mov", ".amr", ".3gp"}
+)
 """Containers libsndfile never reads; without ffmpeg the error says to install it."""
 
 
@@ -110,7 +112,8 @@ def _decode(path: Path) -> tuple[np.ndarray, int]:
         if path.suffix.lower() in FFMPEG_ONLY_SUFFIXES:
             raise VoxfaceError(
                 f"cannot read audio file {path}: {path.suffix} files need ffmpeg, which is not installed "
-                "(install it, e.g. `apt-get install ffmpeg` or `conda install ffmpeg`, or convert the file to WAV)"
+                "(install it, e.g. `apt-get install ffmpeg` or `conda install ffmpeg`, "
+                "or convert the file to WAV)"
             )
         raise VoxfaceError(
             f"cannot read audio file {path}: it is corrupt or not an audio format libsndfile knows "
@@ -124,10 +127,12 @@ def _decode_with_ffmpeg(ffmpeg: str, path: Path) -> tuple[np.ndarray, int]:
     """Decode every channel at the native rate into a temporary float WAV and read it back."""
     with tempfile.TemporaryDirectory(prefix="voxface-ffmpeg-") as tmp_dir:
         decoded = Path(tmp_dir) / "decoded.wav"
-        command = [ffmpeg, "-nostdin", "-v", "error", "-i", str(path), "-vn", "-c:a", "pcm_f32le", "-f", "wav", str(decoded)]
+        command = [ffmpeg, "-nostdin", "-v", "error", "-i", str(path), "-vn"]
+        command += ["-c:a", "pcm_f32le", "-f", "wav", str(decoded)]
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0 or not decoded.is_file():
-            reason = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else f"exit status {result.returncode}"
+            messages = result.stderr.strip().splitlines()
+            reason = messages[-1] if messages else f"exit status {result.returncode}"
             raise VoxfaceError(
                 f"cannot decode audio file {path}: it is corrupt or not audio (ffmpeg: {reason}); "
                 "check the file or export it again as WAV"

@@ -26,7 +26,9 @@ TRIGGER_FRACTION = 0.9
 """Share of the padding window that must agree to open or close a segment (py-webrtcvad's example)."""
 
 
-def speech_flags(wave: np.ndarray, sr: int = 16000, aggressiveness: int = 2, frame_ms: int = 20) -> np.ndarray:
+def speech_flags(
+    wave: np.ndarray, sr: int = 16000, aggressiveness: int = 2, frame_ms: int = 20
+) -> np.ndarray:
     """webrtcvad's speech/non-speech label of each whole frame.
 
     Args:
@@ -47,7 +49,8 @@ def speech_flags(wave: np.ndarray, sr: int = 16000, aggressiveness: int = 2, fra
     detector = webrtcvad.Vad(aggressiveness)  # fresh per call: the detector adapts to what it has heard
     n_frames = len(wave) // frame_len
     step = 2 * frame_len
-    return np.array([detector.is_speech(pcm[i * step : (i + 1) * step], sr) for i in range(n_frames)], dtype=bool)
+    flags = [detector.is_speech(pcm[i * step : (i + 1) * step], sr) for i in range(n_frames)]
+    return np.array(flags, dtype=bool)
 
 
 def voiced_spans(

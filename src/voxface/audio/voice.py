@@ -50,5 +50,6 @@ def prepare_voice(
             "record closer to the microphone or check that the file holds speech"
         )
     if len(speech) < min_seconds * sr:
-        raise VoxfaceError(f"{source} has only {len(speech) / sr:.2f} s of speech after removing silence; {need}")
+        seconds = len(speech) / sr
+        raise VoxfaceError(f"{source} has only {seconds:.2f} s of speech after removing silence; {need}")
     return speech

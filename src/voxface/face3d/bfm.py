@@ -39,6 +39,7 @@ import scipy.io
 from scipy.spatial import cKDTree
 
 from ..errors import VoxfaceError
+from ..paths import shared_data_dir
 from .morphable_model import MorphableModel
 from .regions import regions_from_landmarks
 
@@ -160,7 +161,8 @@ def _load_3ddfa_noneck(folder: Path) -> MorphableModel:
     triangles = triangles.T if triangles.shape[0] == 3 else triangles
     subset = _load_npy(_first_file(folder, (NONECK_INDEX_FILE,))).astype(np.int64)
     if len(subset) != u.size // 3:
-        raise VoxfaceError(f"{folder / NONECK_INDEX_FILE} lists {len(subset)} vertices, the model has {u.size // 3}")
+        raise VoxfaceError(
+            f"{folder / NONECK_INDEX_FILE} lists {len(subset)} vertices, the model has {u.size // 3}")
     measurements = _pairs_in_subset(u.reshape(-1, 3), subset)
     landmarks = np.asarray(data["keypoints"], dtype=np.int64).reshape(-1)[::3] // 3
     return _standardised_model("bfm-noneck", folder, u, data["w_shp"], data["w_exp"], triangles,
@@ -238,8 +240,6 @@ def _pairs_in_subset(vertices: np.ndarray, subset: np.ndarray) -> dict[str, tupl
 
 # --------------------------------------------------------------------------------- BFM 2009
 def _topology_folder(mat_path: Path, topology: str | Path | None) -> Path:
-    from ..paths import shared_data_dir
-
     needed = ("u_shp.npy", "keypoints_sim.npy")
     candidates = [Path(topology).expanduser()] if topology is not None else [
         mat_path.parent, shared_data_dir() / "bfm_topology"]

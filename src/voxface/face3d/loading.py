@@ -62,12 +62,14 @@ def load_morphable_model(spec: str) -> MorphableModel:
 
             return load_3ddfa(_existing(path or shared_data_dir() / "bfm_topology"))
     except VoxfaceError as exc:
-        raise VoxfaceError(f"cannot load the morphable model {spec!r}: {exc}") from exc
+        raise VoxfaceError(
+            f"cannot load the morphable model {spec!r}: {exc} (accepted forms: {', '.join(ACCEPTED_SPECS)})"
+        ) from exc
     raise VoxfaceError(
         f"unknown morphable model spec {spec!r}; accepted forms: {', '.join(ACCEPTED_SPECS)}")
 
 
 def _existing(path: Path) -> Path:
     if not path.exists():
-        raise VoxfaceError(f"{path} does not exist (accepted forms: {', '.join(ACCEPTED_SPECS)})")
+        raise VoxfaceError(f"{path} does not exist")
     return path

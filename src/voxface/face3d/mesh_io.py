@@ -86,5 +86,6 @@ def load_mesh(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
 def _file_type(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix not in MESH_SUFFIXES:
-        raise VoxfaceError(f"unknown mesh format {suffix!r} for {path}; use one of {', '.join(MESH_SUFFIXES)}")
+        raise VoxfaceError(
+            f"unknown mesh format {suffix!r} for {path}; use one of {', '.join(MESH_SUFFIXES)}")
     return suffix[1:]

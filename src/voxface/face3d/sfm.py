@@ -53,6 +53,9 @@ CONTOURS_FILE = "sfm_model_contours.json"
 
 N_VERTICES = 3448
 
+MAPPED_LANDMARKS = np.r_[8, 17:60, 61:64, 65:68]
+"""The 50 iBUG-68 landmarks (0-based) that ``ibug_to_sfm.txt`` maps to vertices."""
+
 JAW_TOP_DROP = 0.066
 """Height of jaw points 0 and 16 below the outer eye corners, as a fraction of the eye-to-chin height."""
 
@@ -138,8 +141,9 @@ def sfm_landmarks68(mean: np.ndarray, mapping_file: str | Path, contours_file: s
         vertex = mapper.convert(str(k + 1))
         if vertex is not None:
             landmarks[k] = int(vertex)
-    if landmarks[8] < 0 or (landmarks[17:60] < 0).any():
-        raise VoxfaceError(f"{mapping_file} does not map the chin and landmarks 18-60 (1-based)")
+    unmapped = [k + 1 for k in MAPPED_LANDMARKS if landmarks[k] < 0]
+    if unmapped:
+        raise VoxfaceError(f"{mapping_file} does not map the iBUG landmarks {unmapped} (1-based)")
 
     with open(contours_file, encoding="utf-8") as f:
         contours = json.load(f)["model_contour"]
