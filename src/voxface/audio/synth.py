@@ -98,35 +98,35 @@ FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in fields(VoiceParams))
 VOICE_PRIOR: dict[str, dict[str, tuple[float, float]]] = {
     "male": {
         "f0_hz": (120.0, 20.0),
-        "f0_range_st": (6.0, 1.5),
+        "f0_range_st": (6.0, 2.0),
         "vtl_cm": (17.5, 0.8),
         "jitter": (0.006, 0.002),
         "shimmer": (0.035, 0.010),
-        "breathiness": (0.15, 0.08),
-        "spectral_tilt_db": (-1.5, 1.5),
-        "open_quotient": (0.55, 0.06),
-        "formant_bandwidth_scale": (1.0, 0.15),
-        "speaking_rate": (1.0, 0.10),
-        "nasality": (0.20, 0.10),
-        "oral_ratio": (1.0, 0.04),
-        "vowel_space_scale": (1.0, 0.10),
-        "laryngeal_ratio": (1.0, 0.05),
+        "breathiness": (0.15, 0.10),
+        "spectral_tilt_db": (-1.5, 2.0),
+        "open_quotient": (0.55, 0.08),
+        "formant_bandwidth_scale": (1.0, 0.25),
+        "speaking_rate": (1.0, 0.12),
+        "nasality": (0.25, 0.15),
+        "oral_ratio": (1.0, 0.06),
+        "vowel_space_scale": (1.0, 0.15),
+        "laryngeal_ratio": (1.0, 0.08),
     },
     "female": {
         "f0_hz": (210.0, 25.0),
-        "f0_range_st": (7.0, 1.5),
+        "f0_range_st": (7.0, 2.0),
         "vtl_cm": (15.0, 0.8),
         "jitter": (0.005, 0.002),
         "shimmer": (0.030, 0.010),
-        "breathiness": (0.30, 0.10),
-        "spectral_tilt_db": (-3.0, 1.5),
-        "open_quotient": (0.65, 0.06),
-        "formant_bandwidth_scale": (1.0, 0.15),
-        "speaking_rate": (1.0, 0.10),
-        "nasality": (0.20, 0.10),
-        "oral_ratio": (1.0, 0.04),
-        "vowel_space_scale": (1.0, 0.10),
-        "laryngeal_ratio": (1.0, 0.05),
+        "breathiness": (0.30, 0.12),
+        "spectral_tilt_db": (-3.0, 2.0),
+        "open_quotient": (0.65, 0.08),
+        "formant_bandwidth_scale": (1.0, 0.25),
+        "speaking_rate": (1.0, 0.12),
+        "nasality": (0.25, 0.15),
+        "oral_ratio": (1.0, 0.06),
+        "vowel_space_scale": (1.0, 0.15),
+        "laryngeal_ratio": (1.0, 0.08),
     },
 }
 """Population prior per gender: field -> (mean, standard deviation), independent Gaussians.
@@ -428,7 +428,7 @@ def synthesize(voice: VoiceParams, conditions: UtteranceConditions, sr: int = 16
     voicing, aspiration = per_sample(tracks["voicing"]), per_sample(tracks["aspiration"])
     pulses, open_phase = _glottal_source(voice, f0, sr, rng)
     excitation = pulses * voicing
-    glottal_noise = (0.25 * voice.breathiness * voicing * (0.3 + 0.7 * open_phase) + 0.5 * aspiration)
+    glottal_noise = (0.6 * voice.breathiness * voicing * (0.3 + 0.7 * open_phase) + 0.5 * aspiration)
     excitation += rng.standard_normal(n_samples) * glottal_noise
     speech = _vocal_tract(excitation, _tract_sections(voice, tracks, sr), hop)
     voiced_rms = _rms(speech[voicing > 0.5]) if np.any(voicing > 0.5) else _rms(speech)
@@ -464,7 +464,7 @@ def _articulation_tracks(voice: VoiceParams, conditions: UtteranceConditions, n_
     frame_s = 1.0 / FRAME_RATE_HZ
     formants = np.tile(_NEUTRAL, (n_frames, 1))
     voicing, aspiration, coupling, zero, murmur = (np.zeros(n_frames) for _ in range(5))
-    zero[:] = 500.0
+    zero[:] = 700.0
     speech_end = conditions.duration_s - conditions.tail_silence_s
     time_scale = 1.0 / (voice.speaking_rate * conditions.rate_jitter)
     t = conditions.lead_silence_s

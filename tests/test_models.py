@@ -1,0 +1,65 @@
+"""Networks and losses of the supervised method, against SPEC.md figures and closed forms."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from voxface.errors import VoxfaceError
+from voxface.losses.triplet import squared_triplet_loss
+from voxface.models import available, create
+from voxface.models.regressor import ParameterRegressor
+from voxface.models.voice_encoders import CMPVoiceEncoder, SpeakerClassifier
+
+
+def test_cmp_voice_encoder_matches_spec():
+    encoder = create("cmp_voice")
+    n_params = sum(p.numel() for p in encoder.parameters())
+    # SPEC.md §A: ~2.67 M; exact count of the described layer plan
+    conv = 64 * 256 * 3 + 256 * 384 * 3 + 384 * 576 * 3 + 576 * 864 * 3 + (864 * 64 * 3 + 64)
+    bn = 2 * (256 + 384 + 576 + 864)
+    assert n_params == conv + bn == 2_670_720
+    out = encoder.eval()(torch.randn(3, 64, 1000))
+    assert out.shape == (3, 64)
+    torch.testing.assert_close(out.norm(dim=1), torch.ones(3))
+    # any length works: 300-frame crops give the same embedding size
+    assert encoder(torch.randn(2, 64, 300)).shape == (2, 64)
+
+
+def test_speaker_classifier_logits():
+    clf = SpeakerClassifier(CMPVoiceEncoder(), n_speakers=7)
+    assert clf(torch.randn(2, 64, 400)).shape == (2, 7)
+
+
+def test_unknown_network_names_the_choices():
+    with pytest.raises(VoxfaceError, match="cmp_voice"):
+        create("no_such_net")
+    assert {"cmp_voice", "cmp_regressor"} <= set(available())
+
+
+def test_regressor_dewhitens_its_output():
+    reg = ParameterRegressor(4, 3, dropout=0.0)
+    torch.nn.init.zeros_(reg.head.weight)
+    torch.nn.init.zeros_(reg.head.bias)
+    reg.set_target_stats(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([0.5, 0.5, 0.5]))
+    torch.testing.assert_close(reg(torch.randn(5, 4)), torch.tensor([[1.0, 2.0, 3.0]]).expand(5, 3))
+
+
+def test_triplet_loss_closed_form():
+    a = torch.tensor([[0.0, 0.0], [0.0, 0.0]])
+    p = torch.tensor([[1.0, 0.0], [0.0, 0.0]])   # d_pos = 1, 0
+    n = torch.tensor([[3.0, 0.0], [0.5, 0.0]])   # d_neg = 9, 0.25
+    # max(1 - 9 + 1, 0) = 0 ; max(0 - 0.25 + 1, 0) = 0.75 ; mean = 0.375
+    assert squared_triplet_loss(a, p, n, margin=1.0).item() == pytest.approx(0.375)
+    assert squared_triplet_loss(a, p, n, margin=0.0).item() == pytest.approx(0.0)
+
+
+def test_triplet_loss_gradient_pulls_positive_and_pushes_negative():
+    a = torch.zeros(1, 2, requires_grad=True)
+    p = torch.tensor([[1.0, 0.0]])
+    n = torch.tensor([[-0.5, 0.0]])
+    squared_triplet_loss(a, p, n).backward()
+    # d/da (|a-p|^2 - |a-n|^2) = 2(n - p) -> gradient points away from p: a moves towards p
+    torch.testing.assert_close(a.grad, torch.tensor([[2 * (-0.5 - 1.0), 0.0]]))
+    assert np.sign(a.grad[0, 0].item()) == -1
