@@ -15,7 +15,7 @@ log = logging.getLogger("voxface")
 
 def _cmd_synth(args: argparse.Namespace) -> None:
     from .config import build, load_yaml, parse_overrides
-    from .corpus.synthetic import SynthConfig, generate_corpus
+    from .corpus.synthetic import LOG_FILE, SynthConfig, generate_corpus
     from .logs import add_log_file
 
     flags = {"identities": args.identities, "utterances": args.utterances, "images": args.images,
@@ -24,7 +24,7 @@ def _cmd_synth(args: argparse.Namespace) -> None:
     config = build(SynthConfig, load_yaml(args.config) if args.config else {}, parse_overrides(args.set), flags)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    add_log_file(out / "synth.log")
+    add_log_file(out / LOG_FILE)
     log.info("voxface synth: %s", config)
     corpus = generate_corpus(out, config, progress=not args.quiet)
     m = corpus.manifest["counts"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -20,8 +21,10 @@ def setup_logging(verbose: bool = False, log_file: str | Path | None = None) -> 
     root.addHandler(console)
     if log_file is not None:
         add_log_file(log_file)
-    for noisy in ("matplotlib", "PIL", "numba", "trimesh", "OpenGL", "pyrender"):
+    for noisy in ("matplotlib", "PIL", "numba", "trimesh", "OpenGL", "pyrender", "lightning", "lightning.pytorch",
+                  "lightning.fabric", "lightning_fabric"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*(LeafSpec|litlogger|does not have many workers).*")
 
 
 def add_log_file(path: str | Path) -> None:

@@ -27,7 +27,7 @@ from typing import Mapping
 import numba
 import numpy as np
 from scipy.fft import next_fast_len
-from scipy.signal import sosfilt
+from scipy.signal import resample_poly, sosfilt
 
 from ..errors import VoxfaceError
 
@@ -36,6 +36,8 @@ REFERENCE_VTL_CM = 17.5
 
 FRAME_RATE_HZ = 200
 """Parameter update rate of the vocal-tract filter: one coefficient set every 5 ms."""
+
+_SOURCE_OVERSAMPLING = 4
 
 
 @dataclass(frozen=True)
@@ -345,7 +347,7 @@ def sample_conditions(
     lead, tail = (float(x) for x in rng.uniform(0.1, 0.3, size=2))
     phones, durations = _sample_phone_sequence(rng, (duration - lead - tail) * _MAX_RATE_FACTOR)
     n_knots = max(2, round((duration - lead - tail) / 0.35))
-    band_limited = rng.random() < 0.3
+    band_limited = rng.random() < 0.2
     return UtteranceConditions(
         duration_s=duration,
         phones=phones,
@@ -357,13 +359,13 @@ def sample_conditions(
         f0_declination_st=float(rng.uniform(1.0, 4.0)),
         loudness_db=float(rng.uniform(-32.0, -18.0)),
         snr_db=float(rng.uniform(15.0, 40.0)),
-        noise_colour=float(rng.uniform(0.0, 2.0)),
-        highpass_hz=float(np.exp(rng.uniform(np.log(40.0), np.log(300.0)))),
+        noise_colour=float(rng.uniform(0.5, 2.0)),
+        highpass_hz=float(np.exp(rng.uniform(np.log(40.0), np.log(200.0)))),
         lowpass_hz=float(rng.uniform(3400.0, 5000.0) if band_limited else rng.uniform(6000.0, 7800.0)),
-        low_shelf_db=float(rng.uniform(-6.0, 6.0)),
-        high_shelf_db=float(rng.uniform(-6.0, 6.0)),
-        reverb_rt60_s=float(rng.uniform(0.05, 0.4)),
-        reverb_wet=float(rng.uniform(0.02, 0.3)),
+        low_shelf_db=float(rng.uniform(-3.0, 3.0)),
+        high_shelf_db=float(rng.uniform(-3.0, 3.0)),
+        reverb_rt60_s=float(rng.uniform(0.05, 0.3)),
+        reverb_wet=float(rng.uniform(0.02, 0.12)),
         seed=int(rng.integers(2**31)),
     )
 
@@ -424,9 +426,8 @@ def synthesize(voice: VoiceParams, conditions: UtteranceConditions, sr: int = 16
     def per_sample(track: np.ndarray) -> np.ndarray:
         return np.interp(sample_frames, np.arange(n_frames), track)
 
-    f0 = per_sample(_f0_track(voice, conditions, n_frames))
     voicing, aspiration = per_sample(tracks["voicing"]), per_sample(tracks["aspiration"])
-    pulses, open_phase = _glottal_source(voice, f0, sr, rng)
+    pulses, open_phase = _glottal_source(voice, _f0_track(voice, conditions, n_frames), n_samples, sr, rng)
     excitation = pulses * voicing
     glottal_noise = (0.6 * voice.breathiness * voicing * (0.3 + 0.7 * open_phase) + 0.5 * aspiration)
     excitation += rng.standard_normal(n_samples) * glottal_noise
@@ -537,26 +538,35 @@ def _f0_track(voice: VoiceParams, conditions: UtteranceConditions, n_frames: int
 
 
 def _glottal_source(
-    voice: VoiceParams, f0: np.ndarray, sr: int, rng: np.random.Generator
+    voice: VoiceParams, f0_frames: np.ndarray, n_samples: int, sr: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
     """Rosenberg flow-derivative pulse train with jitter, shimmer and spectral tilt.
 
+    The pulses are computed at ``_SOURCE_OVERSAMPLING`` times ``sr`` and decimated, so that the
+    closure discontinuity does not alias into the band.
+
     Args:
-        f0: (N,) instantaneous F0 per sample (Hz).
+        f0_frames: (n_frames,) F0 every 5 ms (Hz).
+        n_samples: output length N.
 
     Returns:
         pulses: (N,) float64, unit RMS; open_phase: (N,) float64, 1 while the glottis is open.
     """
-    phase = np.cumsum(f0 / sr)
+    fine_sr = sr * _SOURCE_OVERSAMPLING
+    frame_positions = np.arange(n_samples * _SOURCE_OVERSAMPLING) * (FRAME_RATE_HZ / fine_sr)
+    f0 = np.interp(frame_positions, np.arange(f0_frames.shape[0]), f0_frames)
+    phase = np.cumsum(f0 / fine_sr)
     n_periods = int(phase[-1]) + 2
     period_jitter = voice.jitter * rng.standard_normal(n_periods)
-    phase = np.cumsum(f0 * (1.0 + period_jitter[phase.astype(np.int64)]) / sr)
+    phase = np.cumsum(f0 * (1.0 + period_jitter[phase.astype(np.int64)]) / fine_sr)
     period = phase.astype(np.int64)
     theta = phase - period
     amplitude = np.maximum(1.0 + voice.shimmer * rng.standard_normal(n_periods), 0.0)
     pulses = _rosenberg_derivative(theta, voice.open_quotient) * amplitude[period]
+    pulses = resample_poly(pulses, 1, _SOURCE_OVERSAMPLING)[:n_samples]
     pulses = _apply_tilt(pulses, voice.spectral_tilt_db, sr)
-    return pulses / max(_rms(pulses), 1e-12), (theta < voice.open_quotient).astype(np.float64)
+    open_phase = (theta[:: _SOURCE_OVERSAMPLING] < voice.open_quotient).astype(np.float64)
+    return pulses / max(_rms(pulses), 1e-12), open_phase
 
 
 def _rosenberg_derivative(theta: np.ndarray, open_quotient: float) -> np.ndarray:

@@ -26,22 +26,25 @@ def write_preview(corpus: Corpus, path: str | Path, n_identities: int = 6) -> Pa
         faces.setdefault(f.identity, []).append(f)
     utterance = {u.identity: u for u in reversed(corpus.utterances)}
     shapes = corpus.reference_shapes(chosen)
+    n_faces = min(FACES_PER_ROW, max((len(faces.get(i, [])) for i in chosen), default=0))
+    if n_faces == 0:
+        n_faces = 1
 
-    fig, axes = plt.subplots(len(chosen), FACES_PER_ROW + 2, figsize=(2.0 * (FACES_PER_ROW + 3), 2.1 * len(chosen)),
-                             gridspec_kw={"width_ratios": [1] * (FACES_PER_ROW + 1) + [2.2]}, squeeze=False)
+    fig, axes = plt.subplots(len(chosen), n_faces + 2, figsize=(2.0 * (n_faces + 3), 2.1 * len(chosen)),
+                             gridspec_kw={"width_ratios": [1] * (n_faces + 1) + [2.2]}, squeeze=False)
     for row, (identity, shape) in enumerate(zip(chosen, shapes)):
         ident = by_identity[identity]
-        for col in range(FACES_PER_ROW):
+        for col in range(n_faces):
             ax = axes[row, col]
             if col < len(faces.get(identity, [])):
                 ax.imshow(plt.imread(corpus.path(faces[identity][col].image_120)))
             ax.set_axis_off()
         axes[row, 0].set_title(f"{ident.name} ({ident.gender}, {ident.split})", fontsize=8, loc="left")
         mesh = corpus.model.reconstruct(shape)
-        axes[row, FACES_PER_ROW].imshow(render_mesh(mesh, corpus.model.triangles, size=160))
-        axes[row, FACES_PER_ROW].set_axis_off()
-        axes[row, FACES_PER_ROW].set_title("reference mesh", fontsize=8)
-        _spectrogram(axes[row, FACES_PER_ROW + 1], corpus, utterance[identity].audio, corpus.manifest["sample_rate"])
+        axes[row, n_faces].imshow(render_mesh(mesh, corpus.model.triangles, size=160))
+        axes[row, n_faces].set_axis_off()
+        axes[row, n_faces].set_title("reference mesh", fontsize=8)
+        _spectrogram(axes[row, n_faces + 1], corpus, utterance[identity].audio, corpus.manifest["sample_rate"])
     link = corpus.manifest.get("link_strength")
     title = f"{corpus.manifest['name']}: {len(corpus.identities)} identities"
     if corpus.synthetic:

@@ -34,6 +34,7 @@ from .names import identity_names
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
+LOG_FILE = "synth.log"
 IMAGE_SIZES = (64, 120)
 
 
@@ -117,7 +118,7 @@ def _check_target(out: Path, config: SynthConfig) -> None:
             raise VoxfaceError(
                 f"{out} holds a synthetic corpus made with other settings (see {marker}); "
                 "choose another --out folder or delete this one")
-    elif out.exists() and any(out.iterdir()):
+    elif out.exists() and any(p.name != LOG_FILE for p in out.iterdir()):
         raise VoxfaceError(f"{out} exists and is not an unfinished synthetic corpus; "
                            "choose an empty or new --out folder")
 

@@ -65,7 +65,10 @@ def train_supervised(config: SupervisedConfig, run_dir: str | Path, progress: bo
     model = corpus.model
     train_ids = corpus.identity_ids("train")
     rng = np.random.default_rng(config.seed)
-    n_val = max(1, int(round(config.val_fraction * len(train_ids))))
+    n_val = max(2, int(round(config.val_fraction * len(train_ids))))
+    if len(train_ids) < n_val + 2:
+        raise VoxfaceError(f"corpus {config.corpus} has {len(train_ids)} training identities (names F–Z); "
+                           f"at least {n_val + 2} are needed to hold {n_val} out for validation")
     val_ids = sorted(rng.choice(train_ids, n_val, replace=False).tolist())
     fit_ids = [i for i in train_ids if i not in set(val_ids)]
 

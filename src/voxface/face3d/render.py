@@ -6,9 +6,9 @@ column ``i`` and row ``j`` (the convention of numpy indexing and of dlib's landm
 :func:`project` and :func:`render_mesh` share this camera, so projected landmarks sit exactly
 where the rendered surface shows them.
 
-Rendering uses one pyrender ``OffscreenRenderer`` per image size, created on first use and
-reused (an EGL context costs ~0.4 s to create). ``PYOPENGL_PLATFORM`` defaults to ``egl``; it
-must be set before anything imports PyOpenGL.
+Rendering uses one pyrender ``OffscreenRenderer`` per image size and process, created on first
+use and reused (an EGL context costs ~0.4 s to create; a forked worker makes its own).
+``PYOPENGL_PLATFORM`` defaults to ``egl``; it must be set before anything imports PyOpenGL.
 """
 
 from __future__ import annotations
@@ -51,12 +51,13 @@ class Light:
     Attributes:
         direction: (3,) direction *towards* the light in camera coordinates (x right, y up,
             z towards the viewer); normalised on use.
-        intensity: strength of the directional light (1.0 is a well-lit face).
+        intensity: strength of the directional light; a surface facing the light gets
+            ``albedo * (ambient + intensity)`` (clipped to 1).
         ambient: strength of the ambient light, in the same units.
     """
 
-    direction: tuple[float, float, float] = (0.35, 0.45, 1.0)
-    intensity: float = 1.0
+    direction: tuple[float, float, float] = (0.3, 0.4, 1.0)
+    intensity: float = 0.75
     ambient: float = 0.35
 
 
@@ -242,7 +243,8 @@ def _render_rgba(vertices, triangles, colors, camera: Camera, light: Light) -> n
     cam[:, 1] = height / 2.0 - 0.5 - camera.center[1] + camera.scale * rotated[:, 1]
     depth = camera.scale * rotated[:, 2]
     cam[:, 2] = depth - depth.max() - 1.0
-    shaded = np.clip(colors, 0.0, 1.0) * _shading(vertex_normals(rotated, triangles), light)[:, None]
+    brightness = _shading(vertex_normals(rotated, triangles), light)
+    shaded = np.clip(colors, 0.0, 1.0) * brightness[:, None]
     renderer = _renderer_for((height, width))
     return renderer.render(cam.astype(np.float32), np.clip(shaded, 0.0, 1.0).astype(np.float32),
                            triangles.astype(np.uint32), far=float(depth.max() - depth.min()) + 2.0)
@@ -269,8 +271,8 @@ class _SceneRenderer:
             self._offscreen = pyrender.OffscreenRenderer(width, height)
         except Exception as exc:  # EGL/driver failures surface as many exception types
             raise VoxfaceError(
-                f"headless OpenGL rendering failed ({exc}); voxface renders with pyrender over EGL: "
-                "install libEGL/Mesa (e.g. apt-get install libegl1 libgl1-mesa-dri) and keep "
+                f"headless OpenGL rendering failed ({exc}); voxface renders with pyrender over "
+                "EGL: install libEGL/Mesa (e.g. apt-get install libegl1 libgl1-mesa-dri) and keep "
                 "PYOPENGL_PLATFORM=egl") from exc
         self._pyrender = pyrender
         self._scene = pyrender.Scene(bg_color=[0.0, 0.0, 0.0, 0.0])
@@ -282,7 +284,7 @@ class _SceneRenderer:
         self._lock = threading.Lock()
 
     def render(self, positions, colors, triangles, far: float) -> np.ndarray:
-        """(H, W, 4) uint8 image of camera-space ``positions`` (V, 3) coloured by ``colors`` (V, 3)."""
+        """(H, W, 4) uint8 image of camera-space ``positions`` (V, 3) with ``colors`` (V, 3)."""
         pyrender = self._pyrender
         primitive = pyrender.Primitive(positions=positions, color_0=colors, indices=triangles,
                                        material=self._material)
@@ -296,16 +298,17 @@ class _SceneRenderer:
         return np.array(color)
 
 
-_RENDERERS: dict[tuple[int, int], _SceneRenderer] = {}
+_RENDERERS: dict[tuple[int, int, int], _SceneRenderer] = {}
 _RENDERERS_LOCK = threading.Lock()
 
 
 def _renderer_for(size: tuple[int, int]) -> _SceneRenderer:
+    key = (os.getpid(), *size)  # a GL context does not survive fork()
     with _RENDERERS_LOCK:
-        if size not in _RENDERERS:
+        if key not in _RENDERERS:
             logger.debug("creating an offscreen renderer of size %s", size)
-            _RENDERERS[size] = _SceneRenderer(size)
-        return _RENDERERS[size]
+            _RENDERERS[key] = _SceneRenderer(size)
+        return _RENDERERS[key]
 
 
 def _pyrender():
