@@ -607,7 +607,6 @@ def build_builtin_model() -> MorphableModel:
     landmarks = np.array([vertex_of[name] for name in _landmark_names()], dtype=np.int64)
     shape_basis, shape_std = _shape_basis(mean, vertex_of)
     expression_basis, expression_std, expression_names = _expression_basis(mean, domain, vertex_of)
-    frontal = _frontal_coordinates(mean, domain)
     return MorphableModel(
         name="builtin",
         mean=mean.astype(np.float32),
@@ -622,11 +621,11 @@ def build_builtin_model() -> MorphableModel:
             "CR": (vertex_of["cr_R"], vertex_of["cr_L"]),
             "MR": (vertex_of["nose27"], vertex_of["pg"]),
         },
-        regions=_regions(frontal),
+        regions=_regions(mean, _face_side(domain)),
         expression_basis=expression_basis.astype(np.float32),
         expression_std=expression_std.astype(np.float32),
         units="mm",
-        albedo=_albedo(frontal, domain).astype(np.float32),
+        albedo=_albedo(mean, domain).astype(np.float32),
         gender_offset=np.array([c.gender_offset for c in _COMPONENTS], dtype=np.float32),
         meta={
             "points": {name: int(i) for name, i in vertex_of.items()},
@@ -781,20 +780,19 @@ def _jaw_open_field(mean: np.ndarray, domain: np.ndarray, vertex_of: dict[str, i
 # ============================================================================ regions, albedo
 
 
-def _frontal_coordinates(mean: np.ndarray, domain: np.ndarray) -> np.ndarray:
-    """(V, 3) frontal x, y and a 0/1 flag for vertices on the face side (|phi| < 80 deg)."""
-    return np.stack([mean[:, 0], mean[:, 1], (np.abs(domain[:, 0]) < math.radians(80)) * 1.0],
-                    axis=1)
+def _face_side(domain: np.ndarray) -> np.ndarray:
+    """(V,) True for vertices on the face side of the head (|phi| < 80 deg)."""
+    return np.abs(domain[:, 0]) < math.radians(80.0)
 
 
-def _regions(frontal: np.ndarray) -> dict[str, np.ndarray]:
+def _regions(mean: np.ndarray, face: np.ndarray) -> dict[str, np.ndarray]:
     """The six regions, by frontal position on the face side, eyes first, then nose, mouth, cheeks.
 
     left/right_eye: within the ellipse centred on the eye (31, 1) with half-axes 19 x 11 mm;
     nose: |x| < 18 mm and -49 < y < 4 mm; mouth: ellipse centred (0, -68) with half-axes
     31 x 14 mm; cheeks: 20 < |x| < 60 and -62 < y < -12 mm; each excludes the regions before it.
     """
-    x, y, face = frontal[:, 0], frontal[:, 1], frontal[:, 2] > 0
+    x, y = mean[:, 0], mean[:, 1]
     taken = np.zeros(len(x), dtype=bool)
     regions = {}
 
@@ -830,9 +828,9 @@ def _curve(points: list[tuple[float, float]], x: np.ndarray) -> np.ndarray:
     return _pchip(xs, ys, x)
 
 
-def _albedo(frontal: np.ndarray, domain: np.ndarray) -> np.ndarray:
+def _albedo(mean: np.ndarray, domain: np.ndarray) -> np.ndarray:
     """(V, 3) colour template in [0, 1]: skin, brows, eyes, lips, nostrils, hair."""
-    x, y, face = frontal[:, 0], frontal[:, 1], frontal[:, 2] > 0
+    x, y, face = mean[:, 0], mean[:, 1], _face_side(domain)
     ax = np.abs(x)
     color = np.tile(_SKIN, (len(x), 1))
 

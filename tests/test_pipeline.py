@@ -1,0 +1,94 @@
+"""End to end on the tiny synthetic corpus: speaker pre-training, supervised training, evaluation,
+prediction, resumption and the refusals a user can hit."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from voxface.audio.io import save_wav
+from voxface.cli import main
+from voxface.errors import VoxfaceError
+from voxface.experiments.evaluate3d import evaluate_run
+from voxface.experiments.predict import predict_files
+from voxface.experiments.speaker import SpeakerConfig, train_speaker_encoder
+from voxface.experiments.supervised import SupervisedConfig, train_supervised
+from voxface.face3d import REGIONS
+from voxface.face3d.loading import load_morphable_model
+from voxface.inference import VoiceTo3D
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def runs(tiny_corpus_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    speaker = SpeakerConfig(corpus=str(tiny_corpus_dir), max_steps=12, batch_size=8, val_every=6, workers=1)
+    train_speaker_encoder(speaker, root / "speaker", progress=False)
+    supervised = SupervisedConfig(corpus=str(tiny_corpus_dir), speaker_run=str(root / "speaker"), max_steps=40,
+                                  batch_size=8, val_every=20, embedding_bank=3, workers=1)
+    train_supervised(supervised, root / "supervised", progress=False)
+    return root, speaker, supervised
+
+
+def test_evaluation_writes_every_table(runs):
+    root, _, _ = runs
+    metrics = evaluate_run(root / "supervised", per_identity=2, progress=False)
+    assert set(metrics["methods"]) == {"CMP-supervised", "mean-face oracle", "gender oracle", "voice ceiling"}
+    for r in metrics["methods"].values():
+        assert set(r["ARE"]) == {"ER", "FR", "MR", "CR", "mean"}
+        assert set(r["RMSE"]) == {"holistic", *REGIONS}
+        assert r["NME"]["cmp"] > r["NME"]["per_point"] > 0
+    assert metrics["methods"]["mean-face oracle"]["gain_vs_mean_face"] == 0.0
+    c = metrics["coherence"]
+    assert c["within_speaker_distance"] > 0 and c["between_speaker_distance"] > 0
+    on_disk = json.loads((root / "supervised" / "metrics.json").read_text())
+    assert on_disk["methods"]["gender oracle"]["ARE"]["mean"] == metrics["methods"]["gender oracle"]["ARE"]["mean"]
+    html = (root / "supervised" / "report" / "report.html").read_text()
+    assert "synthetic" in html and html.count("data:image/png;base64,") == 3
+    assert "| ER | FR | MR | CR |" in (root / "supervised" / "report" / "report.md").read_text()
+
+
+def test_predict_writes_meshes_and_reports_bad_files(runs, tiny_corpus_dir, tmp_path):
+    root, _, _ = runs
+    predictor = VoiceTo3D.load(root / "supervised")
+    good = tiny_corpus_dir / "audio" / "id00000" / "id00000_u00.wav"
+    short = tmp_path / "short.wav"
+    save_wav(short, np.zeros(1600, np.float32), 16000)
+    outcomes = predict_files(predictor, [str(good), str(tmp_path / "missing.wav"), str(short)], tmp_path / "out", "ply")
+    assert outcomes[0].error is None and len(outcomes[0].outputs) == 3
+    assert all((tmp_path / "out" / f"id00000_u00.{ext}").is_file() for ext in ("ply", "png", "json"))
+    assert "missing.wav" in outcomes[1].error
+    assert "short.wav" in outcomes[2].error
+
+
+def test_predict_cli_exit_status_and_one_line_errors(runs, tiny_corpus_dir, tmp_path, capsys):
+    root, _, _ = runs
+    good = str(tiny_corpus_dir / "audio" / "id00001" / "id00001_u00.wav")
+    assert main(["predict", good, "--checkpoint", str(root / "supervised"), "--out", str(tmp_path)]) == 0
+    assert main(["predict", good, str(tmp_path / "nope.flac"), "--checkpoint", str(root / "supervised"),
+                 "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "nope.flac" in err
+
+
+def test_checkpoint_for_another_model_is_refused(runs, shared_data):
+    root, _, _ = runs
+    predictor = VoiceTo3D.load(root / "supervised")
+    with pytest.raises(VoxfaceError, match="trained for morphable model 'builtin'"):
+        predictor.check_model(load_morphable_model(f"sfm:{shared_data / 'sfm'}"))
+    with pytest.raises(VoxfaceError, match="not a voxface voice-to-3D predictor"):
+        VoiceTo3D.load(root / "speaker" / "encoder.pt")
+
+
+def test_rerun_resumes_and_other_settings_are_refused(runs, tmp_path):
+    root, speaker, _ = runs
+    copy = tmp_path / "speaker"
+    shutil.copytree(root / "speaker", copy)
+    # the same settings again: resumes from last.ckpt, which is already at max_steps
+    train_speaker_encoder(speaker, copy, progress=False)
+    with pytest.raises(VoxfaceError, match="other settings"):
+        train_speaker_encoder(SpeakerConfig(**{**speaker.__dict__, "lr": 0.5}), copy, progress=False)
