@@ -804,7 +804,7 @@ def _regions(mean: np.ndarray, face: np.ndarray) -> dict[str, np.ndarray]:
     for side, sign in (("left", 1.0), ("right", -1.0)):
         claim(f"{side}_eye", ((sign * x - 31.0) / 19.0) ** 2 + ((y - 1.0) / 11.0) ** 2 < 1.0)
     claim("nose", (np.abs(x) < 18.0) & (y < 4.0) & (y > -49.0))
-    claim("mouth", (x / 31.0) ** 2 + ((y + 68.0) / 14.0) ** 2 < 1.0)
+    claim("mouth", (x / 31.0) ** 2 + ((y - _LIP_Y_CONTACT) / 14.0) ** 2 < 1.0)
     for side, sign in (("left", 1.0), ("right", -1.0)):
         claim(f"{side}_cheek", (sign * x > 20.0) & (sign * x < 60.0) & (y > -62.0) & (y < -12.0))
     return {name: regions[name] for name in ("left_eye", "right_eye", "nose", "mouth",
@@ -823,8 +823,9 @@ _NOSTRIL = np.array([0.32, 0.20, 0.17])
 _MOUTH_LINE = np.array([0.30, 0.12, 0.12])
 
 
-def _curve(points: list[tuple[float, float]], x: np.ndarray) -> np.ndarray:
-    xs, ys = np.array(points).T
+def _curve(names: tuple[str, ...], x: np.ndarray) -> np.ndarray:
+    """(N,) height at |x| of the smooth curve through the named frontal points (x >= 0)."""
+    xs, ys = np.array([_POINTS[name][1:3] for name in names]).T
     return _pchip(xs, ys, x)
 
 
@@ -845,27 +846,25 @@ def _albedo(mean: np.ndarray, domain: np.ndarray) -> np.ndarray:
                                np.array([37.0, 22, 2, 16, -42]), phi_deg))
     paint((y - hairline) / 6.0 + 0.5, _HAIR)
     # eyebrows: a band under the brow landmarks, thicker medially
-    brow_y = _curve([(14.0, 16.5), (17.5, 17.5), (27.5, 21.5), (38.0, 23.5), (48.5, 21.0),
-                     (57.0, 15.0), (60.0, 12.5)], ax)
+    brow_y = _curve(("brow22_L", "brow23_L", "brow24_L", "brow25_L", "brow26_L"), ax)
     brow_thick = np.interp(ax, [15.0, 40.0, 60.0], [7.0, 5.5, 3.0])
     inside_brow = (brow_y + 0.5 - y) * (y - (brow_y - brow_thick)) * face
     paint(np.where((ax > 15.0) & (ax < 59.0), inside_brow / 3.0, 0.0), _BROW)
     # eyes: sclera between the lids, iris and pupil, lash line on the upper lid
-    upper = _curve([(16.3, 0.0), (18.0, 1.8), (25.5, 4.4), (31.0, 5.2), (36.5, 4.3),
-                    (42.0, 2.2), (45.0, 0.5)], ax)
-    lower = _curve([(16.3, 0.0), (18.0, -1.2), (25.5, -3.2), (31.0, -5.1), (36.5, -3.4),
-                    (42.0, -1.5), (45.0, 0.5)], ax)
-    in_fissure = (ax > 16.3) & (ax < 45.0) & (y < upper) & (y > lower) & face
+    upper = _curve(("en_L", "eye43_L", "ps_L", "eye44_L", "ex_L"), ax)
+    lower = _curve(("en_L", "eye47_L", "pi_L", "eye46_L", "ex_L"), ax)
+    inner, outer = _POINTS["en_L"][1], _POINTS["ex_L"][1]
+    in_fissure = (ax > inner) & (ax < outer) & (y < upper) & (y > lower) & face
     paint(in_fissure * 1.0, _SCLERA)
-    iris_d = np.hypot(ax - 31.0, y - 0.3)
+    iris_d = np.hypot(ax - (inner + outer) / 2, y - 0.3)
     paint(in_fissure * np.clip((5.6 - iris_d) / 0.8 + 0.5, 0, 1), _IRIS)
     paint(in_fissure * np.clip((2.2 - iris_d) / 0.6 + 0.5, 0, 1), _PUPIL)
-    lash = (ax > 16.0) & (ax < 46.0) & (np.abs(y - upper - 0.2) < 0.9) & face
+    lash = (ax > inner - 0.3) & (ax < outer + 1.0) & (np.abs(y - upper - 0.2) < 0.9) & face
     paint(lash * 1.0, _LASH)
     # lips: between the vermilion borders; the contact line darker
-    lip_top = _curve([(0.0, -59.5), (6.5, -58.3), (16.5, -61.5), (26.0, -68.0)], ax)
-    lip_bottom = _curve([(0.0, -79.0), (8.0, -78.0), (16.0, -75.0), (26.0, -68.0)], ax)
-    in_lips = (ax < 26.0) & face
+    lip_top = _curve(("ls", "mouth52_L", "mouth53_L", "ch_L"), ax)
+    lip_bottom = _curve(("li", "mouth56_L", "mouth55_L", "ch_L"), ax)
+    in_lips = (ax < _MOUTH_CORNER_X) & face
     lip_w = np.minimum(lip_top - y, y - lip_bottom) / 0.8 + 0.5
     paint(in_lips * lip_w, _LIP)
     paint(((ax < _MOUTH_CORNER_X - 1.0) & (np.abs(y - _LIP_Y_CONTACT) < 0.5) & face) * 1.0,
