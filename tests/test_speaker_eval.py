@@ -23,7 +23,7 @@ from voxface.paths import shared_data_dir
         # (0, 2/3) at 0.9, (1/2, 2/3) at 0.7, (1/2, 1/3) at 0.6: FRR - FAR goes 1/6 -> -1/6, halfway.
         ([0.9, 0.7, 0.6, 0.4, 0.3], [1, 0, 1, 1, 0], 0.5, 0.65),
         ([0.9, 0.8, 0.3, 0.2], [1, 1, 0, 0], 0.0, 0.8),  # perfectly separated
-        ([0.1, 0.2, 0.8, 0.9], [1, 1, 0, 0], 1.0, 0.1),  # perfectly reversed
+        ([0.1, 0.2, 0.8, 0.9], [1, 1, 0, 0], 1.0, 0.8),  # reversed: FAR = FRR = 1 first at 0.8
         ([0.5, 0.5, 0.5, 0.5], [1, 0, 1, 0], 0.5, 0.5),  # all tied
     ],
 )

@@ -429,16 +429,18 @@ def _landmark_names() -> list[str]:
 # ============================================================================ sampling
 
 
+_FACE_SPACING = 3.6
+_HEAD_SPACING = 10.0
 _ZONES = (
     # (p_low, p_high, y_low, y_high, spacing) in mm on the (p = R * phi, y) domain, fine first
     (12.0, 53.0, -9.0, 27.0, 1.6),     # left eye and brow
     (-53.0, -12.0, -9.0, 27.0, 1.6),   # right eye and brow
     (-19.0, 19.0, -50.0, -32.0, 1.6),  # nose tip and nostrils
     (-31.0, 31.0, -82.0, -55.0, 1.6),  # lips
-    (-66.0, 66.0, -114.0, 70.0, 3.4),  # face and hairline
-    (66.0, 140.0, -10.0, 62.0, 5.0),   # left temple and sideburn
-    (-140.0, -66.0, -10.0, 62.0, 5.0),  # right temple and sideburn
-    (-_R_PARAM * _PHI_MAX, _R_PARAM * _PHI_MAX, -120.0, _Y_TOP, 9.0),  # head
+    (-66.0, 66.0, -114.0, 70.0, _FACE_SPACING),  # face and hairline
+    (66.0, 140.0, -10.0, 62.0, 5.5),   # left temple and sideburn
+    (-140.0, -66.0, -10.0, 62.0, 5.5),  # right temple and sideburn
+    (-_R_PARAM * _PHI_MAX, _R_PARAM * _PHI_MAX, -120.0, _Y_TOP, _HEAD_SPACING),  # head
 )
 _EAR_SPACING = 3.0
 
@@ -535,14 +537,14 @@ def _clip_to_domain(points: np.ndarray) -> np.ndarray:
 def _boundary_points() -> np.ndarray:
     """Points along the domain's edge: jaw line, sides, top; (N, 2) on the (p, y) domain."""
     p_max = _PHI_MAX * _R_PARAM
-    front = np.arange(-66.0, 66.0 + 1e-9, 3.4)
-    back = np.arange(66.0 + 9.0, p_max, 9.0)
+    front = np.arange(-66.0, 66.0 + 1e-9, _FACE_SPACING)
+    back = np.arange(66.0 + _HEAD_SPACING, p_max, _HEAD_SPACING)
     p_jaw = np.concatenate([-back[::-1], front, back, [-p_max, p_max]])
     jaw = np.stack([p_jaw, _jaw_y(p_jaw / _R_PARAM)], axis=1)
-    y_side = np.arange(_jaw_y(np.array([_PHI_MAX]))[0] + 9.0, _Y_TOP, 9.0)
+    y_side = np.arange(_jaw_y(np.array([_PHI_MAX]))[0] + _HEAD_SPACING, _Y_TOP, _HEAD_SPACING)
     sides = np.concatenate([np.stack([np.full_like(y_side, s * p_max), y_side], axis=1)
                             for s in (-1.0, 1.0)])
-    p_top = np.arange(-p_max, p_max + 1e-9, 9.0)
+    p_top = np.arange(-p_max, p_max + 1e-9, _HEAD_SPACING)
     top = np.stack([p_top, np.full_like(p_top, _Y_TOP)], axis=1)
     return np.concatenate([jaw, sides, top])
 
@@ -592,7 +594,7 @@ def build_builtin_model() -> MorphableModel:
     """The built-in morphable model (name ``"builtin"``, units mm); deterministic, < 1 s.
 
     Returns:
-        A MorphableModel with about 6,250 vertices, 23 anthropometric shape components,
+        A MorphableModel with about 5,900 vertices, 23 anthropometric shape components,
         4 expression components, iBUG-68 landmarks, the five measurement pairs, the six regions,
         an albedo template and the gender offset. ``meta`` holds the anthropometric point
         vertices (``"points"``), each component's measurement and source (``"components"``)
@@ -839,12 +841,14 @@ def _albedo(mean: np.ndarray, domain: np.ndarray) -> np.ndarray:
         w = np.clip(mask_weight, 0.0, 1.0)[:, None]
         color[:] = color * (1 - w) + np.asarray(rgb) * w
 
-    # hair: above a hairline that dips at the temples and runs down in front of the ears
-    phi_deg = np.degrees(np.abs(domain[:, 0]))
-    hairline = np.where(phi_deg < 55, 69.0 - 0.014 * ax**2,
-                        _pchip(np.array([55.0, 75, 84, 95, 132]),
-                               np.array([37.0, 22, 2, 16, -42]), phi_deg))
-    paint((y - hairline) / 6.0 + 0.5, _HAIR)
+    # hair: above a hairline through trichion that recedes at the temples and comes down in
+    # front of the ears; the edge is 6 mm wide measured across the line, not just along y
+    knots_phi = np.array([0.0, 20, 40, 55, 70, 84, 95, 132])
+    knots_y = np.array([69.0, 66.5, 59, 45, 28, 4, 16, -42])
+    hair_y = _pchip(knots_phi, knots_y, np.degrees(np.abs(domain[:, 0])))
+    slope = _curve_interpolator(tuple(knots_phi), tuple(knots_y)).derivative()(
+        np.degrees(np.abs(domain[:, 0]))) * 180.0 / (math.pi * _R_PARAM)  # mm per mm
+    paint((y - hair_y) / (6.0 * np.sqrt(1.0 + slope**2)) + 0.5, _HAIR)
     # eyebrows: a band under the brow landmarks, thicker medially
     brow_y = _curve(("brow22_L", "brow23_L", "brow24_L", "brow25_L", "brow26_L"), ax)
     brow_thick = np.interp(ax, [15.0, 40.0, 60.0], [7.0, 5.5, 3.0])

@@ -136,7 +136,8 @@ def render_mesh(vertices: np.ndarray, triangles: np.ndarray, colors: np.ndarray 
 
     Args:
         vertices: (V, 3) model points.
-        triangles: (F, 3) int vertex indices, counter-clockwise seen from outside.
+        triangles: (F, 3) int vertex indices, counter-clockwise seen from outside (triangles
+            seen clockwise face away from the camera and are not drawn).
         colors: (V, 3) per-vertex albedo in [0, 1] (display colours), or None for light grey.
         size: image side in pixels, or (height, width); ignored when ``camera`` is given.
         camera: the camera; None frames the whole mesh frontally with a 5% margin.
