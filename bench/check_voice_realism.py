@@ -70,7 +70,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="folder for example WAVs (default: a temp dir)")
     args = parser.parse_args()
 
-    synthesize(sample_voice_params(np.random.default_rng(0), "male"), sample_conditions(np.random.default_rng(0)))
+    warm_up = np.random.default_rng(0)  # compiles the numba kernels outside the timing
+    synthesize(sample_voice_params(warm_up, "male"), sample_conditions(warm_up))
     waves, ids, genders, seconds = synthetic_speakers(args.speakers, args.utterances, args.seed)
     audio_s = sum(w.shape[0] for w in waves) / SAMPLE_RATE
     print(f"synthesis: {len(waves)} utterances, {audio_s:.1f} s of audio in {seconds:.2f} s "

@@ -35,7 +35,8 @@ def _sustained(phone: str = "a", duration_s: float = 1.2) -> UtteranceConditions
         rate_jitter=1.0,
         lead_silence_s=0.05,
         tail_silence_s=0.05,
-        f0_knots=(0.0,),
+        f0_accent_times=(),
+        f0_accent_heights=(),
         f0_declination_st=0.0,
         snr_db=float("inf"),
         highpass_hz=30.0,
@@ -76,6 +77,8 @@ def test_prior_follows_the_literature_and_the_sampler_follows_the_prior():
                 assert samples[:, k].mean() == pytest.approx(mean, abs=4 * sd / np.sqrt(2000))
                 assert samples[:, k].std() == pytest.approx(sd, rel=0.1)
     assert voice_params_from_z(np.zeros(len(FIELD_NAMES)), "M").f0_hz == 120.0
+    extreme = voice_params_from_z(np.full(len(FIELD_NAMES), 50.0), "female").to_vector()
+    np.testing.assert_array_equal(extreme, [VOICE_BOUNDS[name][1] for name in FIELD_NAMES])
     with pytest.raises(VoxfaceError):
         sample_voice_params(rng, "child")
 
@@ -123,7 +126,7 @@ def test_f0_of_a_sustained_vowel_matches_f0_hz(gender, f0):
     assert estimate == pytest.approx(f0, rel=0.03)
 
 
-def _lpc_formants(wave: np.ndarray, sr: int, order: int = 12) -> np.ndarray:
+def _lpc_formants(wave: np.ndarray, sr: int, order: int = 16) -> np.ndarray:
     """Formant frequencies (Hz, ascending) from LPC roots with bandwidth under 500 Hz, above 150 Hz."""
     x = np.append(wave[0], wave[1:] - 0.7 * wave[:-1]) * np.hamming(wave.size)
     roots = np.roots(librosa.lpc(x.astype(np.float64), order=order))
@@ -133,7 +136,7 @@ def _lpc_formants(wave: np.ndarray, sr: int, order: int = 12) -> np.ndarray:
     return np.sort(freqs[(bandwidths < 500) & (freqs > 150)])
 
 
-@pytest.mark.parametrize("vowel", ["a", "i", "u"])
+@pytest.mark.parametrize("vowel", ["a", "ae", "E", "O"])  # F1 > 500 Hz: LPC is unbiased there at F0 = 100 Hz
 def test_formants_scale_inversely_with_vocal_tract_length(vowel):
     short_tract, long_tract = 14.0, 19.0
     estimates = {}
@@ -142,8 +145,8 @@ def test_formants_scale_inversely_with_vocal_tract_length(vowel):
         wave = synthesize(voice, _sustained(vowel), SR).astype(np.float64)
         estimates[vtl] = _lpc_formants(wave[4000:14000], SR)[:2]
     reference = np.array(PHONES[vowel].formants[:2]) * 17.5 / np.array([short_tract, long_tract])[:, None]
-    np.testing.assert_allclose(estimates[short_tract], reference[0], rtol=0.12)
-    np.testing.assert_allclose(estimates[long_tract], reference[1], rtol=0.12)
+    np.testing.assert_allclose(estimates[short_tract], reference[0], rtol=0.08)
+    np.testing.assert_allclose(estimates[long_tract], reference[1], rtol=0.08)
     assert np.all(estimates[long_tract] < estimates[short_tract])
 
 
@@ -166,6 +169,12 @@ def test_pretrained_speaker_encoder_separates_synthetic_speakers():
     for speaker in range(6):
         voice = sample_voice_params(rng, "male" if speaker % 2 else "female")
         for _ in range(3):
-            waves.append(synthesize(voice, sample_conditions(rng, duration_s=(2.0, 2.5)), SR))
+            waves.append(synthesize(voice, sample_conditions(rng), SR))
             ids.append(speaker)
-    assert verification_eer(ResemblyzerEncoder().embed(waves), np.array(ids)) < 0.3
+    ids = np.array(ids)
+    embeddings = ResemblyzerEncoder().embed(waves)
+    similarity = embeddings @ embeddings.T
+    same = (ids[:, None] == ids[None, :]) & ~np.eye(ids.size, dtype=bool)
+    different = ids[:, None] != ids[None, :]
+    assert similarity[same].mean() > similarity[different].mean() + 0.1
+    assert verification_eer(embeddings, ids) < 0.3  # chance is 0.5

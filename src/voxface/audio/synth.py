@@ -37,12 +37,16 @@ REFERENCE_VTL_CM = 17.5
 FRAME_RATE_HZ = 200
 """Parameter update rate of the vocal-tract filter: one coefficient set every 5 ms."""
 
-_SOURCE_OVERSAMPLING = 4
+_SOURCE_OVERSAMPLING = 4  # the glottal pulses are computed at 4 x sr, then decimated
+_ACCENT_WIDTH_S = 0.25  # duration of one pitch-accent rise and fall
+_CLOSURE_FRACTION = 0.55  # share of a plosive spent in closure; the burst comes at its end
+_BREATH_NOISE_GAIN = 0.6  # aspiration noise (RMS) per unit breathiness, re unit-RMS voiced pulses
+_ASPIRATION_GAIN = 0.5  # aspiration noise (RMS) of /h/ and of voiceless plosive releases
 
 
 @dataclass(frozen=True)
 class VoiceParams:
-    """Per-speaker voice-production parameters (all floats, units in the field comments).
+    """Per-speaker voice-production parameters (all floats; units below).
 
     Attributes:
         f0_hz: mean fundamental frequency (Hz).
@@ -145,6 +149,12 @@ Klatt 1990, JASA 87:820; Hanson 1997, JASA 101:466); between-speaker spread of a
 about 10 % (Jacewicz et al. 2009); speaker-specific F4/F5 from the hypopharyngeal cavities
 (Kitamura et al. 2005, Acoust. Sci. Tech. 26:16). Fields without a sex difference in these sources
 share one prior.
+
+The literature fixes the means and the F0 and VTL spreads. The spreads of the voice-quality and
+articulation fields (tilt, open quotient, bandwidths, nasality, F2, vowel-space and F4/F5 scales)
+are set towards the wide end of their plausible ranges: with narrower ones a real pretrained speaker
+encoder (Resemblyzer) cannot tell synthetic speakers of one gender apart under the recording
+variation of :func:`sample_conditions` (``bench/check_voice_realism.py`` measures this).
 """
 
 VOICE_BOUNDS: dict[str, tuple[float, float]] = {
@@ -281,7 +291,8 @@ _DURATION_RANGE_S = {  # nominal phone durations at speaking rate 1.0
     "aspirate": (0.05, 0.08),
     "pause": (0.08, 0.30),
 }
-_MAX_RATE_FACTOR = 1.6 * 1.1  # fastest speaker (bound) times fastest utterance
+_MAX_RATE_JITTER = 1.1
+_MAX_RATE_FACTOR = VOICE_BOUNDS["speaking_rate"][1] * _MAX_RATE_JITTER  # fastest speaker and utterance
 
 
 @dataclass(frozen=True)
@@ -296,8 +307,9 @@ class UtteranceConditions:
         rate_jitter: utterance-level multiplier of the speaker's rate (about 0.9-1.1).
         lead_silence_s: silence before the first phone (s).
         tail_silence_s: silence after the last phone (s).
-        f0_knots: (K,) intonation contour in [-1, 1] at K evenly spaced times over the speech, in
-            units of half the speaker's ``f0_range_st``.
+        f0_accent_times: (K,) times of the pitch accents as fractions of the speech interval [0, 1].
+        f0_accent_heights: (K,) accent heights in [0, 1], in units of the speaker's ``f0_range_st``;
+            each accent is a 250 ms raised-cosine rise and fall of F0 on a flat baseline.
         f0_declination_st: F0 fall from the start to the end of the speech (semitones).
         loudness_db: RMS level of the active speech (dBFS).
         snr_db: speech-to-background-noise ratio (dB); ``inf`` for no noise.
@@ -317,7 +329,8 @@ class UtteranceConditions:
     rate_jitter: float
     lead_silence_s: float
     tail_silence_s: float
-    f0_knots: tuple[float, ...]
+    f0_accent_times: tuple[float, ...]
+    f0_accent_heights: tuple[float, ...]
     f0_declination_st: float
     loudness_db: float
     snr_db: float
@@ -346,20 +359,21 @@ def sample_conditions(
     duration = float(rng.uniform(lo, hi))
     lead, tail = (float(x) for x in rng.uniform(0.1, 0.3, size=2))
     phones, durations = _sample_phone_sequence(rng, (duration - lead - tail) * _MAX_RATE_FACTOR)
-    n_knots = max(2, round((duration - lead - tail) / 0.35))
+    accent_times = _sample_accent_times(rng, duration - lead - tail)
     band_limited = rng.random() < 0.2
     return UtteranceConditions(
         duration_s=duration,
         phones=phones,
         phone_durations_s=durations,
-        rate_jitter=float(rng.uniform(0.9, 1.1)),
+        rate_jitter=float(rng.uniform(2.0 - _MAX_RATE_JITTER, _MAX_RATE_JITTER)),
         lead_silence_s=lead,
         tail_silence_s=tail,
-        f0_knots=tuple(float(x) for x in rng.uniform(-1.0, 1.0, size=n_knots)),
+        f0_accent_times=accent_times,
+        f0_accent_heights=tuple(float(x) for x in rng.uniform(0.3, 1.0, size=len(accent_times))),
         f0_declination_st=float(rng.uniform(1.0, 4.0)),
         loudness_db=float(rng.uniform(-32.0, -18.0)),
         snr_db=float(rng.uniform(15.0, 40.0)),
-        noise_colour=float(rng.uniform(0.5, 2.0)),
+        noise_colour=float(rng.uniform(1.0, 2.0)),
         highpass_hz=float(np.exp(rng.uniform(np.log(40.0), np.log(200.0)))),
         lowpass_hz=float(rng.uniform(3400.0, 5000.0) if band_limited else rng.uniform(6000.0, 7800.0)),
         low_shelf_db=float(rng.uniform(-3.0, 3.0)),
@@ -368,6 +382,16 @@ def sample_conditions(
         reverb_wet=float(rng.uniform(0.02, 0.12)),
         seed=int(rng.integers(2**31)),
     )
+
+
+def _sample_accent_times(rng: np.random.Generator, speech_s: float) -> tuple[float, ...]:
+    """Pitch-accent times, one every 0.4-0.9 s, as fractions of a ``speech_s``-second interval."""
+    times = []
+    t = float(rng.uniform(0.1, 0.6))
+    while t < speech_s:
+        times.append(t / speech_s)
+        t += float(rng.uniform(0.4, 0.9))
+    return tuple(times)
 
 
 def _sample_phone_sequence(rng: np.random.Generator, min_total_s: float) -> tuple[tuple[str, ...], tuple[float, ...]]:
@@ -410,7 +434,7 @@ def synthesize(voice: VoiceParams, conditions: UtteranceConditions, sr: int = 16
     Args:
         voice: the speaker.
         conditions: the utterance content and recording conditions.
-        sr: sample rate (Hz), 8000 or more.
+        sr: sample rate (Hz), a multiple of 200 from 8000 on.
 
     Returns:
         (N,) float32 waveform in [-1, 1], ``N = round(conditions.duration_s * sr)``.
@@ -429,7 +453,8 @@ def synthesize(voice: VoiceParams, conditions: UtteranceConditions, sr: int = 16
     voicing, aspiration = per_sample(tracks["voicing"]), per_sample(tracks["aspiration"])
     pulses, open_phase = _glottal_source(voice, _f0_track(voice, conditions, n_frames), n_samples, sr, rng)
     excitation = pulses * voicing
-    glottal_noise = (0.6 * voice.breathiness * voicing * (0.3 + 0.7 * open_phase) + 0.5 * aspiration)
+    glottal_noise = _BREATH_NOISE_GAIN * voice.breathiness * voicing * (0.3 + 0.7 * open_phase)
+    glottal_noise += _ASPIRATION_GAIN * aspiration
     excitation += rng.standard_normal(n_samples) * glottal_noise
     speech = _vocal_tract(excitation, _tract_sections(voice, tracks, sr), hop)
     voiced_rms = _rms(speech[voicing > 0.5]) if np.any(voicing > 0.5) else _rms(speech)
@@ -438,8 +463,8 @@ def synthesize(voice: VoiceParams, conditions: UtteranceConditions, sr: int = 16
 
 
 def _check_inputs(voice: VoiceParams, conditions: UtteranceConditions, sr: int) -> None:
-    if sr < 8000:
-        raise VoxfaceError(f"sample rate must be at least 8000 Hz, got {sr}")
+    if sr < 8000 or sr % FRAME_RATE_HZ:
+        raise VoxfaceError(f"sample rate must be a multiple of {FRAME_RATE_HZ} Hz from 8000 Hz on, got {sr}")
     for name, value in zip(FIELD_NAMES, astuple(voice)):
         lo, hi = VOICE_BOUNDS[name]
         if not lo <= value <= hi:
@@ -449,8 +474,10 @@ def _check_inputs(voice: VoiceParams, conditions: UtteranceConditions, sr: int) 
         raise VoxfaceError(f"unknown phone symbols {unknown}; use the keys of voxface.audio.synth.PHONES")
     if len(conditions.phones) != len(conditions.phone_durations_s) or not conditions.phones:
         raise VoxfaceError("UtteranceConditions needs one duration per phone and at least one phone")
-    if min(conditions.phone_durations_s) <= 0 or conditions.duration_s <= 0 or len(conditions.f0_knots) < 1:
-        raise VoxfaceError("UtteranceConditions durations must be positive and f0_knots non-empty")
+    if min(conditions.phone_durations_s) <= 0 or conditions.duration_s <= 0:
+        raise VoxfaceError("UtteranceConditions durations must be positive")
+    if len(conditions.f0_accent_times) != len(conditions.f0_accent_heights):
+        raise VoxfaceError("UtteranceConditions needs one height per F0 accent time")
     if conditions.lead_silence_s + conditions.tail_silence_s >= conditions.duration_s:
         raise VoxfaceError("UtteranceConditions silences leave no time for speech; shorten them")
 
@@ -491,16 +518,15 @@ def _articulation_tracks(voice: VoiceParams, conditions: UtteranceConditions, n_
         elif phone.kind == "fricative":
             voicing[a:b] = 0.35 if phone.voiced else 0.0
         elif phone.kind == "aspirate":
-            aspiration[a:b] = 0.7
+            aspiration[a:b] = 1.0
         elif phone.kind == "plosive":
-            release = a + max(1, int(round(0.45 * (b - a))))
-            closure_end = b - (release - a)
-            voicing[a:closure_end] = 0.12 if phone.voiced else 0.0
+            closure_end = min(a + int(round(_CLOSURE_FRACTION * (b - a))), b - 1)
+            voicing[a:closure_end] = 0.12 if phone.voiced else 0.0  # voice bar
             formants[a:closure_end, 0] = 200.0
             if phone.voiced:
                 voicing[closure_end:b] = 0.8
             else:
-                aspiration[closure_end:b] = 0.6
+                aspiration[closure_end:b] = 0.8
         t = end
     return {
         "formants_hz": np.exp(_smooth(np.log(formants), 9)),
@@ -525,15 +551,23 @@ def _smooth(track: np.ndarray, width: int) -> np.ndarray:
 
 
 def _f0_track(voice: VoiceParams, conditions: UtteranceConditions, n_frames: int) -> np.ndarray:
-    """(n_frames,) F0 in Hz: speaker mean, declination and a smooth intonation contour."""
+    """(n_frames,) F0 in Hz: pitch accents on a flat baseline plus declination.
+
+    The log-F0 mean over the speech interval is ``log(voice.f0_hz)``; accents of height 1 span
+    ``voice.f0_range_st`` semitones (after Pierrehumbert 1980 and Fujisaki's accent commands).
+    """
     times = np.arange(n_frames) / FRAME_RATE_HZ
     start = conditions.lead_silence_s
     span = max(conditions.duration_s - conditions.tail_silence_s - start, 1e-3)
-    rel = np.clip((times - start) / span, 0.0, 1.0)
-    knots = np.asarray(conditions.f0_knots, dtype=np.float64)
-    contour = np.interp(rel, np.linspace(0.0, 1.0, len(knots)), knots) if len(knots) > 1 else knots[0] + 0 * rel
-    contour = _smooth(contour, 31)
-    semitones = 0.5 * voice.f0_range_st * contour + conditions.f0_declination_st * (0.5 - rel)
+    rel = (times - start) / span
+    centres = start + span * np.asarray(conditions.f0_accent_times, dtype=np.float64)
+    offsets = (times[None, :] - centres[:, None]) / _ACCENT_WIDTH_S
+    bumps = np.where(np.abs(offsets) < 0.5, 0.5 + 0.5 * np.cos(2.0 * np.pi * offsets), 0.0)
+    heights = np.asarray(conditions.f0_accent_heights, dtype=np.float64)
+    accents = np.max(heights[:, None] * bumps, axis=0, initial=0.0)
+    semitones = voice.f0_range_st * accents + conditions.f0_declination_st * (0.5 - np.clip(rel, 0.0, 1.0))
+    speaking = (rel >= 0.0) & (rel <= 1.0)
+    semitones -= semitones[speaking].mean() if np.any(speaking) else 0.0
     return voice.f0_hz * 2.0 ** (semitones / 12.0)
 
 
@@ -553,37 +587,59 @@ def _glottal_source(
         pulses: (N,) float64, unit RMS; open_phase: (N,) float64, 1 while the glottis is open.
     """
     fine_sr = sr * _SOURCE_OVERSAMPLING
-    frame_positions = np.arange(n_samples * _SOURCE_OVERSAMPLING) * (FRAME_RATE_HZ / fine_sr)
-    f0 = np.interp(frame_positions, np.arange(f0_frames.shape[0]), f0_frames)
-    phase = np.cumsum(f0 / fine_sr)
-    n_periods = int(phase[-1]) + 2
-    period_jitter = voice.jitter * rng.standard_normal(n_periods)
-    phase = np.cumsum(f0 * (1.0 + period_jitter[phase.astype(np.int64)]) / fine_sr)
-    period = phase.astype(np.int64)
-    theta = phase - period
-    amplitude = np.maximum(1.0 + voice.shimmer * rng.standard_normal(n_periods), 0.0)
-    pulses = _rosenberg_derivative(theta, voice.open_quotient) * amplitude[period]
+    max_periods = int(np.sum(f0_frames) / FRAME_RATE_HZ * (1.0 + 6.0 * voice.jitter)) + 8
+    period_scale = 1.0 + voice.jitter * rng.standard_normal(max_periods)
+    amplitude = np.maximum(1.0 + voice.shimmer * rng.standard_normal(max_periods), 0.0)
+    pulses, open_phase = _rosenberg_pulse_train(
+        f0_frames, FRAME_RATE_HZ / fine_sr, n_samples * _SOURCE_OVERSAMPLING, 1.0 / fine_sr,
+        period_scale, amplitude, voice.open_quotient,
+    )
     pulses = resample_poly(pulses, 1, _SOURCE_OVERSAMPLING)[:n_samples]
     pulses = _apply_tilt(pulses, voice.spectral_tilt_db, sr)
-    open_phase = (theta[:: _SOURCE_OVERSAMPLING] < voice.open_quotient).astype(np.float64)
-    return pulses / max(_rms(pulses), 1e-12), open_phase
+    return pulses / max(_rms(pulses), 1e-12), open_phase[:: _SOURCE_OVERSAMPLING].astype(np.float64)
 
 
-def _rosenberg_derivative(theta: np.ndarray, open_quotient: float) -> np.ndarray:
-    """Derivative of the Rosenberg (1971) glottal flow pulse (opening:closing = 2:1).
+@numba.njit(cache=True, nogil=True)
+def _rosenberg_pulse_train(
+    f0_frames: np.ndarray,
+    frames_per_sample: float,
+    n_samples: int,
+    sample_period_s: float,
+    period_scale: np.ndarray,
+    amplitude: np.ndarray,
+    open_quotient: float,
+) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
+    """Derivative of the Rosenberg (1971) glottal flow (opening:closing = 2:1), period by period.
 
-    Args:
-        theta: (N,) phase within the glottal period, in [0, 1).
-        open_quotient: open fraction of the period.
-
-    Returns:
-        (N,) float64 flow derivative per unit phase (zero mean over a period).
+    F0 is linearly interpolated from ``f0_frames``; period k runs at ``F0 * period_scale[k]``
+    (jitter) with amplitude ``amplitude[k]`` (shimmer). Returns the (n_samples,) flow derivative per
+    unit phase and the (n_samples,) bool open-glottis mask.
     """
     t_open = open_quotient * 2.0 / 3.0
     t_close = open_quotient - t_open
-    opening = (np.pi / (2.0 * t_open)) * np.sin(np.pi * np.minimum(theta, t_open) / t_open)
-    closing = -(np.pi / (2.0 * t_close)) * np.sin(np.pi * (theta - t_open) / (2.0 * t_close))
-    return np.where(theta < t_open, opening, np.where(theta < open_quotient, closing, 0.0))
+    last_frame = f0_frames.shape[0] - 1
+    pulses = np.empty(n_samples)
+    is_open = np.empty(n_samples, dtype=np.bool_)
+    theta = 0.0
+    period = 0
+    for i in range(n_samples):
+        position = min(i * frames_per_sample, float(last_frame))
+        frame = min(int(position), last_frame - 1) if last_frame > 0 else 0
+        frac = position - frame
+        f0 = f0_frames[frame] if last_frame == 0 else f0_frames[frame] * (1.0 - frac) + f0_frames[frame + 1] * frac
+        if theta < t_open:
+            value = (np.pi / (2.0 * t_open)) * np.sin(np.pi * theta / t_open)
+        elif theta < open_quotient:
+            value = -(np.pi / (2.0 * t_close)) * np.sin(np.pi * (theta - t_open) / (2.0 * t_close))
+        else:
+            value = 0.0
+        pulses[i] = value * amplitude[period]
+        is_open[i] = theta < open_quotient
+        theta += f0 * period_scale[period] * sample_period_s
+        if theta >= 1.0:
+            theta -= 1.0
+            period = min(period + 1, period_scale.shape[0] - 1)
+    return pulses, is_open
 
 
 def _apply_tilt(signal: np.ndarray, tilt_db_per_octave: float, sr: int) -> np.ndarray:
@@ -686,8 +742,8 @@ def _noise_grains(
         if phone.kind == "fricative":
             a, b = int(start * sr), int(end * sr)
             envelope = _raised_cosine_envelope(b - a, int(0.015 * sr))
-        else:  # burst at the release, 55 % into the plosive
-            a = int((start + 0.55 * (end - start)) * sr)
+        else:  # release burst at the end of the closure
+            a = int((start + _CLOSURE_FRACTION * (end - start)) * sr)
             b = min(a + int(0.02 * sr), n_samples)
             envelope = np.exp(-np.arange(b - a) / (0.004 * sr))
             level *= 3.0
@@ -722,10 +778,7 @@ def _bandpass_sos(centre_hz: float, bandwidth_hz: float, sr: int) -> np.ndarray:
 def _record(speech: np.ndarray, conditions: UtteranceConditions, sr: int, rng: np.random.Generator) -> np.ndarray:
     """Level, room, background noise and channel: (N,) float64 speech -> (N,) float32 in [-1, 1]."""
     n = speech.shape[0]
-    frames = speech[: n - n % 160].reshape(-1, 160)
-    energy = np.mean(frames**2, axis=1)
-    active_rms = math.sqrt(np.mean(energy[energy > 1e-3 * energy.max()])) if energy.max() > 0 else 1.0
-    speech = speech * (10.0 ** (conditions.loudness_db / 20.0) / active_rms)
+    speech = speech * (10.0 ** (conditions.loudness_db / 20.0) / _active_rms(speech, sr // 100))
     impulse = _room_impulse(conditions, sr, rng)
     n_fft = _fft_length(n + impulse.shape[0])
     freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
@@ -742,12 +795,19 @@ def _record(speech: np.ndarray, conditions: UtteranceConditions, sr: int, rng: n
     return wave.astype(np.float32)
 
 
+def _active_rms(x: np.ndarray, frame: int) -> float:
+    """RMS (> 0) of the ``frame``-sample frames of ``x`` within 30 dB of the loudest one."""
+    frames = x[: x.shape[0] - x.shape[0] % frame].reshape(-1, frame) if x.shape[0] >= frame else x[None]
+    energy = np.mean(frames**2, axis=1)
+    return max(math.sqrt(np.mean(energy[energy >= 1e-3 * energy.max()])), 1e-12)
+
+
 def _room_impulse(conditions: UtteranceConditions, sr: int, rng: np.random.Generator) -> np.ndarray:
     """Direct path plus an exponentially decaying noise tail: (L,) float64, tail energy = ``reverb_wet``."""
     length = max(int(min(conditions.reverb_rt60_s, 0.6) * sr), 1)
     impulse = np.zeros(length + 1)
     impulse[0] = 1.0
-    if conditions.reverb_wet > 0 and length > 1:
+    if conditions.reverb_wet > 0 and conditions.reverb_rt60_s > 0 and length > 1:
         t = np.arange(1, length + 1) / sr
         tail = rng.standard_normal(length) * np.exp(-6.91 * t / conditions.reverb_rt60_s)
         impulse[1:] = tail * math.sqrt(conditions.reverb_wet / np.sum(tail**2))

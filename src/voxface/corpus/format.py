@@ -11,7 +11,8 @@ A corpus is a folder::
     utterances.csv         utterance, identity, audio (path relative to the root), duration_s
     faces.csv              face, identity, image_64, image_120 (paths relative to the root)
     face_params.npz        face (M,) str; shape (M, K), expression (M, E), pose (M, 3) yaw/pitch/roll in
-                           radians of each face image (ground truth, or a fit for real data)
+                           radians of each face image (ground truth, or a fit for real data); optional
+                           landmarks_64 / landmarks_120 (M, 68, 2) pixel coordinates of the 68 landmarks
     voice_params.csv       (synthetic only) identity and the true voice-production parameters
     audio/<identity>/<utterance>.wav, faces/<identity>/<face>_{64,120}.png, preview.png
 
@@ -144,7 +145,7 @@ class Corpus:
 
     @cached_property
     def face_params(self) -> dict[str, np.ndarray]:
-        """face (M,), shape (M, K), expression (M, E), pose (M, 3)."""
+        """face (M,), shape (M, K), expression (M, E), pose (M, 3); optional landmarks_{64,120} (M, 68, 2)."""
         return _load_npz(self.root / "face_params.npz")
 
     @cached_property

@@ -167,10 +167,11 @@ def _run_identity(job: PlannedIdentity) -> None:
         face_id = f"{job.identity}_f{k:02d}"
         row = {"face": face_id, "identity": job.identity}
         for size in IMAGE_SIZES:
-            image, _ = render_face_image(model, job.shape, appearance, size)
+            image, landmarks = render_face_image(model, job.shape, appearance, size)
             rel = f"faces/{job.identity}/{face_id}_{size}.png"
             _save_png(root / rel, image)
             row[f"image_{size}"] = rel
+            row[f"landmarks_{size}"] = np.round(landmarks, 3).tolist()
         row["expression"] = np.asarray(appearance.expression, dtype=np.float32).tolist()
         row["pose"] = [float(appearance.yaw), float(appearance.pitch), float(appearance.roll)]
         faces.append(row)
@@ -208,7 +209,9 @@ def _write_tables(out: Path, model: MorphableModel, config: SynthConfig, jobs: l
                      face=np.array([f["face"] for f in faces]),
                      shape=np.stack([shape_of[f["identity"]] for f in faces]).astype(np.float32),
                      expression=np.array([f["expression"] for f in faces], np.float32).reshape(len(faces), e),
-                     pose=np.array([f["pose"] for f in faces], np.float32))
+                     pose=np.array([f["pose"] for f in faces], np.float32),
+                     **{f"landmarks_{size}": np.array([f[f"landmarks_{size}"] for f in faces], np.float32)
+                        for size in IMAGE_SIZES})
     atomic.write_bytes(out / "model.npz", model.to_npz_bytes())
     manifest = {
         "format": FORMAT_NAME, "version": FORMAT_VERSION, "name": config.name, "synthetic": True,
