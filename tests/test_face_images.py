@@ -11,6 +11,7 @@ from voxface.corpus.face_images import (BACKGROUNDS, Appearance, background_imag
                                         render_face_image, render_face_images, sample_appearance)
 from voxface.errors import VoxfaceError
 from voxface.face3d.builtin import IBUG_MIRROR, build_builtin_model
+from voxface.vision.agreement import dlib_agreement
 from voxface.vision.dlib_faces import detect_faces, landmarks68
 
 
@@ -134,16 +135,9 @@ def test_dlib_sees_the_synthetic_faces_where_the_model_put_them(model):
     """The realism check on a fixed sample (bench/check_render_realism.py runs it on more)."""
     rng = np.random.default_rng(2024)
     for size, upsample, n in ((120, 0, 40), (64, 1, 16)):
-        found, errors = 0, []
-        for _ in range(n):
-            image, marks = render_face_image(model, identity(model, rng),
-                                             sample_appearance(rng, model.n_expression), size)
-            boxes = detect_faces(image, upsample=upsample)
-            if boxes:
-                found += 1
-                box = boxes[0]
-                face_size = np.sqrt((box[2] - box[0]) * (box[3] - box[1]))
-                error = np.linalg.norm(landmarks68(image, box) - marks, axis=1).mean()
-                errors.append(error / face_size)
-        assert found / n >= 0.9, size
-        assert np.mean(errors) <= 0.10, size
+        cases = (render_face_image(model, identity(model, rng), sample_appearance(rng, model.n_expression), size)
+                 for _ in range(n))
+        agreement = dlib_agreement(cases, upsample=upsample)
+        assert agreement.n == n
+        assert agreement.detection_rate >= 0.9, size
+        assert agreement.landmark_error <= 0.10, size
