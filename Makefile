@@ -9,7 +9,7 @@ setup:
 	bash scripts/setup.sh
 
 demo: setup
-	$(VOXFACE) synth --config configs/synth_default.yaml --out data/synthetic
+	$(VOXFACE) demo --out runs/demo --corpus data/synthetic
 
 test: setup
 	VOXFACE_SHARED_DATA=$(SHARED_DATA) $(PY) -m pytest -q --timeout 900 tests

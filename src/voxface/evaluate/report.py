@@ -74,7 +74,9 @@ def _sections(metrics: dict) -> list[tuple[str, list[str], list[list[str]]]]:
 
 
 def _markdown(metrics: dict, sections, figures: dict[str, Path]) -> str:
-    lines = ["# Voice → 3D face evaluation", "", *(_intro(metrics)), ""]
+    lines = ["# Voice → 3D face evaluation", ""]
+    for paragraph in _intro(metrics):
+        lines += [paragraph, ""]
     for title, header, rows in sections:
         lines += [f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(r) + " |" for r in rows] + [""]

@@ -26,10 +26,11 @@ log = logging.getLogger(__name__)
 
 # Lightning installs its own console handler at import; route its records through ours instead and
 # keep only warnings (the run's own log says what happens).
-_lightning_log = logging.getLogger("lightning.pytorch")
-_lightning_log.handlers.clear()
-_lightning_log.propagate = True
-_lightning_log.setLevel(logging.WARNING)
+for _name in ("lightning.pytorch", "lightning.fabric"):
+    _lightning_log = logging.getLogger(_name)
+    _lightning_log.handlers.clear()
+    _lightning_log.propagate = True
+    _lightning_log.setLevel(logging.WARNING)
 
 CONFIG_FILE = "config.yaml"
 LAST_CHECKPOINT = "checkpoints/last.ckpt"
