@@ -92,3 +92,25 @@ def test_rerun_resumes_and_other_settings_are_refused(runs, tmp_path):
     train_speaker_encoder(speaker, copy, progress=False)
     with pytest.raises(VoxfaceError, match="other settings"):
         train_speaker_encoder(SpeakerConfig(**{**speaker.__dict__, "lr": 0.5}), copy, progress=False)
+
+
+def test_predict_on_real_speech(runs, shared_data, tmp_path):
+    """Real FSDD recordings: each speaker's first eight digits joined into one ~3 s clip."""
+    import json as json_module
+
+    from voxface.audio.io import load_audio
+
+    root, _, _ = runs
+    speakers = json_module.loads((shared_data / "fsdd" / "speakers.json").read_text())
+    names = sorted(speakers)[:3]
+    clips = []
+    for name in names:
+        waves = [load_audio(shared_data / "fsdd" / "recordings" / f"{d}_{name}_0.wav") for d in range(8)]
+        clip = tmp_path / f"{name}.wav"
+        save_wav(clip, np.concatenate(waves), 16000)
+        clips.append(str(clip))
+    predictor = VoiceTo3D.load(root / "supervised")
+    outcomes = predict_files(predictor, clips, tmp_path / "out", "glb")
+    assert [o.error for o in outcomes] == [None] * len(clips)
+    meshes = [np.asarray(json_module.loads((tmp_path / "out" / f"{n}.json").read_text())["shape"]) for n in names]
+    assert all(np.isfinite(m).all() and m.shape == (predictor.model.n_shape,) for m in meshes)

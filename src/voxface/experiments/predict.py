@@ -39,7 +39,7 @@ def predict_files(predictor: VoiceTo3D, sources: list[str], out_dir: str | Path,
         try:
             wave = prepare_voice(source)
         except VoxfaceError as e:
-            log.error("%s", e)
+            log.debug("skipped %s: %s", source, e)
             outcomes.append(Outcome(source, [], str(e)))
             continue
         coefficients = predictor.coefficients([wave])[0]
