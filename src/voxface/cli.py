@@ -106,7 +106,10 @@ def _cmd_predict(args: argparse.Namespace) -> None:
     outcomes = predict_files(predictor, args.voices, args.out, args.format)
     failed = [o for o in outcomes if o.error]
     for o in outcomes:
-        print(f"{o.source}: " + (f"error: {o.error}" if o.error else ", ".join(o.outputs)))
+        if o.error:
+            print(f"{o.source}: error: {o.error}", file=sys.stderr)
+        else:
+            print(f"{o.source}: {', '.join(o.outputs)}")
     if failed:
         raise VoxfaceError(f"{len(failed)} of {len(outcomes)} file(s) failed (see above); the others were written")
 
