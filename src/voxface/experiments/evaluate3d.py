@@ -88,8 +88,13 @@ def score(model: MorphableModel, predictions: np.ndarray, references: np.ndarray
 
 
 def evaluate_run(run_dir: str | Path, corpus_dir: str | None = None, per_identity: int = UTTERANCES_PER_IDENTITY,
-                 progress: bool = True, method_name: str = "CMP-supervised") -> dict:
-    """Score the run's predictor and the oracles; write ``metrics.json`` into the run folder."""
+                 progress: bool = True, method_name: str = "CMP-supervised",
+                 extra_methods: dict[str, np.ndarray] | None = None) -> dict:
+    """Score the run's predictor and the oracles; write ``metrics.json`` into the run folder.
+
+    ``extra_methods``: name -> (N, U, V, 3) predictions of other methods for the test identities in
+    corpus order (e.g. the unsupervised method and cascade baselines), scored beside the others.
+    """
     run = Path(run_dir)
     start = time.perf_counter()
     predictor = VoiceTo3D.load(run)
@@ -99,6 +104,7 @@ def evaluate_run(run_dir: str | Path, corpus_dir: str | None = None, per_identit
     test_ids = corpus.identity_ids("test")
     references = model.reconstruct(corpus.reference_shapes(test_ids))
     methods = {method_name: predict_test_meshes(predictor, corpus, test_ids, per_identity, progress)}
+    methods.update(extra_methods or {})
     methods.update(oracle_predictions(corpus, test_ids))
     results = {name: score(model, preds, references) for name, preds in methods.items()}
     for name, r in results.items():
