@@ -59,22 +59,30 @@ def _cmd_model(args: argparse.Namespace) -> None:
         print(f"mean mesh and render written to {out}")
 
 
+TRAIN_METHODS: dict[str, str] = {
+    "speaker": "voxface.experiments.speaker:SpeakerConfig:train_speaker_encoder",
+    "supervised": "voxface.experiments.supervised:SupervisedConfig:train_supervised",
+}
+"""``voxface train NAME`` -> "module:ConfigDataclass:function"; function(config, run_dir, progress)."""
+
+AREA_MODULES = ("voxface.cli_unsupervised", "voxface.cli_gan2d", "voxface.cli_realdata", "voxface.cli_serve")
+"""Modules adding commands (``add_commands(subparsers)``) and train methods (``TRAIN_METHODS``)."""
+
+
 def _cmd_train(args: argparse.Namespace) -> None:
+    import importlib
+
     from .config import build, load_yaml, parse_overrides
 
-    layers = [load_yaml(args.config) if args.config else {}, parse_overrides(args.set),
-              {"corpus": args.corpus}]
-    if args.method == "speaker":
-        from .experiments.speaker import SpeakerConfig, train_speaker_encoder
-
-        metrics = train_speaker_encoder(build(SpeakerConfig, *layers), args.run, progress=not args.quiet)
-        print(f"speaker encoder: {args.run}/encoder.pt  held-out accuracy {metrics.get('val/acc', float('nan')):.3f}")
-    else:
-        from .experiments.supervised import SupervisedConfig, train_supervised
-
-        train_supervised(build(SupervisedConfig, *layers, {"speaker_run": args.speaker_run}), args.run,
-                         progress=not args.quiet)
-        print(f"predictor: {args.run}/predictor.pt  (evaluate it with `voxface evaluate {args.run}`)")
+    module_name, config_name, function_name = TRAIN_METHODS[args.method].split(":")
+    module = importlib.import_module(module_name)
+    overrides = {"corpus": args.corpus}
+    if args.speaker_run:
+        overrides["speaker_run"] = args.speaker_run
+    config = build(getattr(module, config_name), load_yaml(args.config) if args.config else {},
+                   parse_overrides(args.set), overrides)
+    result = getattr(module, function_name)(config, args.run, progress=not args.quiet)
+    print(f"{args.method}: run folder {args.run}" + (f"  {result}" if isinstance(result, dict) else ""))
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
@@ -125,7 +133,18 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     print(f"report: {Path(args.out) / 'supervised' / 'report' / 'report.html'}")
 
 
+def _area_modules() -> list:
+    """The installed area modules (each adds commands and train methods)."""
+    import importlib
+    import importlib.util
+
+    return [importlib.import_module(name) for name in AREA_MODULES if importlib.util.find_spec(name) is not None]
+
+
 def build_parser() -> argparse.ArgumentParser:
+    areas = _area_modules()
+    for area in areas:
+        TRAIN_METHODS.update(getattr(area, "TRAIN_METHODS", {}))
     parser = argparse.ArgumentParser(prog="voxface", description="What a voice says about a face.")
     parser.add_argument("--version", action="version", version=f"voxface {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -162,11 +181,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model: speaker (voice-encoder pre-training) or supervised (CMP)",
                        description="Train into a run folder (config.yaml, logs, checkpoints). Rerunning the same "
                                    "command on the same folder resumes from its last checkpoint.")
-    p.add_argument("method", choices=["speaker", "supervised"])
+    p.add_argument("method", choices=sorted(TRAIN_METHODS))
     p.add_argument("--run", required=True, help="run folder")
     p.add_argument("--config", help="YAML settings (configs/speaker_fast.yaml, configs/supervised_fast.yaml, ...)")
     p.add_argument("--corpus", help="corpus folder (default data/synthetic)")
-    p.add_argument("--speaker-run", dest="speaker_run", help="supervised/cmp: the speaker run with encoder.pt")
+    p.add_argument("--speaker-run", dest="speaker_run", help="the speaker run with encoder.pt (methods on the CMP encoder)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any setting")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_train)
@@ -197,6 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="builtin", help="morphable model for a new corpus (builtin | sfm[:PATH])")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_demo)
+    for area in areas:
+        area.add_commands(sub)
     return parser
 
 
