@@ -101,6 +101,15 @@ class VoiceParams:
 FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in fields(VoiceParams))
 """Names of the :class:`VoiceParams` fields, in vector order."""
 
+_SHARED_PRIOR: dict[str, tuple[float, float]] = {
+    "formant_bandwidth_scale": (1.0, 0.30),
+    "speaking_rate": (1.0, 0.12),
+    "nasality": (0.25, 0.20),
+    "oral_ratio": (1.0, 0.06),
+    "vowel_space_scale": (1.0, 0.20),
+    "laryngeal_ratio": (1.0, 0.10),
+}
+
 VOICE_PRIOR: dict[str, dict[str, tuple[float, float]]] = {
     "male": {
         "f0_hz": (120.0, 20.0),
@@ -111,12 +120,7 @@ VOICE_PRIOR: dict[str, dict[str, tuple[float, float]]] = {
         "breathiness": (0.15, 0.10),
         "spectral_tilt_db": (-1.5, 3.0),
         "open_quotient": (0.55, 0.10),
-        "formant_bandwidth_scale": (1.0, 0.30),
-        "speaking_rate": (1.0, 0.12),
-        "nasality": (0.25, 0.20),
-        "oral_ratio": (1.0, 0.06),
-        "vowel_space_scale": (1.0, 0.20),
-        "laryngeal_ratio": (1.0, 0.10),
+        **_SHARED_PRIOR,
     },
     "female": {
         "f0_hz": (210.0, 25.0),
@@ -127,12 +131,7 @@ VOICE_PRIOR: dict[str, dict[str, tuple[float, float]]] = {
         "breathiness": (0.30, 0.12),
         "spectral_tilt_db": (-3.0, 3.0),
         "open_quotient": (0.65, 0.10),
-        "formant_bandwidth_scale": (1.0, 0.30),
-        "speaking_rate": (1.0, 0.12),
-        "nasality": (0.25, 0.20),
-        "oral_ratio": (1.0, 0.06),
-        "vowel_space_scale": (1.0, 0.20),
-        "laryngeal_ratio": (1.0, 0.10),
+        **_SHARED_PRIOR,
     },
 }
 """Population prior per gender: field -> (mean, standard deviation), independent Gaussians.
