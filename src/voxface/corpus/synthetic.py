@@ -25,9 +25,18 @@ from ..audio.synth import FIELD_NAMES, VoiceParams, sample_conditions, synthesiz
 from ..errors import VoxfaceError
 from ..face3d import MorphableModel
 from ..face3d.loading import load_morphable_model
+from ..face3d.render import save_png
 from .face_images import render_face_image, sample_appearance
-from .format import FACE_COLUMNS, FORMAT_NAME, FORMAT_VERSION, IDENTITY_COLUMNS, UTTERANCE_COLUMNS
-from .format import Corpus, split_for_name, write_csv
+from .format import (
+    FACE_COLUMNS,
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    IDENTITY_COLUMNS,
+    UTTERANCE_COLUMNS,
+    Corpus,
+    split_for_name,
+    write_csv,
+)
 from .link import VoiceFaceLink, sample_shape
 from .names import identity_names
 
@@ -169,7 +178,7 @@ def _run_identity(job: PlannedIdentity) -> None:
         for size in IMAGE_SIZES:
             image, landmarks = render_face_image(model, job.shape, appearance, size)
             rel = f"faces/{job.identity}/{face_id}_{size}.png"
-            _save_png(root / rel, image)
+            save_png(root / rel, image)
             row[f"image_{size}"] = rel
             row[f"landmarks_{size}"] = np.round(landmarks, 3).tolist()
         row["expression"] = np.asarray(appearance.expression, dtype=np.float32).tolist()
@@ -177,12 +186,6 @@ def _run_identity(job: PlannedIdentity) -> None:
         faces.append(row)
     atomic.write_json(root / "audio" / job.identity / ".done.json",
                       {"utterances": utterances, "faces": faces})
-
-
-def _save_png(path: Path, image: np.ndarray) -> None:
-    from ..face3d.render import save_png
-
-    save_png(path, image)
 
 
 def _write_tables(out: Path, model: MorphableModel, config: SynthConfig, jobs: list[PlannedIdentity]) -> None:

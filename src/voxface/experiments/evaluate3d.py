@@ -17,6 +17,7 @@ import torch
 from .. import atomic
 from ..corpus.format import Corpus
 from ..corpus.validate import check_corpus
+from ..errors import VoxfaceError
 from ..evaluate.geometry import absolute_ratio_error, coherence, gain, nme, within_between_distances
 from ..evaluate.headroom import corpus_identity_set
 from ..evaluate.icp import point_to_plane_rmse
@@ -42,7 +43,8 @@ def predict_test_meshes(predictor: VoiceTo3D, corpus: Corpus, test_ids: list[str
     counts = np.bincount(data.identity_index, minlength=len(test_ids))
     if counts.min() < per_identity:
         short = [test_ids[i] for i in np.flatnonzero(counts < per_identity)][:5]
-        raise ValueError(f"test identities with fewer than {per_identity} utterances: {short}")
+        raise VoxfaceError(f"corpus {corpus.root}: test identities with fewer than {per_identity} utterances "
+                           f"({short}); evaluate with a smaller --utterances")
     with torch.no_grad():
         if predictor.backbone == "cmp":
             embeddings = torch.cat([predictor.encoder(torch.from_numpy(f.T[None].copy())) for f in data.features])
