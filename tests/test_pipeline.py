@@ -114,3 +114,13 @@ def test_predict_on_real_speech(runs, shared_data, tmp_path):
     assert [o.error for o in outcomes] == [None] * len(clips)
     meshes = [np.asarray(json_module.loads((tmp_path / "out" / f"{n}.json").read_text())["shape"]) for n in names]
     assert all(np.isfinite(m).all() and m.shape == (predictor.model.n_shape,) for m in meshes)
+
+
+def test_resemblyzer_backbone_trains_and_evaluates(tiny_corpus_dir, tmp_path):
+    config = SupervisedConfig(corpus=str(tiny_corpus_dir), backbone="resemblyzer", max_steps=20, batch_size=8,
+                              val_every=10, workers=1)
+    predictor = train_supervised(config, tmp_path / "res", progress=False)
+    assert predictor.backbone == "resemblyzer" and predictor.encoder is None
+    metrics = evaluate_run(tmp_path / "res", per_identity=2, progress=False)
+    assert metrics["method"] == "CMP-supervised (Resemblyzer)"
+    assert np.isfinite(metrics["methods"]["CMP-supervised (Resemblyzer)"]["ARE"]["mean"])

@@ -8,7 +8,8 @@ A corpus is a folder::
     identities.csv         identity, name, gender (m|f), split (train|test)
     identity_params.npz    identity (N,) str; shape (N, K) and expression (N, E) float32 standardised
                            coefficients of each identity's reference face; has_reference (N,) bool
-    utterances.csv         utterance, identity, audio (path relative to the root), duration_s
+    utterances.csv         utterance, identity, audio (path relative to the root, or empty when only the
+                           cached features features/cmp_logmel/<identity>/<utterance>.npy exist), duration_s
     faces.csv              face, identity, image_64, image_120 (paths relative to the root)
     face_params.npz        face (M,) str; shape (M, K), expression (M, E), pose (M, 3) yaw/pitch/roll in
                            radians of each face image (ground truth, or a fit for real data); optional

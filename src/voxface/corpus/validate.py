@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import VoxfaceError
+from .features import feature_path
 from .format import Corpus, split_for_name
 
 MAX_LISTED = 20
@@ -49,7 +50,7 @@ def find_problems(root: str | Path, check_files: bool = True) -> list[str]:
     k, e = model.n_shape, model.n_expression
     problems += _param_table("identity_params.npz", params, "identity", ids, k, e)
     problems += _param_table("face_params.npz", face_params, "face", [f.face for f in faces], k, e)
-    if "has_reference" in params:
+    if "has_reference" in params and faces:  # a corpus without face images has no references
         with_ref = {str(i) for i, h in zip(params["identity"], params["has_reference"]) if h}
         missing_ref = [i.identity for i in identities if i.split == "test" and i.identity not in with_ref]
         if missing_ref:
@@ -62,8 +63,10 @@ def find_problems(root: str | Path, check_files: bool = True) -> list[str]:
             problems.append(f"manifest.json: counts.{key} = {manifest_counts[key]} but the table has {n}")
 
     if check_files:
-        rel_paths = [u.audio for u in utterances] + [p for f in faces for p in (f.image_64, f.image_120)]
-        missing = [p for p in rel_paths if not corpus.path(p).is_file()]
+        # an utterance without audio (an import of published features) needs its cached features
+        paths = [corpus.path(u.audio) if u.audio else feature_path(corpus, u, "cmp_logmel") for u in utterances]
+        paths += [corpus.path(p) for f in faces for p in (f.image_64, f.image_120)]
+        missing = [str(p.relative_to(corpus.root)) for p in paths if not p.is_file()]
         if missing:
             problems.append(f"{len(missing)} file(s) named in the tables are missing, e.g. {missing[:3]}")
     return problems

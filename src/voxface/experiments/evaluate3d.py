@@ -33,6 +33,7 @@ UTTERANCES_PER_IDENTITY = 3  # as in the paper's evaluation
 MEAN_FACE = "mean-face oracle"
 GENDER = "gender oracle"
 CEILING = "voice ceiling"
+METHOD_NAMES = {"cmp": "CMP-supervised", "resemblyzer": "CMP-supervised (Resemblyzer)"}
 
 
 def predict_test_meshes(predictor: VoiceTo3D, corpus: Corpus, test_ids: list[str], per_identity: int,
@@ -90,7 +91,7 @@ def score(model: MorphableModel, predictions: np.ndarray, references: np.ndarray
 
 
 def evaluate_run(run_dir: str | Path, corpus_dir: str | None = None, per_identity: int = UTTERANCES_PER_IDENTITY,
-                 progress: bool = True, method_name: str = "CMP-supervised",
+                 progress: bool = True, method_name: str | None = None,
                  extra_methods: dict[str, np.ndarray] | None = None) -> dict:
     """Score the run's predictor and the oracles; write ``metrics.json`` into the run folder.
 
@@ -100,6 +101,7 @@ def evaluate_run(run_dir: str | Path, corpus_dir: str | None = None, per_identit
     run = Path(run_dir)
     start = time.perf_counter()
     predictor = VoiceTo3D.load(run)
+    method_name = method_name or METHOD_NAMES[predictor.backbone]
     corpus = check_corpus(corpus_dir or read_run_config(run)["corpus"])
     predictor.check_model(corpus.model)
     model = corpus.model

@@ -9,13 +9,13 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
 from .. import atomic
 from ..corpus.datasets import CROP_FRAMES, MIN_FRAMES, Triplets, random_crop
 from ..corpus.validate import check_corpus
 from ..errors import VoxfaceError
 from ..inference import BACKBONES, VoiceTo3D
+from ..train.distributed import data_loader
 from ..train.runs import make_trainer, open_run, resume_checkpoint
 from ..train.supervised import SupervisedCMP
 from .data import UtteranceSet, utterance_set
@@ -94,12 +94,13 @@ def train_supervised(config: SupervisedConfig, run_dir: str | Path, progress: bo
                            triplet_margin=config.triplet_margin, triplet_weight=config.triplet_weight,
                            dropout=config.dropout)
     trainer = make_trainer(run, config.max_steps, config.val_every, progress)
-    trainer.fit(module, DataLoader(datasets["fit"], batch_size=config.batch_size),
-                DataLoader(datasets["val"], batch_size=config.batch_size), ckpt_path=resume_checkpoint(run))
+    trainer.fit(module, data_loader(datasets["fit"], config.batch_size),
+                data_loader(datasets["val"], config.batch_size), ckpt_path=resume_checkpoint(run))
     predictor = VoiceTo3D(config.backbone, encoder, module.regressor.cpu(), model)
-    predictor.save(run / PREDICTOR_FILE)
-    atomic.write_json(run / "train_metrics.json",
-                      {k: float(v) for k, v in trainer.callback_metrics.items()})
+    if trainer.is_global_zero:
+        predictor.save(run / PREDICTOR_FILE)
+        atomic.write_json(run / "train_metrics.json",
+                          {k: float(v) for k, v in trainer.callback_metrics.items()})
     return predictor
 
 

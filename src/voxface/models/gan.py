@@ -42,7 +42,7 @@ class FaceGenerator(nn.Module):
             layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1), nn.ReLU(inplace=True)]
         layers.append(nn.ConvTranspose2d(base, 3, 1, 1, 0))
         self.net = nn.Sequential(*layers)
-        self.embed_dim = embed_dim
+        self.embed_dim, self.base = embed_dim, base
 
     def forward(self, embedding: torch.Tensor) -> torch.Tensor:
         return self.net(embedding[:, :, None, None]).clamp(-1.0, 1.0)

@@ -21,6 +21,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from .. import atomic
 from ..errors import VoxfaceError
 from ..logs import add_log_file
+from .distributed import launch_from_environment
 
 log = logging.getLogger(__name__)
 
@@ -65,11 +66,15 @@ def read_run_config(run_dir: str | Path) -> dict:
 
 
 def make_trainer(run: Path, max_steps: int, val_every: int, progress: bool = True,
-                 devices: int | str = "auto", strategy: str = "auto") -> L.Trainer:
+                 devices: int | str = "auto", strategy: str = "auto", num_nodes: int = 1) -> L.Trainer:
     """A Trainer writing into ``run``: CSV + TensorBoard logs, checkpoints every ``val_every`` steps.
 
-    Mixed precision (bf16/16) is used automatically when a CUDA GPU is present.
+    Mixed precision (bf16/16) is used automatically when a CUDA GPU is present. Left on "auto",
+    devices, nodes and strategy follow the launcher (torchrun / SLURM: DDP; see train/distributed.py).
     """
+    if devices == "auto" and strategy == "auto":
+        launch = launch_from_environment()
+        devices, strategy, num_nodes = launch.devices, launch.strategy, launch.num_nodes
     precision = ("bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed") if torch.cuda.is_available() else "32-true"
     checkpoints = ModelCheckpoint(dirpath=run / "checkpoints", filename="step{step}", auto_insert_metric_name=False,
                                   every_n_train_steps=val_every, save_last=True, save_top_k=-1)
@@ -78,7 +83,7 @@ def make_trainer(run: Path, max_steps: int, val_every: int, progress: bool = Tru
         default_root_dir=run, max_steps=max_steps, val_check_interval=val_every, check_val_every_n_epoch=None,
         logger=[CSVLogger(run, name="", version="logs"), TensorBoardLogger(run, name="", version="tb")],
         callbacks=callbacks, enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,
-        log_every_n_steps=10, precision=precision, devices=devices, strategy=strategy,
+        log_every_n_steps=10, precision=precision, devices=devices, strategy=strategy, num_nodes=num_nodes,
         limit_val_batches=20, deterministic=False)
 
 

@@ -1,0 +1,167 @@
+"""``voxface serve``: a web page that turns a recorded or uploaded voice into a 3D face.
+
+The page (Gradio) takes audio from the microphone or a file and shows the predicted face in a
+rotatable 3D viewer, its render, and offers the mesh as OBJ and GLB. It is a thin layer over
+:class:`FaceFromVoice`, which holds the loaded predictor and does one request at a time on one
+worker thread per process, so concurrent visitors are queued and each gets its own output folder.
+
+Why one thread: pyrender's EGL context stays current in the thread that last rendered with it
+(its EGL ``make_uncurrent`` does nothing), so a renderer may only ever be used from one thread.
+The page renders at its own size (:data:`RENDER_SIZE`) so that its renderer is not the one other
+code in the same process (e.g. ``voxface predict`` at 512 px on the main thread) already holds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import VoxfaceError
+from ..experiments.predict import predict_files
+from ..face3d.mesh_io import save_mesh
+from ..inference import VoiceTo3D
+
+log = logging.getLogger(__name__)
+logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio polls its own server once per launch
+_RENDER_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="voxface-predict")
+
+DEFAULT_RUN = Path("runs/demo/supervised")
+"""The run ``voxface demo`` makes; served when no run is given."""
+MAKE_RUN_COMMAND = "make demo"
+MAX_UPLOAD_MB = 20.0
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 7860
+RENDER_SIZE = 480
+"""Pixels of the page's render; distinct from the 512 px of ``voxface predict`` (see the module note)."""
+CONCURRENCY = 4
+"""Requests Gradio accepts at once (uploads, decoding); predictions themselves queue on one thread."""
+
+
+@dataclass
+class FacePrediction:
+    """The files of one request: mesh in both formats, a PNG render, the parameters as JSON."""
+
+    glb: Path
+    obj: Path
+    png: Path
+    parameters: Path
+
+
+class FaceFromVoice:
+    """A loaded predictor answering requests: audio file -> :class:`FacePrediction`.
+
+    Args:
+        predictor: the trained voice-to-3D predictor.
+        out_root: folder receiving one sub-folder per request.
+        max_upload_mb: larger inputs are refused with a message.
+    """
+
+    def __init__(self, predictor: VoiceTo3D, out_root: str | Path, max_upload_mb: float = MAX_UPLOAD_MB):
+        self.predictor = predictor
+        self.out_root = Path(out_root)
+        self.max_upload_mb = max_upload_mb
+
+    def predict(self, audio_path: str | os.PathLike | None) -> FacePrediction:
+        """Predict a face for one audio file; VoxfaceError (a message for the page) if it is unusable."""
+        if not audio_path:
+            raise VoxfaceError("no audio given: record from the microphone or upload an audio file, then press Predict")
+        size_mb = Path(audio_path).stat().st_size / 2**20
+        if size_mb > self.max_upload_mb:
+            raise VoxfaceError(f"the file {Path(audio_path).name} is {size_mb:.1f} MB; the limit is "
+                               f"{self.max_upload_mb:g} MB: upload a shorter recording")
+        return _RENDER_THREAD.submit(self._predict, Path(audio_path)).result()
+
+    def _predict(self, audio_path: Path) -> FacePrediction:
+        folder = self.out_root / uuid.uuid4().hex
+        outcome = predict_files(self.predictor, [str(audio_path)], folder, "glb", RENDER_SIZE)[0]
+        if outcome.error:
+            message = outcome.error.replace(str(audio_path), audio_path.name)
+            raise VoxfaceError(f"{message} (only speech recordings can be used: wav, flac, ogg, mp3, m4a)")
+        glb, png, parameters = (Path(p) for p in outcome.outputs)
+        shape = np.asarray(json.loads(parameters.read_text())["shape"], np.float32)
+        obj = save_mesh(glb.with_suffix(".obj"), self.predictor.model.reconstruct(shape),
+                        self.predictor.model.triangles)
+        log.info("served %s -> %s", audio_path.name, folder)
+        return FacePrediction(glb, obj, png, parameters)
+
+
+def find_run(run: str | Path | None) -> tuple[Path | None, str]:
+    """The predictor to serve and a note for the page.
+
+    ``run`` None means the demo's run; when that is missing too, (None, how to make one).
+    Raises VoxfaceError when an explicitly given run has no predictor.
+    """
+    if run is not None:
+        path = Path(run)
+        if not (path / "predictor.pt").is_file() and not path.is_file():
+            raise VoxfaceError(f"no voice-to-3D predictor at {run}: pass a run folder of `voxface train "
+                               "supervised` (it holds predictor.pt) or the predictor.pt file itself")
+        return path, f"Model: `{path}`."
+    if (DEFAULT_RUN / "predictor.pt").is_file():
+        return DEFAULT_RUN, (f"No run was given, so this page uses the run that `voxface demo` made "
+                             f"(`{DEFAULT_RUN}`, trained on the synthetic corpus). Serve another with "
+                             "`voxface serve --run RUN`.")
+    return None, (f"No trained model was found (looked for `{DEFAULT_RUN}`). Make one with the single "
+                  f"command `{MAKE_RUN_COMMAND}` (about 3 minutes on 2 cores), then restart `voxface serve`.")
+
+
+def build_page(service: FaceFromVoice | None, note: str):
+    """The Gradio Blocks page; with no service, only the note saying how to make a model."""
+    import gradio as gr
+
+    with gr.Blocks(title="voxface: a face from a voice", analytics_enabled=False) as page:
+        gr.Markdown("# voxface: what a voice says about a face\nRecord a few seconds of speech or upload "
+                    "an audio file, then press **Predict** to see the 3D face the model expects.")
+        gr.Markdown(note, elem_id="voxface-note")
+        if service is None:
+            return page
+        with gr.Row():
+            with gr.Column():
+                audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Voice",
+                                 elem_id="voxface-audio")
+                button = gr.Button("Predict", variant="primary", elem_id="voxface-predict")
+                gr.Markdown(f"Audio files up to {service.max_upload_mb:g} MB; at least 0.5 s of speech.")
+            with gr.Column():
+                viewer = gr.Model3D(label="Predicted face (drag to rotate)", elem_id="voxface-viewer")
+                render = gr.Image(label="Render", type="filepath", interactive=False, elem_id="voxface-render")
+                downloads = gr.File(label="Download the mesh", file_count="multiple", interactive=False,
+                                    elem_id="voxface-downloads")
+
+        def answer(audio_path):
+            try:
+                result = service.predict(audio_path)
+            except VoxfaceError as e:
+                raise gr.Error(str(e), print_exception=False) from None
+            return str(result.glb), str(result.png), [str(result.obj), str(result.glb), str(result.parameters)]
+
+        button.click(answer, inputs=audio, outputs=[viewer, render, downloads], concurrency_limit=CONCURRENCY)
+    return page
+
+
+def serve(run: str | Path | None = None, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
+          max_upload_mb: float = MAX_UPLOAD_MB, block: bool = True):
+    """Load the predictor (or explain how to make one) and serve the page on ``host:port``.
+
+    Returns the launched Gradio page (useful with ``block=False``; ``page.close()`` stops it).
+    """
+    path, note = find_run(run)
+    service = None
+    if path is not None:
+        out_root = Path(tempfile.mkdtemp(prefix="voxface-serve-"))
+        service = FaceFromVoice(VoiceTo3D.load(path), out_root, max_upload_mb)
+    else:
+        log.warning("%s", note)
+    page = build_page(service, note)
+    page.queue(default_concurrency_limit=CONCURRENCY)
+    page.launch(server_name=host, server_port=port, max_file_size=f"{max_upload_mb:g}mb",
+                allowed_paths=[str(service.out_root)] if service else None, prevent_thread_lock=not block,
+                quiet=True, show_error=True)
+    return page

@@ -1,0 +1,140 @@
+"""``voxface prepare voxceleb|merge`` and ``voxface import cmp|audio|faces``: real data into a corpus."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+log = logging.getLogger("voxface")
+
+
+def _run(args: argparse.Namespace, plan) -> None:
+    from .corpus.prepare import PREPARE_DIR, parse_shard, run_plan
+    from .face3d.loading import load_morphable_model
+    from .logs import add_log_file
+
+    shard = parse_shard(args.shard)
+    out = Path(args.out)
+    model = load_morphable_model(plan.settings["model"])
+    out.mkdir(parents=True, exist_ok=True)
+    add_log_file(out / PREPARE_DIR / "prepare.log")
+    corpus = run_plan(out, plan, model, workers=args.workers, shard=shard, progress=not args.quiet)
+    if corpus is None:
+        print(f"shard {args.shard} done in {out}; when every shard is done: voxface prepare merge SHARD_DIRS... --out FINAL")
+    else:
+        _print_summary(corpus.root)
+
+
+def _print_summary(root: Path) -> None:
+    summary = json.loads((root / "summary.json").read_text())
+    c = summary["counts"]
+    print(f"corpus: {root} ({c['identities']} identities, {c['utterances']} utterances, {c['faces']} faces)")
+    for reason, n in summary["skipped_by_reason"].items():
+        print(f"  skipped {n:6d}  {reason}")
+    print(f"skipped files and their reasons: {root / 'skipped.csv'}")
+
+
+def _cmd_prepare_voxceleb(args: argparse.Namespace) -> None:
+    from .corpus.voxceleb import voxceleb_plan
+
+    _run(args, voxceleb_plan(args.meta, args.audio, args.faces, args.model, args.min_seconds, args.name))
+
+
+def _cmd_prepare_merge(args: argparse.Namespace) -> None:
+    from .corpus.prepare import merge
+
+    _print_summary(merge(args.shards, args.out).root)
+
+
+def _cmd_import_cmp(args: argparse.Namespace) -> None:
+    from .corpus.importers import cmp_plan
+
+    _run(args, cmp_plan(args.features, args.model, args.meta, args.faces, args.default_gender, args.name))
+
+
+def _cmd_import_audio(args: argparse.Namespace) -> None:
+    from .corpus.importers import audio_plan
+
+    _run(args, audio_plan(args.audio, args.model, args.meta, args.default_gender, args.min_seconds, args.name))
+
+
+def _cmd_import_faces(args: argparse.Namespace) -> None:
+    from .corpus.importers import faces_plan
+
+    _run(args, faces_plan(args.faces, args.model, args.meta, args.default_gender, args.name))
+
+
+def _common(p: argparse.ArgumentParser, name: str) -> None:
+    p.add_argument("--out", required=True, help="corpus folder (a rerun with the same arguments resumes)")
+    p.add_argument("--model", default="builtin", help="morphable model the faces are fitted with: builtin | "
+                   "sfm[:PATH] | bfm2009:PATH | 3ddfa:PATH (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=2, help="processes (default: %(default)s)")
+    p.add_argument("--shard", default="1/1", metavar="K/N", help="process only shard K of N (by identity); "
+                   "finish with `voxface prepare merge` (default: %(default)s, everything)")
+    p.add_argument("--name", default=name, help="corpus name in the manifest (default: %(default)s)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _people_flags(p: argparse.ArgumentParser, meta_required: bool = False) -> None:
+    p.add_argument("--meta", required=meta_required, help="metadata table in the vox1_meta.csv layout "
+                   "(tab separated: VoxCeleb1 ID, VGGFace1 ID, Gender, ...)")
+    if not meta_required:
+        p.add_argument("--default-gender", dest="default_gender", choices=["m", "f"],
+                       help="gender of folders the metadata does not list (else they are refused)")
+
+
+def add_commands(sub) -> None:
+    """Add ``prepare`` and ``import`` to the ``voxface`` subcommands."""
+    p = sub.add_parser("prepare", help="build a corpus from VoxCeleb x VGGFace; merge shards",
+                       description="Real recordings and photos -> the voxface corpus format. Parallel (--workers), "
+                                   "shardable (--shard K/N, then `prepare merge`), resumable (rerun the same "
+                                   "command); every skipped file is listed with its reason in skipped.csv.")
+    steps = p.add_subparsers(dest="step", required=True, metavar="STEP")
+    v = steps.add_parser("voxceleb", help="VoxCeleb1/2 audio x VGGFace(2) photos joined by name",
+                         description="Join identities by name through the metadata table, split A-E test / F-Z "
+                                     "train; decode, VAD and CMP log-mel features per utterance; per photo detect "
+                                     "the largest face, 68 landmarks, aligned 64/120 crops and a 3DMM fit; a "
+                                     "reference fit per identity (docs/realdata.md states the rule).")
+    v.add_argument("--audio", required=True, action="append", help="audio tree <voxceleb id>/<video>/<utt>.wav|m4a "
+                   "(repeat for VoxCeleb1 and VoxCeleb2)")
+    v.add_argument("--faces", required=True, help="photo tree <Name>/*.jpg (VGGFace or VGGFace2, not aligned)")
+    _people_flags(v, meta_required=True)
+    v.add_argument("--min-seconds", dest="min_seconds", type=float, default=1.0,
+                   help="skip utterances with less speech after VAD (default: %(default)s)")
+    _common(v, "voxceleb-3d")
+    v.set_defaults(func=_cmd_prepare_voxceleb)
+    m = steps.add_parser("merge", help="merge finished shard folders into one corpus",
+                         description="Copy the outputs of every shard folder into --out (which may be one of "
+                                     "them) and write the corpus tables and manifest.")
+    m.add_argument("shards", nargs="+", help="shard folders (the --out of each --shard K/N run)")
+    m.add_argument("--out", required=True, help="the merged corpus folder")
+    m.set_defaults(func=_cmd_prepare_merge)
+
+    p = sub.add_parser("import", help="import published or single-modality layouts: cmp | audio | faces",
+                       description="Like `prepare`: parallel, shardable, resumable, skipped files recorded.")
+    kinds = p.add_subparsers(dest="kind", required=True, metavar="KIND")
+    c = kinds.add_parser("cmp", help="the CMP / Wen et al. release: <speaker>/<video>/<utt>.npy log-mel features",
+                         description="Published (T>=1000, 64) log-mel features become the feature cache "
+                                     "(features/cmp_logmel); the utterances have no audio. With --faces, photos "
+                                     "<Name>/*.jpg are detected, cropped and fitted as in `prepare voxceleb`.")
+    c.add_argument("features", help="the feature tree <speaker>/<video>/<utt>.npy")
+    c.add_argument("--faces", help="photo tree <Name>/*.jpg (optional)")
+    _people_flags(c)
+    _common(c, "cmp-import")
+    c.set_defaults(func=_cmd_import_cmp)
+    a = kinds.add_parser("audio", help="an audio tree <speaker>/<video>/<utt>.wav without faces",
+                         description="For speaker pre-training: decode, VAD, CMP features; no faces.")
+    a.add_argument("audio", help="the audio tree")
+    _people_flags(a)
+    a.add_argument("--min-seconds", dest="min_seconds", type=float, default=1.0,
+                   help="skip utterances with less speech after VAD (default: %(default)s)")
+    _common(a, "audio-import")
+    a.set_defaults(func=_cmd_import_audio)
+    f = kinds.add_parser("faces", help="a photo tree <Name>/*.jpg without audio",
+                         description="Detect, crop and fit every photo; no utterances.")
+    f.add_argument("faces", help="the photo tree")
+    _people_flags(f)
+    _common(f, "faces-import")
+    f.set_defaults(func=_cmd_import_faces)

@@ -1,0 +1,202 @@
+"""``voxface train expert``: the image-to-3D expert network, trained on renders of the morphable model.
+
+The published experts (3DDFA-V2, SynergyNet) learnt from images with fitted 3DMM parameters; here
+the parameters are known exactly: random shapes (the corpus's prior), expressions, poses, lighting,
+skin tones and backgrounds are rendered with :func:`voxface.corpus.face_images.render_face_image`,
+the pose is the scaled-orthographic camera of the render. After training, the network and the
+fitting expert (:mod:`voxface.vision.fitting_expert`) are scored by ARE on held-out renders
+(``expert_metrics.json``).
+
+Both experts share one interface: ``predict(images)`` with (B, H, W, 3) uint8 RGB images returns
+``pose`` (B, 12), ``shape`` (B, K), ``expression`` (B, E) arrays.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from .. import atomic
+from ..corpus.face_images import render_face_image, sample_appearance
+from ..corpus.validate import check_corpus
+from ..errors import VoxfaceError
+from ..evaluate.geometry import absolute_ratio_error
+from ..face3d import MorphableModel
+from ..models.image_to_3d import ImageTo3D
+from ..train.expert import ExpertModule
+from ..train.runs import make_trainer, open_run, resume_checkpoint
+from ..vision.fitting_expert import FittingExpert, affine_camera, normalised_coordinates
+from ..vision.tensor_images import to_unit_range
+
+log = logging.getLogger(__name__)
+
+EXPERT_FILE = "expert.pt"
+FORMAT = "voxface-image-to-3d-expert"
+CHUNK = 250
+
+
+@dataclass
+class ExpertConfig:
+    """Settings of ``voxface train expert`` (configs/expert_fast.yaml).
+
+    ``render_size``: side of the rendered training images (64 = the GAN's images; 120 in CMP).
+    ``width``/``last_channel``/``input_size``: the MobileNetV2's size (CMP: 1.0 / 1280 / 120).
+    """
+
+    corpus: str = "data/synthetic"
+    train_images: int = 4000
+    test_images: int = 200
+    render_size: int = 64
+    width: float = 0.25
+    last_channel: int = 128
+    input_size: int = 64
+    max_steps: int = 400
+    batch_size: int = 64
+    lr: float = 1e-3
+    val_every: int = 200
+    seed: int = 0
+    workers: int = 0
+
+
+class NetworkExpert:
+    """An :class:`ImageTo3D` in eval mode behind the experts' interface."""
+
+    def __init__(self, network: ImageTo3D):
+        self.network = network.eval().requires_grad_(False)
+
+    def predict_tensor(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """(B, 3, H, W) in [-1, 1] -> the network's outputs (parameters and features), no gradients."""
+        with torch.no_grad():
+            return self.network(images)
+
+    def predict(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        out = self.predict_tensor(to_unit_range(images))
+        return {k: out[k].numpy() for k in ("pose", "shape", "expression")}
+
+
+def save_expert(path: Path, network: ImageTo3D) -> None:
+    with atomic.atomic_path(path) as tmp:
+        torch.save({"format": FORMAT, "config": network.config, "state_dict": network.state_dict()}, tmp)
+
+
+def load_expert_network(run_or_file: str | Path) -> ImageTo3D:
+    """The trained network of an expert run (its folder or ``expert.pt``)."""
+    path = Path(run_or_file)
+    path = path / EXPERT_FILE if path.is_dir() else path
+    if not path.is_file():
+        raise VoxfaceError(f"no expert at {path}; train one with `voxface train expert`")
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(saved, dict) or saved.get("format") != FORMAT:
+        raise VoxfaceError(f"{path} is not a voxface image-to-3D expert")
+    network = ImageTo3D(**saved["config"])
+    network.load_state_dict(saved["state_dict"])
+    return network.eval()
+
+
+# ------------------------------------------------------------------------------- renders
+def render_training_faces(model: MorphableModel, n: int, size: int, seed: int) -> dict[str, np.ndarray]:
+    """``n`` random faces: ``images`` (n, S, S, 3) uint8, ``params`` (n, 12 + K + E) float32 (pose in
+    normalised coordinates, see :mod:`voxface.vision.fitting_expert`; shape; expression).
+
+    Shapes follow the corpus prior N(±gender_offset/2, I); the appearance (skin, light, pose within
+    ±15° yaw, background, expression) is :func:`sample_appearance`'s.
+    """
+    rng = np.random.default_rng(seed)
+    images, params = [], []
+    for _ in range(n):
+        shape = rng.normal(size=model.n_shape)
+        if model.gender_offset is not None:
+            shape += rng.choice([-0.5, 0.5]) * model.gender_offset
+        appearance = sample_appearance(rng, model.n_expression)
+        expression = np.asarray(appearance.expression, np.float64)[: model.n_expression]
+        image, pixels = render_face_image(model, shape.astype(np.float32), appearance, size)
+        points = model.reconstruct(shape, expression if expression.size else None)[model.landmarks68]
+        pose = affine_camera(points.astype(np.float64), normalised_coordinates(pixels.astype(np.float64), size))
+        images.append(image)
+        params.append(np.concatenate([pose, shape, expression]))
+    return {"images": np.stack(images), "params": np.stack(params).astype(np.float32)}
+
+
+def cached_renders(folder: Path, model: MorphableModel, n: int, size: int, seed: int,
+                   progress: bool = True) -> dict[str, np.ndarray]:
+    """:func:`render_training_faces` in chunks of ``CHUNK`` saved under ``folder`` (resumes)."""
+    chunks = []
+    for c in tqdm(range(0, n, CHUNK), desc=f"rendering {folder.name}", disable=not progress, unit="chunk"):
+        path = folder / f"chunk{c // CHUNK:04d}.npz"
+        if not path.is_file():
+            atomic.write_npz(path, **render_training_faces(model, min(CHUNK, n - c), size, seed * 100_003 + c))
+        with np.load(path) as z:
+            chunks.append({k: z[k] for k in z.files})
+    return {k: np.concatenate([ch[k] for ch in chunks]) for k in chunks[0]}
+
+
+class RenderedFaces(Dataset):
+    """Items ``image`` (3, S, S) in [-1, 1] and ``params`` (12 + K + E,)."""
+
+    def __init__(self, renders: dict[str, np.ndarray]):
+        self.images, self.params = renders["images"], renders["params"]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int):
+        return {"image": to_unit_range(self.images[i:i + 1])[0], "params": torch.from_numpy(self.params[i])}
+
+
+# ------------------------------------------------------------------------------- train + score
+def train_expert(config: ExpertConfig, run_dir: str | Path, progress: bool = True) -> dict:
+    """Render, train, save ``expert.pt``, and score both experts on held-out renders."""
+    run = open_run(run_dir, config, "expert")
+    L.seed_everything(config.seed, workers=True)
+    model = check_corpus(config.corpus).model
+    train = cached_renders(run / "renders" / "train", model, config.train_images, config.render_size,
+                           config.seed, progress)
+    test = cached_renders(run / "renders" / "test", model, config.test_images, config.render_size,
+                          config.seed + 1, progress)
+    network = ImageTo3D(model.n_shape, model.n_expression, config.width, config.last_channel,
+                        input_size=config.input_size)
+    params = torch.from_numpy(train["params"])
+    network.set_target_stats(params.mean(0), params.std(0))
+    module = ExpertModule(network, lr=config.lr)
+    trainer = make_trainer(run, config.max_steps, config.val_every, progress)
+    loaders = [DataLoader(RenderedFaces(d), batch_size=config.batch_size, shuffle=shuffle, drop_last=shuffle,
+                          num_workers=config.workers) for d, shuffle in ((train, True), (test, False))]
+    trainer.fit(module, *loaders, ckpt_path=resume_checkpoint(run))
+    network = module.network.cpu().eval()
+    save_expert(run / EXPERT_FILE, network)
+    metrics = score_experts(model, test, {"network expert": NetworkExpert(network),
+                                          "fitting expert": FittingExpert(model)}, progress)
+    metrics["settings"] = {"train_images": config.train_images, "render_size": config.render_size,
+                           "width": config.width, "last_channel": config.last_channel,
+                           "input_size": config.input_size, "steps": config.max_steps}
+    atomic.write_json(run / "expert_metrics.json", metrics)
+    log.info("expert ARE on %d held-out renders: %s", config.test_images,
+             {k: v["ARE"]["mean"] for k, v in metrics["experts"].items()})
+    return {k: round(v["ARE"]["mean"], 5) for k, v in metrics["experts"].items()}
+
+
+def score_experts(model: MorphableModel, renders: dict[str, np.ndarray], experts: dict, progress: bool = True) -> dict:
+    """ARE (and shape-coefficient RMSE) of each expert's neutral shape against the renders' true shapes;
+    the mean face (all-zero coefficients) is scored beside them."""
+    k = model.n_shape
+    true_shape = renders["params"][:, 12:12 + k]
+    references = model.reconstruct(true_shape)
+    predictions = {"mean face": np.zeros_like(true_shape)}
+    for name, expert in tqdm(experts.items(), desc="scoring experts", disable=not progress):
+        predictions[name] = np.concatenate([expert.predict(renders["images"][i:i + 64])["shape"]
+                                            for i in range(0, len(true_shape), 64)])
+    results = {}
+    for name, shape in predictions.items():
+        are = absolute_ratio_error(model.reconstruct(shape)[:, None], references, model.measurements)
+        results[name] = {"ARE": are.as_dict(),
+                         "shape_rmse": float(np.sqrt(np.mean((shape - true_shape) ** 2))),
+                         "shape_correlation": float(np.corrcoef(shape.ravel(), true_shape.ravel())[0, 1])
+                         if shape.std() > 0 else 0.0}
+    return {"n_test_renders": len(true_shape), "experts": results}

@@ -1,0 +1,270 @@
+"""``voxface train unsupervised``: CMP unsupervised — voice → face image → 3D without paired 3D data.
+
+Stages on a corpus: the frozen voice encoder of a speaker run embeds random crops of every training
+utterance once (an embedding bank, as ``train supervised`` does); the GAN learns from the corpus's
+64×64 face photos of the training identities (F–Z, a ``val_fraction`` held out); with ``student``
+the image-to-3D student learns jointly from the expert of an expert run (Eq. 7). Without
+``student`` the run is the separately trained GAN of the cascade baselines.
+
+``unsupervised.pt`` bundles the voice encoder, the generator, the student (if any) and the morphable
+model; :class:`VoiceToImageTo3D` loads it.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+from .. import atomic
+from ..corpus.format import Corpus
+from ..corpus.validate import check_corpus
+from ..errors import VoxfaceError
+from ..face3d import MorphableModel
+from ..losses.distillation import create_distiller
+from ..models.gan import FaceCritic, FaceGenerator, noisy_voice_embedding
+from ..models.image_to_3d import ImageTo3D
+from ..models.voice_encoders import CMPVoiceEncoder
+from ..train.runs import make_trainer, open_run, resume_checkpoint
+from ..train.unsupervised import OPTIMISERS_PER_ITERATION, UnsupervisedCMP
+from .data import utterance_set
+from .expert import load_expert_network
+from .speaker import load_encoder
+from .supervised import _embedding_bank
+
+log = logging.getLogger(__name__)
+
+BUNDLE_FILE = "unsupervised.pt"
+FORMAT = "voxface-voice-image-3d"
+GRID_VOICES = 16
+
+
+@dataclass
+class UnsupervisedConfig:
+    """Settings (configs/unsupervised_fast.yaml, configs/unsupervised_paper.yaml).
+
+    ``student``: train the student jointly (CMP unsupervised); false trains the GAN alone (cascades).
+    ``distiller``: one of pkt (CMP), vanilla, attention, sp, cc, rkd, crd, vid;
+    ``distill_weight``: null = the distiller's default (10,000 for PKT).
+    ``generator_base``/``critic_base``: channel base of φg / the face trunk (64 in CMP).
+    ``max_steps``: training iterations (one discriminator + one generator step each).
+    """
+
+    corpus: str = "data/synthetic"
+    speaker_run: str | None = None
+    expert_run: str | None = None
+    student: bool = True
+    distiller: str = "pkt"
+    distill_weight: float | None = None
+    mesh_weight: float = 0.5
+    triplet_weight: float = 1.5
+    triplet_margin: float = 1.0
+    noise: float = 0.05
+    generator_base: int = 16
+    critic_base: int = 16
+    embedding_bank: int = 8
+    max_steps: int = 600
+    batch_size: int = 64
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    val_fraction: float = 0.1
+    val_every: int = 200
+    grid_every: int = 100
+    seed: int = 0
+    workers: int = 0
+
+
+# ------------------------------------------------------------------------------- data
+def load_face_images(corpus: Corpus, identity_ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(M, 64, 64, 3) uint8 photos of ``identity_ids`` and (M,) int index into that list."""
+    index = {i: k for k, i in enumerate(identity_ids)}
+    faces = [f for f in corpus.faces if f.identity in index]
+    if not faces:
+        raise VoxfaceError(f"corpus {corpus.root} has no face images of the training identities; "
+                           "the GAN needs faces.csv entries (regenerate with `voxface synth --images 5`)")
+    images = np.stack([np.asarray(Image.open(corpus.path(f.image_64)).convert("RGB")) for f in faces])
+    return images, np.array([index[f.identity] for f in faces])
+
+
+class VoiceFaceBatches(Dataset):
+    """Random items of two voice embeddings of one identity and two (independent) real faces.
+
+    Items: ``voice`` (2, D), ``voice_identity`` (), ``face`` (2, 3, 64, 64) in [-1, 1] (each flipped
+    horizontally with p = 0.5), ``face_identity`` (2,), ``shape`` (K,) of the voice identity.
+    Item ``i`` of epoch ``e`` is a function of (seed, e, i), so a resumed run sees the same data.
+    """
+
+    def __init__(self, embeddings: np.ndarray, voice_identity: np.ndarray, faces: np.ndarray,
+                 face_identity: np.ndarray, shapes: np.ndarray, items: int, seed: int = 0):
+        self.embeddings, self.voice_identity = embeddings.astype(np.float32), voice_identity
+        self.faces, self.face_identity, self.shapes = faces, face_identity, shapes.astype(np.float32)
+        self.by_identity = [np.flatnonzero(voice_identity == i) for i in range(int(voice_identity.max()) + 1)]
+        self.speakers = [i for i, rows in enumerate(self.by_identity) if len(rows) >= 2]
+        if not self.speakers:
+            raise VoxfaceError("no identity has two voice embeddings; the triplet needs utterance pairs")
+        self.items, self.seed, self.epoch = items, seed, 0
+
+    def __len__(self) -> int:
+        return self.items
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __getitem__(self, i: int):
+        from ..vision.tensor_images import to_unit_range
+
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        speaker = self.speakers[rng.integers(len(self.speakers))]
+        pair = rng.choice(self.by_identity[speaker], 2, replace=False)
+        face_rows = rng.integers(len(self.faces), size=2)
+        faces = self.faces[face_rows]
+        flips = rng.uniform(size=2) < 0.5
+        faces = np.stack([f[:, ::-1] if flip else f for f, flip in zip(faces, flips)])
+        return {"voice": torch.from_numpy(self.embeddings[pair]), "voice_identity": torch.tensor(speaker),
+                "face": to_unit_range(faces), "face_identity": torch.from_numpy(self.face_identity[face_rows]),
+                "shape": torch.from_numpy(self.shapes[speaker])}
+
+
+# ------------------------------------------------------------------------------- predictor
+@dataclass
+class VoiceToImageTo3D:
+    """Voice features -> embedding -> generated face -> (student) 3DMM shape.
+
+    Attributes:
+        encoder: the frozen CMP voice encoder.
+        generator: φg.
+        student: the image-to-3D student, or None for a GAN-only run.
+        model: the morphable model of the student's coefficients.
+    """
+
+    encoder: CMPVoiceEncoder
+    generator: FaceGenerator
+    student: ImageTo3D | None
+    model: MorphableModel
+
+    def __post_init__(self):
+        for net in (self.encoder, self.generator, self.student):
+            if net is not None:
+                net.eval().requires_grad_(False)
+
+    def embed(self, features: list[np.ndarray]) -> torch.Tensor:
+        """Per utterance (T, 64) log-mel -> (B, D) embeddings."""
+        with torch.no_grad():
+            return torch.cat([self.encoder(torch.from_numpy(f.T[None].copy())) for f in features])
+
+    def faces(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """(B, D) -> (B, 3, 64, 64) faces in [-1, 1] (no noise: the normalised embedding)."""
+        with torch.no_grad():
+            return self.generator(noisy_voice_embedding(embeddings, 0.0))
+
+    def shapes(self, faces: torch.Tensor) -> np.ndarray:
+        """(B, 3, 64, 64) -> (B, K) the student's standardised shape coefficients."""
+        if self.student is None:
+            raise VoxfaceError("this run has no student (a GAN-only run); pass a run of `train unsupervised` "
+                               "with student: true")
+        with torch.no_grad():
+            return self.student(faces)["shape"].numpy()
+
+    def save(self, path: Path) -> None:
+        bundle = {"format": FORMAT,
+                  "encoder": {"embed_dim": self.encoder.embed_dim, "state_dict": self.encoder.state_dict()},
+                  "generator": {"embed_dim": self.generator.embed_dim, "base": self.generator.base,
+                                "state_dict": self.generator.state_dict()},
+                  "student": None if self.student is None else {"config": self.student.config,
+                                                                "state_dict": self.student.state_dict()},
+                  "model": self.model.to_npz_bytes()}
+        with atomic.atomic_path(path) as tmp:
+            torch.save(bundle, tmp)
+
+    @classmethod
+    def load(cls, run_or_file: str | Path) -> "VoiceToImageTo3D":
+        path = Path(run_or_file)
+        path = path / BUNDLE_FILE if path.is_dir() else path
+        if not path.is_file():
+            raise VoxfaceError(f"no {BUNDLE_FILE} at {path}; train with `voxface train unsupervised` first")
+        bundle = torch.load(path, map_location="cpu", weights_only=False)
+        if not isinstance(bundle, dict) or bundle.get("format") != FORMAT:
+            raise VoxfaceError(f"{path} is not a voxface unsupervised bundle")
+        encoder = CMPVoiceEncoder(embed_dim=bundle["encoder"]["embed_dim"])
+        encoder.load_state_dict(bundle["encoder"]["state_dict"])
+        g = bundle["generator"]
+        generator = FaceGenerator(g["embed_dim"], g["base"])
+        generator.load_state_dict(g["state_dict"])
+        student = None
+        if bundle["student"] is not None:
+            student = ImageTo3D(**bundle["student"]["config"])
+            student.load_state_dict(bundle["student"]["state_dict"])
+        return cls(encoder, generator, student, MorphableModel.from_npz(io.BytesIO(bundle["model"])))
+
+
+# ------------------------------------------------------------------------------- training
+def train_unsupervised(config: UnsupervisedConfig, run_dir: str | Path, progress: bool = True) -> dict:
+    """Train the GAN (and, with ``student``, the student jointly); save ``unsupervised.pt``."""
+    if not config.speaker_run:
+        raise VoxfaceError("speaker_run is required: the run folder of `voxface train speaker` (--speaker-run)")
+    if config.student and not config.expert_run:
+        raise VoxfaceError("expert_run is required with student: true (a run of `voxface train expert`); "
+                           "or set student=false to train the GAN alone")
+    run = open_run(run_dir, config, "unsupervised")
+    L.seed_everything(config.seed, workers=True)
+    corpus = check_corpus(config.corpus)
+    model = corpus.model
+    train_ids = corpus.identity_ids("train")
+    rng = np.random.default_rng(config.seed)
+    n_val = max(2, int(round(config.val_fraction * len(train_ids))))
+    if len(train_ids) < n_val + 2:
+        raise VoxfaceError(f"corpus {config.corpus} has {len(train_ids)} training identities; need {n_val + 2}")
+    val_ids = sorted(rng.choice(train_ids, n_val, replace=False).tolist())
+    fit_ids = [i for i in train_ids if i not in set(val_ids)]
+    encoder = load_encoder(config.speaker_run)
+
+    datasets = {}
+    for name, ids in (("fit", fit_ids), ("val", val_ids)):
+        bank = _embedding_bank(encoder, utterance_set(corpus, ids, "cmp_logmel", progress=progress),
+                               config.embedding_bank, config.seed)
+        faces, face_identity = load_face_images(corpus, fit_ids)  # the GAN's real faces: training identities
+        items = config.batch_size // 2 * config.val_every if name == "fit" else 4 * config.batch_size
+        datasets[name] = VoiceFaceBatches(np.stack(bank.features), bank.identity_index, faces, face_identity,
+                                          corpus.reference_shapes(ids), items, seed=config.seed)
+
+    generator = FaceGenerator(encoder.embed_dim, config.generator_base)
+    critic = FaceCritic(len(fit_ids), config.critic_base, feature_dim=encoder.embed_dim)
+    student = expert = distiller = None
+    weight = 0.0
+    if config.student:
+        expert = load_expert_network(config.expert_run)
+        student = ImageTo3D(**expert.config)
+        student.load_state_dict({k: v for k, v in expert.state_dict().items() if k in ("target_mean", "target_std")},
+                                strict=False)
+        dims = [expert.feature_dims["early"] * (expert.input_size // 16) ** 2, expert.feature_dims["pooled"]]
+        distiller, weight = create_distiller(config.distiller, dims, dims)
+        weight = weight if config.distill_weight is None else config.distill_weight
+    grid_voices = torch.from_numpy(np.stack(datasets["val"].embeddings[
+        [rows[0] for rows in datasets["val"].by_identity][:GRID_VOICES]]))
+    module = UnsupervisedCMP(generator, critic, model, student, expert, distiller, distill_weight=weight,
+                             mesh_weight=config.mesh_weight, triplet_weight=config.triplet_weight,
+                             triplet_margin=config.triplet_margin, noise=config.noise, lr=config.lr,
+                             betas=config.betas, grid_voices=grid_voices, grid_dir=str(run / "grids"),
+                             grid_every=config.grid_every)
+    trainer = make_trainer(run, OPTIMISERS_PER_ITERATION * config.max_steps,
+                           OPTIMISERS_PER_ITERATION * config.val_every, progress)
+    # val_check_interval counts batches (one per iteration), checkpoints count optimiser steps
+    trainer.val_check_interval = config.val_every
+    pair_batch = max(1, config.batch_size // 2)  # a batch of B/2 pairs is B voices
+    trainer.fit(module, DataLoader(datasets["fit"], batch_size=pair_batch, num_workers=config.workers),
+                DataLoader(datasets["val"], batch_size=pair_batch), ckpt_path=resume_checkpoint(run))
+    module.log_image_grid()
+    predictor = VoiceToImageTo3D(encoder, module.generator.cpu(), None if student is None else module.student.cpu(),
+                                 model)
+    predictor.save(run / BUNDLE_FILE)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    metrics["iterations"] = module.iteration
+    atomic.write_json(run / "train_metrics.json", metrics)
+    return {"iterations": module.iteration, **{k: round(v, 4) for k, v in metrics.items() if k.startswith("val/")}}

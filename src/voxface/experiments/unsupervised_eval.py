@@ -1,0 +1,177 @@
+"""Scoring CMP unsupervised: the cascade baselines, the evaluation columns, the KD ablation, the pipeline.
+
+- **Base-1** / **Base-2** (paper Fig. 6): the separately trained GAN (a ``student: false`` run)
+  followed by the fitting expert (Base-1) or by the expert network (Base-2, the teacher of
+  CMP-unsupervised, as SynergyNet is in the paper); no joint training.
+- **CMP-unsupervised**: the jointly trained generator and student.
+All three are scored by :func:`voxface.experiments.evaluate3d.evaluate_run` beside CMP-supervised
+and the oracles, on the same test identities and utterances; the generated faces are saved next
+to the predicted meshes (``evaluation/samples``, the Fig. 7/11 analogue).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import atomic
+from ..corpus.format import Corpus
+from ..corpus.validate import check_corpus
+from ..evaluate.geometry import absolute_ratio_error
+from ..face3d.mesh_io import save_mesh
+from ..face3d.render import save_png
+from ..losses.distillation import DISTILLERS
+from ..train.runs import CONFIG_FILE, read_run_config
+from ..vision.fitting_expert import FittingExpert
+from ..vision.tensor_images import image_grid, to_uint8
+from .data import utterance_set
+from .evaluate3d import UTTERANCES_PER_IDENTITY, evaluate_run
+from .expert import ExpertConfig, NetworkExpert, load_expert_network, train_expert
+from .unsupervised import UnsupervisedConfig, VoiceToImageTo3D, train_unsupervised
+
+log = logging.getLogger(__name__)
+
+CMP_UNSUPERVISED, BASE_1, BASE_2 = "CMP-unsupervised", "Base-1", "Base-2"
+EVALUATION_DIR = "evaluation"
+PAPER_KD_ARE = {"vanilla": .0298, "attention": .0304, "sp": .0262, "cc": .0263, "rkd": .0254, "crd": .0255,
+                "vid": .0259, "pkt": .0254}
+"""Table S-5 of the CMP paper: mean ARE per distiller (real data, for comparison only)."""
+
+
+def test_faces(predictor: VoiceToImageTo3D, corpus: Corpus, per_identity: int,
+               progress: bool = True) -> torch.Tensor:
+    """(N·U, 3, 64, 64) faces generated from each test identity's first U utterances (full length)."""
+    test_ids = corpus.identity_ids("test")
+    data = utterance_set(corpus, test_ids, "cmp_logmel", per_identity=per_identity, progress=progress)
+    counts = np.bincount(data.identity_index, minlength=len(test_ids))
+    if counts.min() < per_identity:
+        raise ValueError(f"test identities with fewer than {per_identity} utterances")
+    return predictor.faces(predictor.embed(data.features))
+
+
+def unsupervised_predictions(run: Path, gan_run: Path | None, corpus: Corpus, per_identity: int,
+                             progress: bool = True) -> tuple[dict[str, np.ndarray], dict[str, torch.Tensor]]:
+    """Name -> (N, U, V, 3) meshes of CMP-unsupervised and (with ``gan_run``) Base-1 and Base-2;
+    name -> the generated faces they came from."""
+    model = corpus.model
+    n = len(corpus.identity_ids("test"))
+    joint = VoiceToImageTo3D.load(run)
+    faces = {CMP_UNSUPERVISED: test_faces(joint, corpus, per_identity, progress)}
+    shapes = {CMP_UNSUPERVISED: joint.shapes(faces[CMP_UNSUPERVISED])}
+    if gan_run is not None:
+        gan_faces = test_faces(VoiceToImageTo3D.load(gan_run), corpus, per_identity, progress)
+        images = to_uint8(gan_faces)
+        expert_run = read_run_config(run)["expert_run"]
+        experts = {BASE_1: FittingExpert(model), BASE_2: NetworkExpert(load_expert_network(expert_run))}
+        for name, expert in experts.items():
+            faces[name] = gan_faces
+            shapes[name] = expert.predict(images)["shape"]
+    meshes = {name: model.reconstruct(s).reshape(n, per_identity, -1, 3) for name, s in shapes.items()}
+    return meshes, faces
+
+
+def save_samples(folder: Path, corpus: Corpus, meshes: dict[str, np.ndarray], faces: dict[str, torch.Tensor],
+                 per_identity: int) -> None:
+    """Per test identity and method: the generated face (PNG) beside the predicted mesh (OBJ) of its
+    first utterance, and one contact sheet per method (``<method>_faces.png``)."""
+    test_ids = corpus.identity_ids("test")
+    for name, mesh in meshes.items():
+        slug = name.lower().replace(" ", "_")
+        images = to_uint8(faces[name])[::per_identity]
+        save_png(folder / f"{slug}_faces.png", image_grid(images, columns=10))
+        for identity, image, vertices in zip(test_ids, images, mesh[:, 0]):
+            save_png(folder / identity / f"{slug}_face.png", image)
+            save_mesh(folder / identity / f"{slug}_mesh.obj", vertices, corpus.model.triangles)
+
+
+def evaluate_unsupervised(run_dir: str | Path, supervised_run: str | Path, gan_run: str | Path | None = None,
+                          corpus_dir: str | None = None, per_identity: int = UTTERANCES_PER_IDENTITY,
+                          progress: bool = True) -> dict:
+    """Score CMP-unsupervised (and the cascades with ``gan_run``) beside CMP-supervised and the oracles.
+
+    The supervised run's ``predictor.pt`` and ``config.yaml`` are copied into ``RUN/evaluation`` so that
+    ``metrics.json`` and ``report/`` are written there and the supervised run stays untouched.
+    """
+    run = Path(run_dir)
+    corpus = check_corpus(corpus_dir or read_run_config(run)["corpus"])
+    meshes, faces = unsupervised_predictions(run, Path(gan_run) if gan_run else None, corpus, per_identity, progress)
+    folder = run / EVALUATION_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("predictor.pt", CONFIG_FILE):
+        source = Path(supervised_run) / name
+        if not source.is_file():
+            from ..errors import VoxfaceError
+
+            raise VoxfaceError(f"{supervised_run} is not a supervised run (no {name}); pass --supervised-run "
+                               "the folder of `voxface train supervised` (e.g. runs/demo/supervised)")
+        shutil.copyfile(source, folder / name)
+    save_samples(folder / "samples", corpus, meshes, faces, per_identity)
+    return evaluate_run(folder, str(corpus.root), per_identity, progress, extra_methods=meshes)
+
+
+# ------------------------------------------------------------------------------- KD ablation
+def student_are(run: Path, corpus: Corpus, per_identity: int, progress: bool = True) -> dict:
+    """ARE (per ratio and mean) of a joint run's student on the test identities."""
+    meshes, _ = unsupervised_predictions(run, None, corpus, per_identity, progress)
+    references = corpus.model.reconstruct(corpus.reference_shapes(corpus.identity_ids("test")))
+    return absolute_ratio_error(meshes[CMP_UNSUPERVISED], references, corpus.model.measurements).as_dict()
+
+
+def kd_ablation(config: UnsupervisedConfig, out_dir: str | Path, distillers: list[str] | None = None,
+                per_identity: int = UTTERANCES_PER_IDENTITY, progress: bool = True) -> dict:
+    """Train CMP-unsupervised once per distiller (``out/<name>``, resumable) and tabulate the students'
+    ARE (the Table S-5 analogue): ``kd_ablation.json`` and ``kd_ablation.md``."""
+    out = Path(out_dir)
+    corpus = check_corpus(config.corpus)
+    rows = {}
+    for name in distillers or list(DISTILLERS):
+        start = time.perf_counter()
+        train_unsupervised(dataclasses.replace(config, student=True, distiller=name, distill_weight=None),
+                           out / name, progress)
+        rows[name] = {"ARE": student_are(out / name, corpus, per_identity, progress),
+                      "seconds": round(time.perf_counter() - start, 1), "paper_mean_ARE": PAPER_KD_ARE[name]}
+        log.info("KD ablation %s: mean ARE %.4f", name, rows[name]["ARE"]["mean"])
+    table = {"corpus": str(corpus.root), "iterations": config.max_steps, "rows": rows}
+    atomic.write_json(out / "kd_ablation.json", table)
+    lines = ["| distiller | ER | FR | MR | CR | mean ARE | paper (Table S-5) |", "|---|---|---|---|---|---|---|"]
+    lines += [f"| {name} | " + " | ".join(f"{r['ARE'][k]:.4f}" for k in ("ER", "FR", "MR", "CR", "mean"))
+              + f" | {r['paper_mean_ARE']:.4f} |" for name, r in rows.items()]
+    atomic.write_text(out / "kd_ablation.md", "\n".join(lines) + "\n")
+    return table
+
+
+# ------------------------------------------------------------------------------- pipeline
+def run_pipeline(out_dir: str | Path, speaker_run: str, supervised_run: str, corpus: str = "data/synthetic",
+                 expert: ExpertConfig | None = None, unsupervised: UnsupervisedConfig | None = None,
+                 progress: bool = True) -> dict:
+    """The whole unsupervised pipeline in ``out``: ``expert/``, ``gan/`` (GAN alone), ``cmp/`` (joint),
+    then the evaluation in ``cmp/evaluation``. Each stage resumes; stage times go to ``pipeline.json``."""
+    out = Path(out_dir)
+    expert = dataclasses.replace(expert or ExpertConfig(), corpus=corpus)
+    unsupervised = dataclasses.replace(unsupervised or UnsupervisedConfig(), corpus=corpus, speaker_run=speaker_run,
+                                       expert_run=str(out / "expert"))
+    seconds = {}
+    stages = [("expert", lambda: train_expert(expert, out / "expert", progress)),
+              ("gan", lambda: train_unsupervised(dataclasses.replace(unsupervised, student=False), out / "gan",
+                                                 progress)),
+              ("cmp", lambda: train_unsupervised(unsupervised, out / "cmp", progress)),
+              ("evaluate", lambda: evaluate_unsupervised(out / "cmp", supervised_run, out / "gan", corpus,
+                                                         progress=progress))]
+    results = {}
+    for name, stage in stages:
+        start = time.perf_counter()
+        results[name] = stage()
+        seconds[name] = round(time.perf_counter() - start, 1)
+        log.info("pipeline stage %s: %.0f s", name, seconds[name])
+    metrics = results["evaluate"]
+    summary = {"seconds": seconds, "total_seconds": round(sum(seconds.values()), 1),
+               "mean_ARE": {k: v["ARE"]["mean"] for k, v in metrics["methods"].items()},
+               "expert_ARE": results["expert"]}
+    atomic.write_json(out / "pipeline.json", summary)
+    return summary

@@ -1,0 +1,108 @@
+"""Voice-conditioned 64×64 face generators of the biometric-matching paper (SPEC.md §B).
+
+Images are (B, 3, 64, 64) float32 in [0, 1] (min-max normalised RGB); the condition is the 128-d
+speaker-CNN voice embedding (B, 128). ``width`` sets the channel counts; the paper's figures give
+no numbers the text keeps, so widths are a setting (64 by default, small enough for 2 CPU cores).
+
+- ``voice_vae``: encoder of two fully connected layers (128 units + ReLU) to a Gaussian latent
+  (mean, log-variance); decoder fully connected → two transposed convolutions (16 → 32 → 64).
+- ``cgan_generator``: the embedding (no noise) → two fully connected layers → four transposed
+  convolutions (4 → 8 → 16 → 32 → 64). RC-GAN uses the same network with an extra L1 loss.
+- ``cgan_discriminator``: four stride-2 convolutions (64 → 4), the features concatenated with the
+  voice embedding, one fully connected layer → a real/fake logit.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .registry import register
+
+VOICE_DIM = 128
+IMAGE_SIZE = 64
+
+
+@register("voice_vae")
+class VoiceVAE(nn.Module):
+    """Voice embedding -> Gaussian latent -> face image.
+
+    Args:
+        voice_dim: condition size (128).
+        latent_dim: size of the Gaussian latent.
+        width: channels of the first transposed convolution's output (decoder: 2·width at 16×16).
+    """
+
+    def __init__(self, voice_dim: int = VOICE_DIM, latent_dim: int = 32, width: int = 64):
+        super().__init__()
+        self.encoder = nn.Sequential(nn.Linear(voice_dim, 128), nn.ReLU(inplace=True),
+                                     nn.Linear(128, 128), nn.ReLU(inplace=True))
+        self.mean = nn.Linear(128, latent_dim)
+        self.log_var = nn.Linear(128, latent_dim)
+        self.decoder_fc = nn.Sequential(nn.Linear(latent_dim, 2 * width * 16 * 16), nn.ReLU(inplace=True))
+        self.decoder = nn.Sequential(
+            nn.ConvTranspose2d(2 * width, width, 4, 2, 1), nn.ReLU(inplace=True),
+            nn.ConvTranspose2d(width, 3, 4, 2, 1), nn.Sigmoid())
+        self.width = width
+
+    def encode(self, voice: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, 128) -> mean, log-variance (B, latent_dim)."""
+        h = self.encoder(voice)
+        return self.mean(h), self.log_var(h)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, latent_dim) -> (B, 3, 64, 64) in [0, 1]."""
+        return self.decoder(self.decoder_fc(z).view(len(z), 2 * self.width, 16, 16))
+
+    def forward(self, voice: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Training pass with the reparameterisation trick: (image, mean, log-variance)."""
+        mean, log_var = self.encode(voice)
+        z = mean + torch.randn_like(mean) * torch.exp(0.5 * log_var)
+        return self.decode(z), mean, log_var
+
+    def generate(self, voice: torch.Tensor) -> torch.Tensor:
+        """(B, 128) -> (B, 3, 64, 64): the decoded latent mean (deterministic)."""
+        return self.decode(self.encode(voice)[0])
+
+
+@register("cgan_generator")
+class ConditionalGenerator(nn.Module):
+    """Voice embedding -> face image, no noise input (the identity is all that should vary)."""
+
+    def __init__(self, voice_dim: int = VOICE_DIM, width: int = 64):
+        super().__init__()
+        self.fc = nn.Sequential(nn.Linear(voice_dim, 256), nn.ReLU(inplace=True),
+                                nn.Linear(256, 8 * width * 4 * 4), nn.BatchNorm1d(8 * width * 4 * 4),
+                                nn.ReLU(inplace=True))
+        layers: list[nn.Module] = []
+        channels = (8 * width, 4 * width, 2 * width, width)
+        for c_in, c_out in zip(channels[:-1], channels[1:]):
+            layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+        layers += [nn.ConvTranspose2d(width, 3, 4, 2, 1), nn.Sigmoid()]
+        self.net = nn.Sequential(*layers)
+        self.width = width
+
+    def forward(self, voice: torch.Tensor) -> torch.Tensor:
+        """(B, 128) -> (B, 3, 64, 64) in [0, 1]."""
+        return self.net(self.fc(voice).view(len(voice), 8 * self.width, 4, 4))
+
+    generate = forward
+
+
+@register("cgan_discriminator")
+class ConditionalDiscriminator(nn.Module):
+    """(image, voice embedding) -> logit that the image is a real face of the voice's identity."""
+
+    def __init__(self, voice_dim: int = VOICE_DIM, width: int = 64):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(3, width, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
+        channels = (width, 2 * width, 4 * width, 8 * width)
+        for c_in, c_out in zip(channels[:-1], channels[1:]):
+            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out),
+                       nn.LeakyReLU(0.2, inplace=True)]
+        self.features = nn.Sequential(*layers, nn.Flatten())
+        self.score = nn.Linear(8 * width * 4 * 4 + voice_dim, 1)
+
+    def forward(self, image: torch.Tensor, voice: torch.Tensor) -> torch.Tensor:
+        """(B, 3, 64, 64), (B, 128) -> (B,) logits."""
+        return self.score(torch.cat([self.features(image), voice], dim=1)).squeeze(1)

@@ -1,0 +1,67 @@
+"""Voice -> 2D face: network shapes, the utterance split, and the whole flow on the tiny corpus."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from voxface.cli import main
+from voxface.corpus.format import Corpus
+from voxface.errors import VoxfaceError
+from voxface.experiments.gan2d import utterance_roles
+from voxface.models.generators2d import ConditionalDiscriminator, ConditionalGenerator, VoiceVAE
+from voxface.models.speaker_cnn import SpeakerCNN
+
+
+def test_network_shapes():
+    x = torch.randn(3, 2, 60, 41)
+    cnn = SpeakerCNN(9, channels=8).eval()
+    assert cnn(x).shape == (3, 9) and cnn.embed(x).shape == (3, 128)
+    v = torch.rand(3, 128)
+    for g in (VoiceVAE(width=8), ConditionalGenerator(width=8).eval()):
+        img = g.generate(v).detach()
+        assert img.shape == (3, 3, 64, 64) and 0 <= float(img.min()) and float(img.max()) <= 1
+    assert ConditionalDiscriminator(width=8)(torch.rand(3, 3, 64, 64), v).shape == (3,)
+
+
+def test_utterance_roles(tiny_corpus_dir):
+    corpus = Corpus(tiny_corpus_dir)
+    roles = utterance_roles(corpus, "cmp", 0, 1)
+    split = {i.identity: i.split for i in corpus.identities}
+    for u, r in zip(corpus.utterances, roles):
+        assert (r == "test") == (split[u.identity] == "test")
+    assert {"train", "val", "test"} == set(roles)
+    paper = utterance_roles(corpus, "paper", 1, 0)
+    assert paper.count("test") == len(corpus.identities) and paper.count("train") == len(corpus.identities)
+    with pytest.raises(VoxfaceError, match="needs more than"):
+        utterance_roles(corpus, "paper", 1, 1)
+
+
+@pytest.mark.slow
+def test_pipeline_tiny(tiny_corpus_dir, tmp_path):
+    corpus = str(tiny_corpus_dir)
+    speaker = tmp_path / "speaker"
+    common = ["--corpus", corpus, "--quiet"]
+    assert main(["train", "speaker-cnn", "--run", str(speaker), *common, "--set", "setting=cmp", "--set",
+                 "test_per_identity=0", "--set", "val_per_identity=1", "--set", "max_epochs=1",
+                 "--set", "channels=8"]) == 0
+    saved = np.load(speaker / "voice_embeddings.npz")
+    assert saved["embedding"].shape[1] == 128 and (saved["role"] == "test").any()
+    assert (speaker / "voice_tsne.png").is_file()
+    runs = []
+    for generator in ("vae", "rcgan"):
+        run = tmp_path / generator
+        assert main(["train", "gan2d", "--run", str(run), "--speaker-run", str(speaker), *common,
+                     "--set", f"generator={generator}", "--set", "epochs=1", "--set", "width=8"]) == 0
+        runs.append(str(run))
+    assert main(["evaluate-2d", *runs, "--out", str(tmp_path / "cmp"), "--per-identity", "2", "--tau", "0.55", "--quiet"]) == 0
+    summary = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
+    for m in summary["runs"].values():
+        assert 0 <= m["identity_accuracy"] <= 1 and set(m["recall_at"]) == {"1", "5", "10"}
+        assert m["image_quality"]["SSIM"] <= 1
+    assert (tmp_path / "vae" / "report" / "qualitative.png").is_file()
+    # a gan2d run folder is refused by another kind's evaluation and vice versa
+    assert main(["evaluate-2d", str(speaker), "--quiet"]) == 2

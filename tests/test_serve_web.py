@@ -1,0 +1,143 @@
+"""``voxface serve``: the request handler (files, refusals, concurrency) and the page in a real browser."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+
+from voxface.app.web import RENDER_SIZE, FaceFromVoice, build_page, find_run, serve
+from voxface.errors import VoxfaceError
+from voxface.face3d.loading import load_morphable_model
+from voxface.inference import VoiceTo3D
+from voxface.models.regressor import ParameterRegressor
+from voxface.models.voice_encoders import CMPVoiceEncoder
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+
+
+@pytest.fixture(scope="module")
+def predictor_file(tmp_path_factory) -> Path:
+    """An untrained (seeded) CMP predictor on the built-in model: the page does not care about quality."""
+    torch.manual_seed(0)
+    model = load_morphable_model("builtin")
+    encoder = CMPVoiceEncoder().eval()
+    path = tmp_path_factory.mktemp("predictor") / "predictor.pt"
+    VoiceTo3D("cmp", encoder, ParameterRegressor(encoder.embed_dim, model.n_shape), model).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def service(predictor_file, tmp_path_factory) -> FaceFromVoice:
+    return FaceFromVoice(VoiceTo3D.load(predictor_file), tmp_path_factory.mktemp("served"))
+
+
+def _voices(corpus: Path) -> list[Path]:
+    return sorted((corpus / "audio").glob("*/*.wav"))
+
+
+def test_prediction_offers_obj_glb_render_and_parameters(service, tiny_corpus_dir):
+    from voxface.face3d.render import render_mesh
+
+    render_mesh(service.predictor.model.mean, service.predictor.model.triangles, size=512)  # main thread's GL
+    result = service.predict(_voices(tiny_corpus_dir)[0])
+    model = service.predictor.model
+    obj = trimesh.load(result.obj, process=False)
+    glb = trimesh.load(result.glb, force="mesh", process=False)
+    assert obj.vertices.shape == glb.vertices.shape == (model.n_vertices, 3)
+    shape = np.asarray(json.loads(result.parameters.read_text())["shape"], np.float32)
+    np.testing.assert_allclose(obj.vertices, model.reconstruct(shape), atol=1e-3 * np.abs(model.mean).max())
+    assert result.png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_non_audio_too_large_and_missing_inputs_are_refused_with_a_message(service, predictor_file, tmp_path,
+                                                                           tiny_corpus_dir):
+    text = tmp_path / "notes.wav"
+    text.write_text("this is not audio\n" * 50)
+    with pytest.raises(VoxfaceError, match="notes.wav.*only speech recordings"):
+        service.predict(text)
+    small_limit = FaceFromVoice(service.predictor, tmp_path / "out", max_upload_mb=0.01)
+    with pytest.raises(VoxfaceError, match=r"limit is 0.01 MB"):
+        small_limit.predict(_voices(tiny_corpus_dir)[0])
+    with pytest.raises(VoxfaceError, match="no audio given"):
+        service.predict(None)
+
+
+def test_concurrent_requests_each_get_their_own_correct_answer(service, tiny_corpus_dir):
+    voices = _voices(tiny_corpus_dir)[:3] * 2
+    alone = {v: json.loads(service.predict(v).parameters.read_text())["shape"] for v in voices[:3]}
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(service.predict, voices))
+    assert len({r.glb.parent for r in results}) == len(voices)
+    for voice, result in zip(voices, results):
+        np.testing.assert_allclose(json.loads(result.parameters.read_text())["shape"], alone[voice], atol=1e-5)
+    assert not np.allclose(alone[voices[0]], alone[voices[1]])
+
+
+def test_without_any_run_the_page_names_the_command_to_make_one(tmp_path, monkeypatch, predictor_file):
+    monkeypatch.chdir(tmp_path)
+    path, note = find_run(None)
+    assert path is None and "`make demo`" in note
+    assert "make demo" in json.dumps(build_page(None, note).config)
+    with pytest.raises(VoxfaceError, match="no voice-to-3D predictor at nowhere"):
+        find_run("nowhere")
+    assert find_run(predictor_file.parent)[0] == predictor_file.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None or CHROMEDRIVER is None,
+                    reason="no headless browser: apt-get install chromium chromium-driver (Debian) to run this test")
+def test_browser_uploads_a_wav_and_gets_a_mesh_and_a_render(predictor_file, tiny_corpus_dir, tmp_path):
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install selenium)")
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    port = _free_port()
+    page = serve(predictor_file, port=port, block=False)
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-extensions", "--no-first-run",
+                 "--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--window-size=1280,1500"):
+        options.add_argument(flag)
+    browser = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    try:
+        browser.get(f"http://127.0.0.1:{port}/")
+        wait = WebDriverWait(browser, 60)
+        upload = wait.until(lambda b: b.find_element(By.CSS_SELECTOR, "#voxface-audio input[type=file]"))
+        assert "Model:" in browser.find_element(By.ID, "voxface-note").text
+        voice = _voices(tiny_corpus_dir)[0]
+        upload.send_keys(str(voice))
+        wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#voxface-audio audio, #voxface-audio canvas, "
+                                                              "#voxface-audio .waveform-container"))
+        time.sleep(1.0)
+        browser.find_element(By.ID, "voxface-predict").click()
+        links = wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#voxface-downloads a[href]"))
+        render = wait.until(lambda b: [i for i in b.find_elements(By.CSS_SELECTOR, "#voxface-render img")
+                                       if b.execute_script("return arguments[0].complete && "
+                                                           "arguments[0].naturalWidth", i)])
+        browser.execute_script("arguments[0].scrollIntoView()", links[0])
+        browser.save_screenshot(str(tmp_path / "voxface_serve.png"))
+        hrefs = [a.get_attribute("href") for a in links]
+        assert any(h.endswith(f"{voice.stem}.obj") for h in hrefs) and any(h.endswith(".glb") for h in hrefs)
+        assert browser.execute_script("return arguments[0].naturalWidth", render[0]) == RENDER_SIZE
+        assert (tmp_path / "voxface_serve.png").stat().st_size > 10_000
+    finally:
+        browser.quit()
+        page.close()

@@ -1,0 +1,148 @@
+"""CMP unsupervised end to end on the tiny corpus: expert renders, joint training with resume, the image
+grid, the cascades and evaluation columns, the KD-ablation table, and the fitting expert."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from voxface.corpus.face_images import Appearance, render_face_image
+from voxface.corpus.format import Corpus
+from voxface.errors import VoxfaceError
+from voxface.experiments.expert import render_training_faces, save_expert, score_experts
+from voxface.experiments.speaker import save_encoder
+from voxface.experiments.unsupervised import UnsupervisedConfig, VoiceToImageTo3D, train_unsupervised
+from voxface.models.image_to_3d import ImageTo3D
+from voxface.models.voice_encoders import CMPVoiceEncoder
+from voxface.train.unsupervised import UnsupervisedCMP, mesh_triplet_loss
+from voxface.vision.fitting_expert import (FittingExpert, affine_camera, fit_landmarks, normalised_coordinates,
+                                           project_with_pose)
+
+TINY_NET = dict(width=0.25, last_channel=32, input_size=64)
+
+
+@pytest.fixture(scope="module")
+def parts(tiny_corpus_dir, tmp_path_factory):
+    """A (random) speaker encoder file and a (random) expert file for the tiny corpus."""
+    root = tmp_path_factory.mktemp("unsup")
+    torch.manual_seed(0)
+    save_encoder(root / "speaker" / "encoder.pt", CMPVoiceEncoder(), 10)
+    model = Corpus(tiny_corpus_dir).model
+    save_expert(root / "expert" / "expert.pt", ImageTo3D(model.n_shape, model.n_expression, **TINY_NET))
+    return root
+
+
+def _config(tiny_corpus_dir, parts, **changes):
+    base = dict(corpus=str(tiny_corpus_dir), speaker_run=str(parts / "speaker"), expert_run=str(parts / "expert"),
+                generator_base=2, critic_base=4, embedding_bank=2, max_steps=4, batch_size=8, val_every=2,
+                grid_every=2)
+    return UnsupervisedConfig(**{**base, **changes})
+
+
+def test_joint_training_logs_grids_and_resumes_after_a_kill(tiny_corpus_dir, parts, tmp_path, monkeypatch):
+    config = _config(tiny_corpus_dir, parts)
+    run = tmp_path / "joint"
+    original = UnsupervisedCMP.training_step
+
+    def killed_at_iteration_3(self, batch, batch_idx):
+        if self.iteration == 3:
+            raise RuntimeError("simulated kill")
+        return original(self, batch, batch_idx)
+
+    monkeypatch.setattr(UnsupervisedCMP, "training_step", killed_at_iteration_3)
+    with pytest.raises(RuntimeError, match="simulated kill"):
+        train_unsupervised(config, run, progress=False)
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 4  # 2 iterations
+    monkeypatch.setattr(UnsupervisedCMP, "training_step", original)
+    result = train_unsupervised(config, run, progress=False)
+    assert result["iterations"] == 4
+    assert "resuming from" in (run / "train.log").read_text()
+    assert {p.name for p in (run / "grids").glob("*.png")} >= {"iter000002.png", "iter000004.png"}
+    predictor = VoiceToImageTo3D.load(run)
+    faces = predictor.faces(torch.randn(3, 64))
+    assert faces.shape == (3, 3, 64, 64) and predictor.shapes(faces).shape == (3, predictor.model.n_shape)
+    with pytest.raises(VoxfaceError, match="other settings"):
+        train_unsupervised(_config(tiny_corpus_dir, parts, distiller="rkd"), run, progress=False)
+
+
+def test_a_student_needs_an_expert_and_the_gan_alone_has_no_student(tiny_corpus_dir, parts, tmp_path):
+    with pytest.raises(VoxfaceError, match="expert_run"):
+        train_unsupervised(_config(tiny_corpus_dir, parts, expert_run=None), tmp_path / "x", progress=False)
+    train_unsupervised(_config(tiny_corpus_dir, parts, student=False, max_steps=2), tmp_path / "gan", progress=False)
+    gan = VoiceToImageTo3D.load(tmp_path / "gan")
+    assert gan.student is None
+    with pytest.raises(VoxfaceError, match="no student"):
+        gan.shapes(gan.faces(torch.randn(1, 64)))
+
+
+@pytest.mark.slow
+def test_cascades_and_kd_ablation_write_all_columns(tiny_corpus_dir, parts, tmp_path):
+    from voxface.experiments.unsupervised_eval import BASE_1, BASE_2, CMP_UNSUPERVISED, kd_ablation, save_samples
+    from voxface.experiments.unsupervised_eval import unsupervised_predictions
+
+    corpus = Corpus(tiny_corpus_dir)
+    config = _config(tiny_corpus_dir, parts, max_steps=2, grid_every=100)
+    train_unsupervised(config, tmp_path / "cmp", progress=False)
+    train_unsupervised(_config(tiny_corpus_dir, parts, student=False, max_steps=2), tmp_path / "gan", progress=False)
+    meshes, faces = unsupervised_predictions(tmp_path / "cmp", tmp_path / "gan", corpus, per_identity=2,
+                                             progress=False)
+    n_test = len(corpus.identity_ids("test"))
+    assert set(meshes) == {CMP_UNSUPERVISED, BASE_1, BASE_2}
+    assert all(m.shape == (n_test, 2, corpus.model.n_vertices, 3) for m in meshes.values())
+    save_samples(tmp_path / "samples", corpus, meshes, faces, 2)
+    first = corpus.identity_ids("test")[0]
+    assert (tmp_path / "samples" / first / "cmp-unsupervised_face.png").is_file()
+    assert (tmp_path / "samples" / first / "base-1_mesh.obj").is_file()
+    table = kd_ablation(config, tmp_path / "kd", distillers=["pkt", "crd"], per_identity=2, progress=False)
+    assert set(table["rows"]) == {"pkt", "crd"}
+    assert all(0 <= r["ARE"]["mean"] < 1 for r in table["rows"].values())
+    assert "| crd |" in (tmp_path / "kd" / "kd_ablation.md").read_text()
+
+
+def test_mesh_triplet_skips_pairs_whose_negative_shares_the_identity():
+    meshes = torch.zeros(4, 5, 3)
+    meshes[2:] += 1.0  # second pair far from the first
+    # pairs (0,1) identity 0 and (2,3) identity 1: positives coincide, negatives are 1 away per coordinate
+    assert float(mesh_triplet_loss(meshes, torch.tensor([0, 0, 1, 1]), margin=1.0)) == pytest.approx(0.0)
+    assert float(mesh_triplet_loss(meshes, torch.tensor([0, 0, 0, 0]), margin=1.0)) == 0.0
+    assert float(mesh_triplet_loss(meshes, torch.tensor([0, 0, 1, 1]), margin=1.5)) == pytest.approx(0.5)
+
+
+def test_rendered_training_faces_carry_their_exact_camera(tiny_corpus_dir):
+    model = Corpus(tiny_corpus_dir).model
+    data = render_training_faces(model, 3, 64, seed=1)
+    assert data["images"].shape == (3, 64, 64, 3) and data["params"].shape == (3, 12 + model.n_shape + model.n_expression)
+    camera = data["params"][0, :12].reshape(3, 4)
+    sr = camera[:, :3]
+    scale = np.linalg.norm(sr[0])
+    assert np.allclose(sr @ sr.T, scale ** 2 * np.eye(3), atol=1e-6)  # a scaled rotation
+
+
+def test_landmark_fit_recovers_a_known_pose_and_landmarks(tiny_corpus_dir):
+    model = Corpus(tiny_corpus_dir).model
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=model.n_shape).astype(np.float32)
+    appearance = Appearance(yaw=12.0, pitch=-5.0, roll=4.0)
+    _, pixels = render_face_image(model, z, appearance, 120)
+    target = normalised_coordinates(pixels.astype(np.float64), 120)
+    exact = affine_camera(model.reconstruct(z)[model.landmarks68].astype(np.float64), target)
+    rotation = exact.reshape(3, 4)[:, :3] / np.linalg.norm(exact[:3])
+    assert np.allclose(rotation, appearance.rotation(), atol=1e-4)  # the render's head rotation
+    fit = fit_landmarks(model, target, noise=1e-3, iterations=20)
+    points = model.reconstruct(fit.shape, fit.expression)[model.landmarks68]
+    assert np.abs(project_with_pose(points.astype(np.float64), fit.pose) - target).max() < 2e-3  # < 0.25 px
+    mean_fit = np.abs(project_with_pose(model.mean[model.landmarks68].astype(np.float64), exact) - target).max()
+    assert mean_fit > 5 * 2e-3  # the mean face does not explain the landmarks: the fit did work
+
+
+@pytest.mark.slow
+def test_fitting_expert_beats_the_mean_face_on_renders(tiny_corpus_dir):
+    model = Corpus(tiny_corpus_dir).model
+    renders = render_training_faces(model, 24, 120, seed=2)
+    metrics = score_experts(model, renders, {"fitting": FittingExpert(model)}, progress=False)["experts"]
+    assert metrics["fitting"]["ARE"]["mean"] < metrics["mean face"]["ARE"]["mean"]
+    json.dumps(metrics)
