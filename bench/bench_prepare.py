@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from voxface.corpus.importers import faces_plan
 from voxface.corpus.prepare import IMAGE_SIZES, describe_face, detect_largest_face, run_plan
@@ -31,6 +32,7 @@ _state: dict = {}
 
 
 def _init(spec: str, out: str) -> None:
+    threadpool_limits(1)  # as prepare's workers do
     _state.update(model=load_morphable_model(spec), out=Path(out))
 
 

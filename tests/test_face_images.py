@@ -141,3 +141,22 @@ def test_dlib_sees_the_synthetic_faces_where_the_model_put_them(model):
         assert agreement.n == n
         assert agreement.detection_rate >= 0.9, size
         assert agreement.landmark_error <= 0.10, size
+
+
+def test_mild_expression_limits_cap_strong_blendshapes(model, shared_data):
+    from voxface.corpus.face_images import MILD_EXPRESSION, mild_expression_limits
+    from voxface.face3d.loading import load_morphable_model
+
+    assert np.all(mild_expression_limits(model) == 1.0)  # the built-in expressions are mild already
+    sfm = load_morphable_model(f"sfm:{shared_data / 'sfm'}")
+    limits = mild_expression_limits(sfm)
+    i, j = sfm.measurements["OICD"]
+    oicd = np.linalg.norm(sfm.mean[i] - sfm.mean[j])
+    for k, limit in enumerate(limits):
+        z = np.zeros(sfm.n_expression, np.float32)
+        z[k] = limit
+        moved = np.linalg.norm(sfm.reconstruct(np.zeros(sfm.n_shape), z) - sfm.mean, axis=1).max()
+        assert moved <= MILD_EXPRESSION * oicd * (1 + 1e-4)
+        if limit < 1.0:  # capped components reach the limit exactly
+            assert moved == pytest.approx(MILD_EXPRESSION * oicd, rel=1e-3)
+    assert limits.min() < 0.5

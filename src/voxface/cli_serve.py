@@ -1,4 +1,5 @@
-"""``voxface serve``: the web page (area "serve"; picked up by :mod:`voxface.cli`)."""
+"""``voxface serve`` (the web page) and ``voxface shard`` (features for large corpora); area "serve",
+picked up by :mod:`voxface.cli`."""
 
 from __future__ import annotations
 
@@ -10,6 +11,16 @@ def _cmd_serve(args: argparse.Namespace) -> None:
 
     print(f"voxface serve: http://{args.host}:{args.port}  (Ctrl-C stops it)", flush=True)
     serve(args.run, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb)
+
+
+def _cmd_shard(args: argparse.Namespace) -> None:
+    from .corpus.format import Corpus
+    from .corpus.sharded import ShardedFeatures, pack_corpus
+
+    out = pack_corpus(Corpus(args.corpus), args.out, kind=args.kind, shard_mb=args.shard_mb, workers=args.workers,
+                      progress=not args.quiet)
+    meta = ShardedFeatures(out).meta
+    print(f"{args.out}: {meta['utterances']} utterances of {meta['kind']} features in {meta['shards']} shard(s)")
 
 
 def add_commands(sub) -> None:
@@ -26,3 +37,19 @@ def add_commands(sub) -> None:
     p.add_argument("--max-upload-mb", type=float, default=MAX_UPLOAD_MB, dest="max_upload_mb",
                    help="largest accepted audio file in MB (default: %(default)s)")
     p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser("shard", help="pack a corpus's per-utterance features into a few large shard files",
+                       description="Pack the voice features of every utterance of a corpus into shard files with "
+                                   "an index (docs/scale.md), so that a corpus of millions of utterances is read "
+                                   "from a few files instead of one per utterance. Features already cached per "
+                                   "utterance are reused; missing cmp_logmel ones are computed from the audio. "
+                                   "An interrupted pack resumes.")
+    p.add_argument("corpus", help="corpus folder")
+    p.add_argument("--out", required=True, help="shard folder to write")
+    p.add_argument("--kind", default="cmp_logmel", choices=["cmp_logmel", "resemblyzer"],
+                   help="feature kind (default: %(default)s)")
+    p.add_argument("--shard-mb", type=float, default=512.0, dest="shard_mb", help="target shard size in MB "
+                   "(default: %(default)s)")
+    p.add_argument("--workers", type=int, default=2, help="processes computing missing features (default: %(default)s)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_shard)

@@ -70,18 +70,41 @@ class Appearance:
         return _rotation(self.yaw, self.pitch, self.roll)
 
 
-def sample_appearance(rng: np.random.Generator, n_expression: int) -> Appearance:
+MILD_EXPRESSION = 0.13
+"""Largest vertex displacement of a fully active expression component, as a fraction of the OICD."""
+
+
+def mild_expression_limits(model: MorphableModel) -> np.ndarray:
+    """(E,) largest coefficient per expression component that keeps it mild.
+
+    A component whose coefficient 1.0 moves some vertex by more than ``MILD_EXPRESSION`` times the
+    outer-interocular distance is capped so that it does not (the Surrey model's blendshapes are
+    full expressions at 1.0; the built-in model's are mild already and keep a limit of 1.0).
+    """
+    i, j = model.measurements["OICD"]
+    oicd = float(np.linalg.norm(model.mean[i] - model.mean[j]))
+    if model.n_expression == 0:
+        return np.zeros(0)
+    reach = np.abs(model.expression_basis * model.expression_std).reshape(model.n_vertices, 3, -1)
+    largest = np.linalg.norm(reach, axis=1).max(axis=0)
+    return np.minimum(1.0, MILD_EXPRESSION * oicd / np.maximum(largest, 1e-12))
+
+
+def sample_appearance(rng: np.random.Generator, n_expression: int,
+                      expression_limits: np.ndarray | None = None) -> Appearance:
     """A random appearance.
 
     Skin tone spans light to dark skin (with a little hue jitter), the light comes from the
     front hemisphere (within ~45 deg of the camera axis), pose is uniform within +-15 deg yaw,
     +-10 deg pitch and +-8 deg roll, the background is a random solid colour, gradient or noise
-    texture, and each expression coefficient is 0 or, with probability 1/2, uniform in [0, 1]
+    texture, and each expression coefficient is 0 or, with probability 1/2, uniform in [0, limit]
     (a mild activation; expression blendshapes are not symmetric about zero).
 
     Args:
         rng: the random generator (the only source of randomness).
         n_expression: number of expression coefficients to draw (0 for none).
+        expression_limits: (E,) upper limit of each coefficient (default 1.0; see
+            :func:`mild_expression_limits`). It scales the draws without changing the random stream.
 
     Returns:
         The appearance.
@@ -96,6 +119,8 @@ def sample_appearance(rng: np.random.Generator, n_expression: int) -> Appearance
     colors = rng.integers(0, 256, size=(2, 3))
     active = rng.uniform(size=n_expression) < 0.5
     expression = np.where(active, rng.uniform(0.0, 1.0, size=n_expression), 0.0)
+    if expression_limits is not None:
+        expression = expression * expression_limits
     return Appearance(
         skin_tone=tuple(float(t) for t in tone),
         light_direction=tuple(float(d) for d in direction),

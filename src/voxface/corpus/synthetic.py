@@ -26,7 +26,7 @@ from ..errors import VoxfaceError
 from ..face3d import MorphableModel
 from ..face3d.loading import load_morphable_model
 from ..face3d.render import save_png
-from .face_images import render_face_image, sample_appearance
+from .face_images import mild_expression_limits, render_face_image, sample_appearance
 from .format import (
     FACE_COLUMNS,
     FORMAT_NAME,
@@ -153,7 +153,7 @@ _worker: dict = {}
 
 
 def _init_worker(model: MorphableModel, config: SynthConfig, out: Path) -> None:
-    _worker.update(model=model, config=config, root=out)
+    _worker.update(model=model, config=config, root=out, expression_limits=mild_expression_limits(model))
 
 
 def _run_identity(job: PlannedIdentity) -> None:
@@ -172,7 +172,7 @@ def _run_identity(job: PlannedIdentity) -> None:
                            "audio": rel, "duration_s": round(len(wave) / SAMPLE_RATE, 4)})
     faces = []
     for k in range(config.images):
-        appearance = sample_appearance(rng, model.n_expression)
+        appearance = sample_appearance(rng, model.n_expression, _worker["expression_limits"])
         face_id = f"{job.identity}_f{k:02d}"
         row = {"face": face_id, "identity": job.identity}
         for size in IMAGE_SIZES:
