@@ -76,3 +76,13 @@ def test_an_unfinished_folder_is_refused(tmp_path):
     (tmp_path / shard_name(0)).write_bytes(b"")
     with pytest.raises(VoxfaceError, match="voxface shard"):
         ShardedFeatures(tmp_path)
+
+
+def test_shard_command_packs_a_corpus_and_refuses_a_missing_one(tiny_corpus_dir, tmp_path, capsys):
+    from voxface.cli import main
+
+    assert main(["shard", str(tiny_corpus_dir), "--out", str(tmp_path / "s"), "--shard-mb", "2", "--quiet"]) == 0
+    assert f"{len(Corpus(tiny_corpus_dir).utterances)} utterances of cmp_logmel" in capsys.readouterr().out
+    assert main(["shard", str(tmp_path / "nothing"), "--out", str(tmp_path / "t")]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "nothing" in err

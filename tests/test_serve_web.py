@@ -93,6 +93,14 @@ def test_without_any_run_the_page_names_the_command_to_make_one(tmp_path, monkey
     assert find_run(predictor_file.parent)[0] == predictor_file.parent
 
 
+def test_serve_command_refuses_a_run_without_predictor_before_announcing_an_address(tmp_path, capsys):
+    from voxface.cli import main
+
+    assert main(["serve", "--run", str(tmp_path / "nothing")]) == 2
+    out = capsys.readouterr()
+    assert "Traceback" not in out.err and "nothing" in out.err and "http://" not in out.out
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

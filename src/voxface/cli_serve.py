@@ -7,8 +7,9 @@ import argparse
 
 
 def _cmd_serve(args: argparse.Namespace) -> None:
-    from .app.web import serve
+    from .app.web import find_run, serve
 
+    find_run(args.run)  # a wrong --run fails here, before the address is announced
     print(f"voxface serve: http://{args.host}:{args.port}  (Ctrl-C stops it)", flush=True)
     serve(args.run, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb)
 
