@@ -29,7 +29,7 @@ def _signature(features: np.ndarray) -> dict:
             "last_frame_lowest": float((base[-1] == base.min(0)).mean()), "last_frame_mean": base[-1].mean()}
 
 
-def test_import_cmp_reads_the_published_features_and_validates(shared_data, tmp_path, capsys):
+def test_import_cmp_reads_the_published_features_and_validates(shared_data, tmp_path):
     source = shared_data / "cmp_features"
     out = tmp_path / "cmp"
     assert main(["import", "cmp", str(source), "--out", str(out), "--default-gender", "m", "--quiet"]) == 0

@@ -3,6 +3,7 @@ grid, the cascades and evaluation columns, the KD-ablation table, and the fittin
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -42,54 +43,67 @@ def _config(tiny_corpus_dir, parts, **changes):
     return UnsupervisedConfig(**{**base, **changes})
 
 
-def test_joint_training_logs_grids_and_resumes_after_a_kill(tiny_corpus_dir, parts, tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def runs(tiny_corpus_dir, parts, tmp_path_factory):
+    """A joint run killed at iteration 3 and resumed to 4 (with the calls made after resuming),
+    and a GAN-only run."""
+    root = tmp_path_factory.mktemp("runs")
     config = _config(tiny_corpus_dir, parts)
-    run = tmp_path / "joint"
     original = UnsupervisedCMP.training_step
+    resumed_iterations = []
 
     def killed_at_iteration_3(self, batch, batch_idx):
-        if self.iteration == 3:
+        if self.iteration == 2:
             raise RuntimeError("simulated kill")
         return original(self, batch, batch_idx)
 
-    monkeypatch.setattr(UnsupervisedCMP, "training_step", killed_at_iteration_3)
-    with pytest.raises(RuntimeError, match="simulated kill"):
-        train_unsupervised(config, run, progress=False)
-    assert (run / "checkpoints" / "last.ckpt").is_file()
-    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 4  # 2 iterations
-    monkeypatch.setattr(UnsupervisedCMP, "training_step", original)
-    result = train_unsupervised(config, run, progress=False)
+    def counting(self, batch, batch_idx):
+        resumed_iterations.append(self.iteration)
+        return original(self, batch, batch_idx)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(UnsupervisedCMP, "training_step", killed_at_iteration_3)
+        with pytest.raises(RuntimeError, match="simulated kill"):
+            train_unsupervised(config, root / "cmp", progress=False)
+        killed_step = torch.load(root / "cmp" / "checkpoints" / "last.ckpt", weights_only=False)["global_step"]
+        patch.setattr(UnsupervisedCMP, "training_step", counting)
+        result = train_unsupervised(config, root / "cmp", progress=False)
+    train_unsupervised(_config(tiny_corpus_dir, parts, student=False, max_steps=2), root / "gan", progress=False)
+    return root, config, killed_step, resumed_iterations, result
+
+
+def test_joint_training_logs_grids_and_resumes_after_a_kill(runs, tiny_corpus_dir, parts):
+    root, config, killed_step, resumed_iterations, result = runs
+    assert killed_step == 4  # the checkpoint of iteration 2 (two optimiser steps per iteration)
+    assert resumed_iterations == [2, 3]  # resumed where it was killed, not from the start
     assert result["iterations"] == 4
-    assert "resuming from" in (run / "train.log").read_text()
-    assert {p.name for p in (run / "grids").glob("*.png")} >= {"iter000002.png", "iter000004.png"}
-    predictor = VoiceToImageTo3D.load(run)
+    assert {p.name for p in (root / "cmp" / "grids").glob("*.png")} >= {"iter000002.png", "iter000004.png"}
+    predictor = VoiceToImageTo3D.load(root / "cmp")
     faces = predictor.faces(torch.randn(3, 64))
     assert faces.shape == (3, 3, 64, 64) and predictor.shapes(faces).shape == (3, predictor.model.n_shape)
     with pytest.raises(VoxfaceError, match="other settings"):
-        train_unsupervised(_config(tiny_corpus_dir, parts, distiller="rkd"), run, progress=False)
+        train_unsupervised(_config(tiny_corpus_dir, parts, distiller="rkd"), root / "cmp", progress=False)
 
 
-def test_a_student_needs_an_expert_and_the_gan_alone_has_no_student(tiny_corpus_dir, parts, tmp_path):
+def test_a_student_needs_an_expert_and_the_gan_alone_has_no_student(runs, tiny_corpus_dir, parts, tmp_path):
     with pytest.raises(VoxfaceError, match="expert_run"):
         train_unsupervised(_config(tiny_corpus_dir, parts, expert_run=None), tmp_path / "x", progress=False)
-    train_unsupervised(_config(tiny_corpus_dir, parts, student=False, max_steps=2), tmp_path / "gan", progress=False)
-    gan = VoiceToImageTo3D.load(tmp_path / "gan")
+    gan = VoiceToImageTo3D.load(runs[0] / "gan")
     assert gan.student is None
     with pytest.raises(VoxfaceError, match="no student"):
         gan.shapes(gan.faces(torch.randn(1, 64)))
 
 
 @pytest.mark.slow
-def test_cascades_and_kd_ablation_write_all_columns(tiny_corpus_dir, parts, tmp_path):
+def test_cascades_and_kd_ablation_write_all_columns(runs, tiny_corpus_dir, parts, tmp_path):
     from voxface.experiments.unsupervised_eval import BASE_1, BASE_2, CMP_UNSUPERVISED, kd_ablation, save_samples
-    from voxface.experiments.unsupervised_eval import unsupervised_predictions
+    from voxface.experiments.unsupervised_eval import evaluate_unsupervised, unsupervised_predictions
+    from voxface.inference import VoiceTo3D
+    from voxface.models.regressor import ParameterRegressor
 
+    root, config = runs[0], runs[1]
     corpus = Corpus(tiny_corpus_dir)
-    config = _config(tiny_corpus_dir, parts, max_steps=2, grid_every=100)
-    train_unsupervised(config, tmp_path / "cmp", progress=False)
-    train_unsupervised(_config(tiny_corpus_dir, parts, student=False, max_steps=2), tmp_path / "gan", progress=False)
-    meshes, faces = unsupervised_predictions(tmp_path / "cmp", tmp_path / "gan", corpus, per_identity=2,
-                                             progress=False)
+    meshes, faces = unsupervised_predictions(root / "cmp", root / "gan", corpus, per_identity=2, progress=False)
     n_test = len(corpus.identity_ids("test"))
     assert set(meshes) == {CMP_UNSUPERVISED, BASE_1, BASE_2}
     assert all(m.shape == (n_test, 2, corpus.model.n_vertices, 3) for m in meshes.values())
@@ -97,9 +111,18 @@ def test_cascades_and_kd_ablation_write_all_columns(tiny_corpus_dir, parts, tmp_
     first = corpus.identity_ids("test")[0]
     assert (tmp_path / "samples" / first / "cmp-unsupervised_face.png").is_file()
     assert (tmp_path / "samples" / first / "base-1_mesh.obj").is_file()
-    table = kd_ablation(config, tmp_path / "kd", distillers=["pkt", "crd"], per_identity=2, progress=False)
-    assert set(table["rows"]) == {"pkt", "crd"}
-    assert all(0 <= r["ARE"]["mean"] < 1 for r in table["rows"].values())
+    supervised = tmp_path / "supervised"
+    encoder = CMPVoiceEncoder().eval()
+    VoiceTo3D("cmp", encoder, ParameterRegressor(64, corpus.model.n_shape), corpus.model).save(
+        supervised / "predictor.pt")
+    (supervised / "config.yaml").write_text(f"corpus: {tiny_corpus_dir}\n")
+    metrics = evaluate_unsupervised(root / "cmp", supervised, root / "gan", per_identity=2, progress=False)
+    assert {"CMP-supervised", CMP_UNSUPERVISED, BASE_1, BASE_2} <= set(metrics["methods"])
+    assert (root / "cmp" / "evaluation" / "metrics.json").is_file()
+    assert not (supervised / "metrics.json").exists()
+    table = kd_ablation(dataclasses.replace(config, max_steps=1, val_every=1), tmp_path / "kd", distillers=["crd"],
+                        per_identity=2, progress=False)
+    assert set(table["rows"]) == {"crd"} and 0 <= table["rows"]["crd"]["ARE"]["mean"] < 1
     assert "| crd |" in (tmp_path / "kd" / "kd_ablation.md").read_text()
 
 

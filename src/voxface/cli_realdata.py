@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 from pathlib import Path
-
-log = logging.getLogger("voxface")
 
 
 def _run(args: argparse.Namespace, plan) -> None:

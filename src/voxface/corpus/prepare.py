@@ -203,7 +203,7 @@ def _audio_item(root: Path, item: WorkItem) -> dict:
     try:
         prepare_voice(wave, sr=SAMPLE_RATE, min_seconds=min_seconds)
     except VoxfaceError as e:
-        raise _Skipped("too short", str(e)) from e
+        raise _Skipped("too short", f"{item.source}: {e}") from e
     rel = f"audio/{item.identity}/{item.key}.wav"
     save_wav(root / rel, wave, SAMPLE_RATE)
     features = cmp_logmel(prepare_voice(root / rel, sr=SAMPLE_RATE, min_seconds=min_seconds))
