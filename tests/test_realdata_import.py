@@ -92,3 +92,40 @@ def test_import_audio_and_faces_trees(shared_data, tmp_path):
     corpus = Corpus(tmp_path / "f")
     assert {i.split for i in corpus.identities} == {"test"} and corpus.identity_params["has_reference"].all()
     assert len(corpus.faces) == 4
+
+
+def test_import_cmp_reads_released_meshes_in_the_voxceleb3d_layout(tmp_path):
+    """Tiny files in CMP's layout: features <speaker>/<video>/<utt>.npy, meshes <Name>/*.xyz|.obj|.npy."""
+    from voxface.face3d.loading import load_morphable_model
+    from voxface.face3d.mesh_io import save_mesh
+
+    model = load_morphable_model("builtin")
+    rng = np.random.default_rng(4)
+    features, meshes = tmp_path / "fbank", tmp_path / "A2E_val"
+    truth = {}
+    for name in ("Ada_Lovelace", "Eve_Adams", "Zoe_Ball"):
+        (features / name / "vid").mkdir(parents=True)
+        np.save(features / name / "vid" / "00001.npy", rng.normal(size=(1000, 64)).astype(np.float32))
+        truth[name] = rng.normal(size=model.n_shape)
+        vertices = model.reconstruct(truth[name]) * np.array([2.0, -2.0, 2.0]) + 100.0  # image coordinates
+        (meshes / name).mkdir(parents=True)
+        if name == "Eve_Adams":
+            save_mesh(meshes / name / "eve.obj", vertices, model.triangles)  # no .xyz: the .obj is used
+        else:
+            np.savetxt(meshes / name / "000001.xyz", vertices, fmt="%.5f")
+        np.save(meshes / name / "000001.npy", np.zeros(228, np.float32))  # parameters: not read
+    np.savetxt(meshes / "Zoe_Ball" / "000002.xyz", np.zeros((10, 3)))  # another topology: skipped
+    out = tmp_path / "cmp"
+    assert main(["import", "cmp", str(features), "--meshes", str(meshes), "--out", str(out), "--model", "builtin",
+                 "--default-gender", "f", "--workers", "1", "--quiet"]) == 0
+    assert find_problems(out) == []
+    corpus = Corpus(out)
+    params = corpus.identity_params
+    assert params["has_reference"].all()
+    for n, ident in enumerate(params["identity"]):
+        assert np.abs(params["shape"][n] - truth[str(ident)]).max() < 0.15
+        assert (out / str(params["reference_face"][n])).is_file()
+    assert str(params["reference_face"][list(params["identity"]).index("Eve_Adams")]).endswith(".obj")
+    skipped = (out / "skipped.csv").read_text()
+    assert "other topology" in skipped and "000002.xyz" in skipped
+    assert len((out / "meshes.csv").read_text().strip().splitlines()) == 1 + 3

@@ -158,3 +158,13 @@ def test_critical_count_is_the_smallest_significant_count():
     assert result.significant and not preference_test(k - 1, 1540).significant
     with pytest.raises(VoxfaceError):
         preference_test(5, 3)
+
+
+def test_stats_preference_command(capsys):
+    from voxface.cli import main
+
+    assert main(["stats", "preference", "1100", "1540"]) == 0
+    out = capsys.readouterr().out
+    assert "critical count at level 0.001 is 832" in out and "significant" in out
+    assert main(["stats", "preference", "20", "10"]) == 2
+    assert "0 <= votes <= total" in capsys.readouterr().err

@@ -130,9 +130,9 @@ def test_mesh_triplet_skips_pairs_whose_negative_shares_the_identity():
     meshes = torch.zeros(4, 5, 3)
     meshes[2:] += 1.0  # second pair far from the first
     # pairs (0,1) identity 0 and (2,3) identity 1: positives coincide, negatives are 1 away per coordinate
-    assert float(mesh_triplet_loss(meshes, torch.tensor([0, 0, 1, 1]), margin=1.0)) == pytest.approx(0.0)
+    assert float(mesh_triplet_loss(meshes, torch.tensor([0, 0, 1, 1]), margin=1.0)) == pytest.approx(0.0, abs=1e-6)
     assert float(mesh_triplet_loss(meshes, torch.tensor([0, 0, 0, 0]), margin=1.0)) == 0.0
-    assert float(mesh_triplet_loss(meshes, torch.tensor([0, 0, 1, 1]), margin=1.5)) == pytest.approx(0.5)
+    assert float(mesh_triplet_loss(meshes, torch.tensor([0, 0, 1, 1]), margin=1.5)) == pytest.approx(0.5, abs=1e-6)
 
 
 def test_rendered_training_faces_carry_their_exact_camera(tiny_corpus_dir):

@@ -36,7 +36,8 @@ def _print_summary(root: Path) -> None:
 def _cmd_prepare_voxceleb(args: argparse.Namespace) -> None:
     from .corpus.voxceleb import voxceleb_plan
 
-    _run(args, voxceleb_plan(args.meta, args.audio, args.faces, args.model, args.min_seconds, args.name))
+    _run(args, voxceleb_plan(args.meta, args.audio, args.faces, args.model, args.min_seconds, args.name,
+                            fitter=args.fitter))
 
 
 def _cmd_prepare_merge(args: argparse.Namespace) -> None:
@@ -48,7 +49,8 @@ def _cmd_prepare_merge(args: argparse.Namespace) -> None:
 def _cmd_import_cmp(args: argparse.Namespace) -> None:
     from .corpus.importers import cmp_plan
 
-    _run(args, cmp_plan(args.features, args.model, args.meta, args.faces, args.default_gender, args.name))
+    _run(args, cmp_plan(args.features, args.model, args.meta, args.faces, args.default_gender, args.name,
+                        fitter=args.fitter, meshes_tree=args.meshes))
 
 
 def _cmd_import_audio(args: argparse.Namespace) -> None:
@@ -60,7 +62,7 @@ def _cmd_import_audio(args: argparse.Namespace) -> None:
 def _cmd_import_faces(args: argparse.Namespace) -> None:
     from .corpus.importers import faces_plan
 
-    _run(args, faces_plan(args.faces, args.model, args.meta, args.default_gender, args.name))
+    _run(args, faces_plan(args.faces, args.model, args.meta, args.default_gender, args.name, fitter=args.fitter))
 
 
 def _common(p: argparse.ArgumentParser, name: str) -> None:
@@ -72,6 +74,14 @@ def _common(p: argparse.ArgumentParser, name: str) -> None:
                    "finish with `voxface prepare merge` (default: %(default)s, everything)")
     p.add_argument("--name", default=name, help="corpus name in the manifest (default: %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _fitter_flag(p: argparse.ArgumentParser) -> None:
+    from .face3d.fitting import DEFAULT_FITTER, FITTERS
+
+    p.add_argument("--fitter", choices=FITTERS, default=DEFAULT_FITTER,
+                   help="3DMM landmark fitter: voxface (ours, any model) or eos (eos-py, Surrey Face Model "
+                        "only); docs/realdata.md compares them (default: %(default)s)")
 
 
 def _people_flags(p: argparse.ArgumentParser, meta_required: bool = False) -> None:
@@ -101,6 +111,7 @@ def add_commands(sub) -> None:
     v.add_argument("--min-seconds", dest="min_seconds", type=float, default=1.0,
                    help="skip utterances with less speech after VAD (default: %(default)s)")
     _common(v, "voxceleb-3d")
+    _fitter_flag(v)
     v.set_defaults(func=_cmd_prepare_voxceleb)
     m = steps.add_parser("merge", help="merge finished shard folders into one corpus",
                          description="Copy the outputs of every shard folder into --out (which may be one of "
@@ -115,11 +126,17 @@ def add_commands(sub) -> None:
     c = kinds.add_parser("cmp", help="the CMP / Wen et al. release: <speaker>/<video>/<utt>.npy log-mel features",
                          description="Published (T>=1000, 64) log-mel features become the feature cache "
                                      "(features/cmp_logmel); the utterances have no audio. With --faces, photos "
-                                     "<Name>/*.jpg are detected, cropped and fitted as in `prepare voxceleb`.")
+                                     "<Name>/*.jpg are detected, cropped and fitted as in `prepare voxceleb`; "
+                                     "with --meshes, CMP's released Voxceleb-3D reconstructions become the "
+                                     "identities' references.")
     c.add_argument("features", help="the feature tree <speaker>/<video>/<utt>.npy")
     c.add_argument("--faces", help="photo tree <Name>/*.jpg (optional)")
+    c.add_argument("--meshes", help="CMP's Voxceleb-3D folders <Name>/ (optional): each .xyz point cloud (or .obj "
+                   "where a folder has no .xyz) is copied to meshes/ and fitted with --model, which must have "
+                   "the same vertices (3ddfa:PATH for the released BFM meshes); the best fit is the reference")
     _people_flags(c)
     _common(c, "cmp-import")
+    _fitter_flag(c)
     c.set_defaults(func=_cmd_import_cmp)
     a = kinds.add_parser("audio", help="an audio tree <speaker>/<video>/<utt>.wav without faces",
                          description="For speaker pre-training: decode, VAD, CMP features; no faces.")
@@ -134,4 +151,5 @@ def add_commands(sub) -> None:
     f.add_argument("faces", help="the photo tree")
     _people_flags(f)
     _common(f, "faces-import")
+    _fitter_flag(f)
     f.set_defaults(func=_cmd_import_faces)

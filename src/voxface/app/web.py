@@ -163,5 +163,5 @@ def serve(run: str | Path | None = None, host: str = DEFAULT_HOST, port: int = D
     page.queue(default_concurrency_limit=CONCURRENCY)
     page.launch(server_name=host, server_port=port, max_file_size=f"{max_upload_mb:g}mb",
                 allowed_paths=[str(service.out_root)] if service else None, prevent_thread_lock=not block,
-                quiet=True, show_error=True)
+                quiet=True, show_error=True, ssr_mode=False)
     return page

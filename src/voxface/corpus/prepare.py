@@ -8,11 +8,15 @@ file:
   ``features/cmp_logmel/<identity>/<utterance>.npy`` (what ``voxface.corpus.features`` would compute);
 - ``features``: a published (T, 64) log-mel ``.npy`` copied into the feature cache (no audio);
 - ``face``: detect the largest face (up-sampling small photos), 68 landmarks, aligned 64 and 120
-  pixel crops, and a landmark fit of the morphable model (:mod:`voxface.face3d.fitting`).
+  pixel crops, and a landmark fit of the morphable model with the plan's ``fitter`` (``voxface`` or
+  ``eos``, :mod:`voxface.face3d.fitting`);
+- ``mesh``: a released reconstruction (CMP's Voxceleb-3D ``.xyz`` point cloud or ``.obj``) in the
+  model's topology, copied to ``meshes/<identity>/<key><suffix>`` and fitted vertex by vertex
+  (:func:`voxface.face3d.fitting.fit_vertices`); an identity's best-fitting mesh becomes its reference.
 
 Each item writes its outputs atomically, then its record ``.prepare/records/<kind>/<identity>/<key>.json``
 (``status`` ``ok`` with the results, or ``skipped`` with a ``reason``: unreadable, too short, no face,
-bad features). A rerun skips items that have a record, so a killed run resumes without redoing
+bad features, other topology). A rerun skips items that have a record, so a killed run resumes without redoing
 finished items or trusting half-written ones. ``--shard K/N`` processes the identities whose
 CRC-32 is K-1 modulo N and leaves ``.prepare/shards/K-of-N.json``; :func:`finalise` (after the
 last shard, or ``voxface prepare merge``) writes the tables, ``skipped.csv``, ``summary.json`` and,
@@ -36,7 +40,7 @@ from tqdm import tqdm
 from .. import __version__, atomic
 from ..errors import VoxfaceError
 from ..face3d import MorphableModel
-from ..face3d.fitting import LandmarkFit, fit_landmarks
+from ..face3d.fitting import DEFAULT_FITTER, Fitter, LandmarkFit, fit_vertices, make_fitter
 from .format import FACE_COLUMNS, FORMAT_NAME, FORMAT_VERSION, IDENTITY_COLUMNS, UTTERANCE_COLUMNS
 from .format import Corpus, split_for_name, write_csv
 from .reference import choose_reference
@@ -53,6 +57,7 @@ FRAMES_PER_SECOND = 100
 SMALL_IMAGE = 400
 """Photos whose shorter side is below this many pixels are searched with dlib's 1x up-sampling."""
 SKIPPED_COLUMNS = ("kind", "identity", "source", "reason", "detail")
+MESH_COLUMNS = ("mesh", "identity", "file", "residual", "flipped_y")
 
 
 @dataclass(frozen=True)
@@ -136,7 +141,10 @@ def run_plan(out: str | Path, plan: PreparePlan, model: MorphableModel, workers:
         log.info("resuming: %d of %d items already done", len(mine) - len(todo), len(mine))
     bar = tqdm(total=len(mine), initial=len(mine) - len(todo), desc=f"prepare {k}/{n}", unit="file",
                disable=not progress)
-    settings = {"root": out, "model": model, "min_seconds": plan.settings.get("min_seconds", 0.5)}
+    settings = {"root": out, "model": model, "min_seconds": plan.settings.get("min_seconds", 0.5),
+                "fitter": plan.settings.get("fitter", DEFAULT_FITTER)}
+    if any(item.kind == "face" for item in todo):
+        make_fitter(settings["fitter"], model)  # refuse a fitter that cannot fit this model before spawning
     if workers > 1 and len(todo) > 1:
         ctx = mp.get_context("spawn")  # dlib, BLAS and torch threads are not fork-safe
         with ctx.Pool(workers, initializer=_init_worker, initargs=(settings,)) as pool:
@@ -177,7 +185,7 @@ def _init_worker(settings: dict) -> None:
     """Hold a run's settings in this process. Items are small: BLAS threads only add overhead
     (a landmark fit takes 1.4 ms on one thread and about 20 ms with threads on a busy machine)."""
     threadpool_limits(1)
-    _worker.update(settings)
+    _worker.update(settings, fit=make_fitter(settings["fitter"], settings["model"]))
 
 
 def _process_item(item: WorkItem) -> None:
@@ -235,7 +243,7 @@ def _face_item(root: Path, item: WorkItem) -> dict:
     box = detect_largest_face(image)
     if box is None:
         raise _Skipped("no face", f"{item.source}: dlib found no frontal face")
-    face = describe_face(_worker["model"], image, box)
+    face = describe_face(_worker["fit"], image, box)
     record = {"shape": face.fit.shape.tolist(), "expression": face.fit.expression.tolist(),
               "pose": face.fit.pose.tolist(), "residual_px": round(face.fit.residual_px, 4),
               "residual": round(face.fit.residual, 6)}
@@ -247,7 +255,42 @@ def _face_item(root: Path, item: WorkItem) -> dict:
     return record
 
 
-_HANDLERS = {"audio": _audio_item, "features": _features_item, "face": _face_item}
+def _mesh_item(root: Path, item: WorkItem) -> dict:
+    import shutil
+
+    model: MorphableModel = _worker["model"]
+    try:
+        vertices = read_vertices(item.source)
+    except VoxfaceError as e:
+        raise _Skipped("unreadable", str(e)) from e
+    if vertices.shape != model.mean.shape:
+        raise _Skipped("other topology", f"{item.source}: {len(vertices)} vertices, the model {model.name!r} has "
+                                         f"{model.n_vertices}; released BFM meshes need --model 3ddfa:PATH")
+    fit = fit_vertices(model, vertices)
+    rel = f"meshes/{item.identity}/{item.key}{Path(item.source).suffix.lower()}"
+    with atomic.atomic_path(root / rel) as tmp:
+        shutil.copyfile(item.source, tmp)
+    return {"mesh": rel, "shape": fit.shape.tolist(), "expression": fit.expression.tolist(),
+            "residual": round(fit.residual, 6), "flipped_y": fit.flipped_y}
+
+
+def read_vertices(path: str | Path) -> np.ndarray:
+    """(V, 3) float64 vertices of an ``.xyz`` point cloud (one ``x y z`` row per vertex) or a mesh file."""
+    path = Path(path)
+    if path.suffix.lower() != ".xyz":
+        from ..face3d.mesh_io import load_mesh
+
+        return load_mesh(path)[0]
+    try:
+        points = np.loadtxt(path, dtype=np.float64, ndmin=2)
+    except (OSError, ValueError) as e:
+        raise VoxfaceError(f"cannot read the point cloud {path}: {e}") from e
+    if points.shape[1] != 3:
+        raise VoxfaceError(f"{path}: expected rows of x y z, got {points.shape[1]} columns")
+    return points
+
+
+_HANDLERS = {"audio": _audio_item, "features": _features_item, "face": _face_item, "mesh": _mesh_item}
 
 
 def _feature_file(root: Path, item: WorkItem) -> Path:
@@ -276,11 +319,11 @@ class DescribedFace:
     landmarks: dict[int, np.ndarray]
 
 
-def describe_face(model: MorphableModel, image: np.ndarray, box: tuple[int, int, int, int]) -> DescribedFace:
+def describe_face(fit: Fitter, image: np.ndarray, box: tuple[int, int, int, int]) -> DescribedFace:
     """68 landmarks in ``box``, the model fit to them, and aligned crops at ``IMAGE_SIZES``.
 
     Args:
-        model: the morphable model to fit.
+        fit: the fitter (:func:`voxface.face3d.fitting.make_fitter`).
         image: (H, W, 3) uint8 RGB photo.
         box: (left, top, right, bottom) face box.
     """
@@ -288,11 +331,10 @@ def describe_face(model: MorphableModel, image: np.ndarray, box: tuple[int, int,
     from ..vision.dlib_faces import landmarks68
 
     points = landmarks68(image, box)
-    fit = fit_landmarks(model, points)
     crops, landmarks = {}, {}
     for size in IMAGE_SIZES:
         crops[size], landmarks[size] = aligned_crop(image, points, size)
-    return DescribedFace(fit, crops, landmarks)
+    return DescribedFace(fit(points, image.shape[:2]), crops, landmarks)
 
 
 # ------------------------------------------------------------------------------------ finishing
@@ -329,10 +371,10 @@ def finalise(out: str | Path) -> Corpus:
     _check_shards_complete(out)
     model = MorphableModel.from_npz(out / "model.npz")
     records = _read_records(out)
-    identities, utterances, faces, fits, skipped = [], [], [], [], []
+    identities, utterances, faces, fits, meshes, skipped = [], [], [], [], [], []
     for person in plan["people"]:
         ident = person["identity"]
-        mine = {kind: records.get((kind, ident), []) for kind in ("audio", "features", "face")}
+        mine = {kind: records.get((kind, ident), []) for kind in ("audio", "features", "face", "mesh")}
         for kind, rows in mine.items():
             skipped += [{"kind": kind, "identity": ident, **r} for _, r in rows if r["status"] == "skipped"]
         utts = [(key, r) for kind in ("audio", "features") for key, r in mine[kind] if r["status"] == "ok"]
@@ -349,12 +391,18 @@ def finalise(out: str | Path) -> Corpus:
         face_rows.sort()
         faces += [{"face": key, "identity": ident, **r} for key, r in face_rows]
         fits.append(face_rows)
-    reference = _write_params(out, model, identities, faces, fits)
+        meshes.append(sorted((key, r) for key, r in mine["mesh"] if r["status"] == "ok"))
+    reference = _write_params(out, model, identities, faces, fits, meshes)
     write_csv(out / "identities.csv", IDENTITY_COLUMNS, identities)
     write_csv(out / "utterances.csv", UTTERANCE_COLUMNS, utterances)
     write_csv(out / "faces.csv", FACE_COLUMNS, faces)
     write_csv(out / "skipped.csv", SKIPPED_COLUMNS, skipped)
-    counts = {"identities": len(identities), "utterances": len(utterances), "faces": len(faces)}
+    if any(meshes):
+        write_csv(out / "meshes.csv", MESH_COLUMNS,
+                  [{"mesh": key, "identity": i["identity"], "file": r["mesh"], "residual": r["residual"],
+                    "flipped_y": r["flipped_y"]} for i, rows in zip(identities, meshes) for key, r in rows])
+    counts = {"identities": len(identities), "utterances": len(utterances), "faces": len(faces),
+              **({"meshes": sum(map(len, meshes))} if any(meshes) else {})}
     summary = {"counts": counts,
                "splits": dict(Counter(i["split"] for i in identities)),
                "skipped": len(skipped),
@@ -400,15 +448,24 @@ def _read_records(out: Path) -> dict[tuple[str, str], list[tuple[str, dict]]]:
 
 
 def _write_params(out: Path, model: MorphableModel, identities: list[dict], faces: list[dict],
-                  fits: list[list[tuple[str, dict]]]) -> dict:
-    """Write face_params.npz and identity_params.npz; return reference statistics."""
+                  fits: list[list[tuple[str, dict]]], meshes: list[list[tuple[str, dict]]]) -> dict:
+    """Write face_params.npz and identity_params.npz; return reference statistics.
+
+    An identity's reference is its released mesh with the lowest fit residual when it has one
+    (``reference_face`` = that mesh's file), else the face chosen by :func:`choose_reference`.
+    """
     k, e = model.n_shape, model.n_expression
     shape = np.zeros((len(identities), k), np.float32)
     expression = np.zeros((len(identities), e), np.float32)
     has_reference = np.zeros(len(identities), bool)
     qualified = np.zeros(len(identities), bool)
     reference_face = []
-    for n, rows in enumerate(fits):
+    for n, (rows, mesh_rows) in enumerate(zip(fits, meshes)):
+        if mesh_rows:
+            _, r = min(mesh_rows, key=lambda row: row[1]["residual"])
+            shape[n], expression[n], has_reference[n] = r["shape"], r["expression"], True
+            reference_face.append(r["mesh"])
+            continue
         if not rows:
             reference_face.append("")
             continue
@@ -432,7 +489,8 @@ def _write_params(out: Path, model: MorphableModel, identities: list[dict], face
     for size in IMAGE_SIZES:
         arrays[f"landmarks_{size}"] = np.array([f[f"landmarks_{size}"] for f in faces], np.float32).reshape(m, 68, 2)
     atomic.write_npz(out / "face_params.npz", **arrays)
-    return {"with_reference": int(has_reference.sum()), "meeting_rule": int(qualified.sum())}
+    return {"with_reference": int(has_reference.sum()), "meeting_rule": int(qualified.sum()),
+            "from_released_meshes": sum(1 for rows in meshes if rows)}
 
 
 def _mean(values: list[float]) -> float | None:

@@ -13,6 +13,7 @@ import csv
 from pathlib import Path
 
 from ..errors import VoxfaceError
+from ..face3d.fitting import DEFAULT_FITTER
 from .prepare import Person, PreparePlan, WorkItem
 
 AUDIO_SUFFIXES = (".wav", ".m4a", ".flac", ".mp3", ".ogg", ".aac")
@@ -74,7 +75,7 @@ def join_people(people: dict[str, Person], audio_trees: list[Path], image_tree: 
 
 
 def voxceleb_plan(meta: str | Path, audio_trees: list[str | Path], image_tree: str | Path, model: str,
-                  min_seconds: float = 1.0, name: str = "voxceleb-3d") -> PreparePlan:
+                  min_seconds: float = 1.0, name: str = "voxceleb-3d", fitter: str = DEFAULT_FITTER) -> PreparePlan:
     """The preparation of VoxCeleb x VGGFace: joined people, one audio item per utterance, one face item per photo.
 
     Args:
@@ -85,6 +86,7 @@ def voxceleb_plan(meta: str | Path, audio_trees: list[str | Path], image_tree: s
         model: morphable model spec the faces are fitted with.
         min_seconds: utterances with less speech after VAD are skipped as too short.
         name: corpus name.
+        fitter: the landmark fitter (``voxface.face3d.fitting.FITTERS``).
     """
     audio_trees = [Path(t).resolve() for t in audio_trees]
     image_tree = Path(image_tree).resolve()
@@ -97,7 +99,7 @@ def voxceleb_plan(meta: str | Path, audio_trees: list[str | Path], image_tree: s
         items += [WorkItem("face", person.identity, utterance_id(person.identity, f, image_tree / person.name),
                            str(f)) for f in image_files(image_tree, person.name)]
     settings = {"source": "voxceleb", "meta": str(Path(meta).resolve()), "audio": list(map(str, audio_trees)),
-                "faces": str(image_tree), "model": model, "min_seconds": min_seconds}
+                "faces": str(image_tree), "model": model, "min_seconds": min_seconds, "fitter": fitter}
     return PreparePlan(name, settings, people, items, ("utterances", "faces"))
 
 

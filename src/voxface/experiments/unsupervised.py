@@ -98,7 +98,7 @@ class VoiceFaceBatches(Dataset):
 
     Items: ``voice`` (2, D), ``voice_identity`` (), ``face`` (2, 3, 64, 64) in [-1, 1] (each flipped
     horizontally with p = 0.5), ``face_identity`` (2,), ``shape`` (K,) of the voice identity.
-    Item ``i`` of epoch ``e`` is a function of (seed, e, i), so a resumed run sees the same data.
+    Item ``i`` is a function of (seed, i) only; a training run is one epoch of distinct items.
     """
 
     def __init__(self, embeddings: np.ndarray, voice_identity: np.ndarray, faces: np.ndarray,
@@ -109,18 +109,15 @@ class VoiceFaceBatches(Dataset):
         self.speakers = [i for i, rows in enumerate(self.by_identity) if len(rows) >= 2]
         if not self.speakers:
             raise VoxfaceError("no identity has two voice embeddings; the triplet needs utterance pairs")
-        self.items, self.seed, self.epoch = items, seed, 0
+        self.items, self.seed = items, seed
 
     def __len__(self) -> int:
         return self.items
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
     def __getitem__(self, i: int):
         from ..vision.tensor_images import to_unit_range
 
-        rng = np.random.default_rng([self.seed, self.epoch, i])
+        rng = np.random.default_rng([self.seed, i])
         speaker = self.speakers[rng.integers(len(self.speakers))]
         pair = rng.choice(self.by_identity[speaker], 2, replace=False)
         face_rows = rng.integers(len(self.faces), size=2)
@@ -212,6 +209,8 @@ def train_unsupervised(config: UnsupervisedConfig, run_dir: str | Path, progress
     if config.student and not config.expert_run:
         raise VoxfaceError("expert_run is required with student: true (a run of `voxface train expert`); "
                            "or set student=false to train the GAN alone")
+    if config.embedding_bank < 1:
+        raise VoxfaceError(f"embedding_bank must be >= 1 (crops embedded per utterance), got {config.embedding_bank}")
     run = open_run(run_dir, config, "unsupervised")
     L.seed_everything(config.seed, workers=True)
     corpus = check_corpus(config.corpus)
@@ -225,12 +224,13 @@ def train_unsupervised(config: UnsupervisedConfig, run_dir: str | Path, progress
     fit_ids = [i for i in train_ids if i not in set(val_ids)]
     encoder = load_encoder(config.speaker_run)
 
+    pair_batch = max(1, config.batch_size // 2)  # a batch of B/2 pairs is B voices
+    faces, face_identity = load_face_images(corpus, fit_ids)  # the GAN's real faces: training identities
     datasets = {}
     for name, ids in (("fit", fit_ids), ("val", val_ids)):
         bank = _embedding_bank(encoder, utterance_set(corpus, ids, "cmp_logmel", progress=progress),
                                config.embedding_bank, config.seed)
-        faces, face_identity = load_face_images(corpus, fit_ids)  # the GAN's real faces: training identities
-        items = config.batch_size // 2 * config.val_every if name == "fit" else 4 * config.batch_size
+        items = pair_batch * config.max_steps if name == "fit" else 4 * pair_batch
         datasets[name] = VoiceFaceBatches(np.stack(bank.features), bank.identity_index, faces, face_identity,
                                           corpus.reference_shapes(ids), items, seed=config.seed)
 
@@ -243,7 +243,7 @@ def train_unsupervised(config: UnsupervisedConfig, run_dir: str | Path, progress
         student = ImageTo3D(**expert.config)
         student.load_state_dict({k: v for k, v in expert.state_dict().items() if k in ("target_mean", "target_std")},
                                 strict=False)
-        dims = [expert.feature_dims["early"] * (expert.input_size // 16) ** 2, expert.feature_dims["pooled"]]
+        dims = expert.distilled_feature_sizes()
         distiller, weight = create_distiller(config.distiller, dims, dims)
         weight = weight if config.distill_weight is None else config.distill_weight
     grid_voices = torch.from_numpy(np.stack(datasets["val"].embeddings[
@@ -257,7 +257,6 @@ def train_unsupervised(config: UnsupervisedConfig, run_dir: str | Path, progress
                            OPTIMISERS_PER_ITERATION * config.val_every, progress)
     # val_check_interval counts batches (one per iteration), checkpoints count optimiser steps
     trainer.val_check_interval = config.val_every
-    pair_batch = max(1, config.batch_size // 2)  # a batch of B/2 pairs is B voices
     trainer.fit(module, DataLoader(datasets["fit"], batch_size=pair_batch, num_workers=config.workers),
                 DataLoader(datasets["val"], batch_size=pair_batch), ckpt_path=resume_checkpoint(run))
     module.log_image_grid()

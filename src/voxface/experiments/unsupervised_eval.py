@@ -23,6 +23,7 @@ import torch
 from .. import atomic
 from ..corpus.format import Corpus
 from ..corpus.validate import check_corpus
+from ..errors import VoxfaceError
 from ..evaluate.geometry import absolute_ratio_error
 from ..face3d.mesh_io import save_mesh
 from ..face3d.render import save_png
@@ -100,17 +101,16 @@ def evaluate_unsupervised(run_dir: str | Path, supervised_run: str | Path, gan_r
     """
     run = Path(run_dir)
     corpus = check_corpus(corpus_dir or read_run_config(run)["corpus"])
+    sources = [Path(supervised_run) / name for name in ("predictor.pt", CONFIG_FILE)]
+    for source in sources:
+        if not source.is_file():
+            raise VoxfaceError(f"{supervised_run} is not a supervised run (no {source.name}); pass --supervised-run "
+                               "the folder of `voxface train supervised` (e.g. runs/demo/supervised)")
     meshes, faces = unsupervised_predictions(run, Path(gan_run) if gan_run else None, corpus, per_identity, progress)
     folder = run / EVALUATION_DIR
     folder.mkdir(parents=True, exist_ok=True)
-    for name in ("predictor.pt", CONFIG_FILE):
-        source = Path(supervised_run) / name
-        if not source.is_file():
-            from ..errors import VoxfaceError
-
-            raise VoxfaceError(f"{supervised_run} is not a supervised run (no {name}); pass --supervised-run "
-                               "the folder of `voxface train supervised` (e.g. runs/demo/supervised)")
-        shutil.copyfile(source, folder / name)
+    for source in sources:
+        shutil.copyfile(source, folder / source.name)
     save_samples(folder / "samples", corpus, meshes, faces, per_identity)
     return evaluate_run(folder, str(corpus.root), per_identity, progress, extra_methods=meshes)
 

@@ -15,16 +15,34 @@ the mean face:
 Image coordinates are pixels (column right, row down); the model's y axis is up, so the camera
 flips it. The residual is the mean distance in pixels between the 68 landmarks and their fitted
 projections. Pose angles follow :func:`voxface.face3d.transforms.rotation_matrix`.
+
+A second fitter, :class:`EosFitter`, wraps eos-py's ``fit_shape_and_pose`` for the Surrey Face Model
+(eos's own SFM files: ``ibug_to_sfm.txt`` landmark mapping, ``sfm_model_contours.json`` and
+``sfm_3448_edge_topology.json`` for its contour fitting; 5 iterations, lambda 30, its defaults). eos
+fits the mapped landmarks and picks the jaw contour vertices per pose; its coefficients are already
+voxface's (shape: standard normal; blendshapes: as in eos), and its residual is measured like ours,
+on the model's ``landmarks68`` vertices. :func:`make_fitter` selects either by name
+(``FITTERS``); docs/realdata.md compares them on ORL.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from ..errors import VoxfaceError
 from .morphable_model import MorphableModel
+
+FITTERS = ("voxface", "eos")
+"""Names :func:`make_fitter` accepts: our own least-squares fitter, or eos-py's (SFM only)."""
+DEFAULT_FITTER = "voxface"
+"""The better of the two on ORL (docs/realdata.md): about as accurate, and 50x faster."""
+
+EDGE_TOPOLOGY_FILE = "sfm_3448_edge_topology.json"
+"""eos's edge topology of the SFM mesh, for its contour fitting (eos's share/ folder)."""
 
 N_ITERATIONS = 6
 NOISE_FRACTION = 0.03
@@ -76,9 +94,7 @@ def fit_landmarks(model: MorphableModel, landmarks: np.ndarray, iterations: int 
     Returns:
         the :class:`LandmarkFit`.
     """
-    points = np.asarray(landmarks, dtype=np.float64)
-    if points.shape != (68, 2) or not np.isfinite(points).all():
-        raise VoxfaceError(f"fit_landmarks needs (68, 2) finite landmarks, got {points.shape}")
+    points = _checked(landmarks)
     target = points * _FLIP_Y  # y up, like the model
     mean = model.mean[model.landmarks68].astype(np.float64)  # (68, 3)
     basis = _landmark_basis(model)  # (68, 3, K + E), columns scaled by their std
@@ -93,14 +109,96 @@ def fit_landmarks(model: MorphableModel, landmarks: np.ndarray, iterations: int 
         z = np.linalg.solve(a.T @ a + lam * np.eye(len(z)), a.T @ b)
     current = mean + basis @ z
     scale, rotation, translation = _scaled_orthographic(current, target)
-    projected = (scale * current @ rotation[:2].T + translation) * _FLIP_Y
-    residual_px = float(np.linalg.norm(projected - points, axis=1).mean())
     k = model.n_shape
+    return _landmark_fit(model, points, z[:k], z[k:], rotation, scale, translation * _FLIP_Y)
+
+
+Fitter = Callable[[np.ndarray, tuple[int, int]], LandmarkFit]
+"""A fitter: (68, 2) pixel landmarks and the image's (height, width) -> :class:`LandmarkFit`."""
+
+
+def make_fitter(name: str, model: MorphableModel) -> Fitter:
+    """The fitter called ``name`` (one of ``FITTERS``) for ``model``.
+
+    Raises:
+        VoxfaceError: an unknown name, or ``"eos"`` with a model other than the Surrey Face Model.
+    """
+    if name == "voxface":
+        return lambda landmarks, image_size: fit_landmarks(model, landmarks)
+    if name == "eos":
+        return EosFitter(model)
+    raise VoxfaceError(f"unknown fitter {name!r}; choose one of {', '.join(FITTERS)}")
+
+
+class EosFitter:
+    """eos-py's ``fit_shape_and_pose`` for the Surrey Face Model, returning a :class:`LandmarkFit`.
+
+    Args:
+        model: the SFM as :func:`voxface.face3d.sfm.load_sfm` loads it, with its six blendshapes;
+            eos's files are read from the folder of ``model.meta["source"]``.
+    """
+
+    def __init__(self, model: MorphableModel):
+        import eos
+
+        from .sfm import BLENDSHAPES_FILE, CONTOURS_FILE, MAPPING_FILE
+
+        if model.name != "sfm" or model.n_expression != 6:
+            raise VoxfaceError(f"--fitter eos fits only the Surrey Face Model with its expression blendshapes, "
+                               f"not {model.name!r}; use --model sfm[:PATH] or --fitter voxface")
+        shape_file = Path(model.meta["source"])
+        folder = shape_file.parent
+        edges = folder / EDGE_TOPOLOGY_FILE
+        if not edges.is_file():
+            raise VoxfaceError(f"--fitter eos needs {edges} (eos's share/ folder has it) beside {shape_file.name}")
+        sfm = eos.morphablemodel.load_model(str(shape_file))
+        self._model = model
+        self._eos_model = eos.morphablemodel.MorphableModel(
+            sfm.get_shape_model(), eos.morphablemodel.load_blendshapes(str(folder / BLENDSHAPES_FILE)),
+            color_model=eos.morphablemodel.PcaModel(), vertex_definitions=None,
+            texture_coordinates=sfm.get_texture_coordinates())
+        self._mapper = eos.core.LandmarkMapper(str(folder / MAPPING_FILE))
+        self._edges = eos.morphablemodel.load_edge_topology(str(edges))
+        self._contour_landmarks = eos.fitting.ContourLandmarks.load(str(folder / MAPPING_FILE))
+        self._model_contour = eos.fitting.ModelContour.load(str(folder / CONTOURS_FILE))
+
+    def __call__(self, landmarks: np.ndarray, image_size: tuple[int, int]) -> LandmarkFit:
+        """Fit (68, 2) pixel landmarks of an image of ``image_size`` = (height, width)."""
+        import eos
+
+        points = _checked(landmarks)
+        height, width = image_size
+        named = [eos.core.Landmark(str(k + 1), [float(x), float(y)]) for k, (x, y) in enumerate(points)]
+        _, rendering, shape, blendshapes = eos.fitting.fit_shape_and_pose(
+            self._eos_model, named, self._mapper, int(width), int(height), self._edges,
+            self._contour_landmarks, self._model_contour)
+        camera = np.asarray(eos.fitting.get_3x4_affine_camera_matrix(rendering, int(width), int(height)),
+                            dtype=np.float64)  # rows: s R[0], -s R[1], (0, 0, 0, 1)
+        rotation = np.asarray(rendering.get_modelview(), dtype=np.float64)[:3, :3]
+        scale = float(np.linalg.norm(camera[0, :3]))
+        return _landmark_fit(self._model, points, np.asarray(shape), np.asarray(blendshapes), rotation, scale,
+                             camera[:2, 3])
+
+
+def _checked(landmarks: np.ndarray) -> np.ndarray:
+    points = np.asarray(landmarks, dtype=np.float64)
+    if points.shape != (68, 2) or not np.isfinite(points).all():
+        raise VoxfaceError(f"fitting needs (68, 2) finite landmarks, got {points.shape}")
+    return points
+
+
+def _landmark_fit(model: MorphableModel, points: np.ndarray, shape: np.ndarray, expression: np.ndarray,
+                  rotation: np.ndarray, scale: float, translation_px: np.ndarray) -> LandmarkFit:
+    """The :class:`LandmarkFit` of coefficients and a camera ``pixel = s R[:2] p * (1, -1) + t``."""
+    shape, expression = shape.astype(np.float32), expression.astype(np.float32)
+    current = model.mean[model.landmarks68] + _landmark_basis(model) @ np.concatenate([shape, expression])
+    projected = (scale * (current @ rotation[:2].T) * _FLIP_Y + translation_px).astype(np.float32)
+    residual_px = float(np.linalg.norm(projected - points, axis=1).mean())  # of the stored, float32 points
     return LandmarkFit(
-        shape=z[:k].astype(np.float32), expression=z[k:].astype(np.float32),
-        pose=np.array(euler_angles(rotation), dtype=np.float32), scale=float(scale),
-        translation=(translation * _FLIP_Y).astype(np.float32), projected=projected.astype(np.float32),
-        residual_px=residual_px, residual=residual_px / max(interocular_px(points), 1e-6))
+        shape=shape, expression=expression, pose=np.array(euler_angles(rotation), dtype=np.float32),
+        scale=float(scale), translation=np.asarray(translation_px, dtype=np.float32),
+        projected=projected, residual_px=residual_px,
+        residual=residual_px / max(interocular_px(points), 1e-6))
 
 
 def euler_angles(rotation: np.ndarray) -> tuple[float, float, float]:
@@ -130,3 +228,83 @@ def _scaled_orthographic(points3d: np.ndarray, points2d: np.ndarray) -> tuple[fl
     scale = float(s.mean())
     translation = mu2 - scale * rotation[:2] @ mu3
     return scale, rotation, translation
+
+
+@dataclass(frozen=True)
+class VertexFit:
+    """A model fitted to a whole mesh of its own topology (a released reconstruction).
+
+    Attributes:
+        shape: (K,) float32 standardised shape coefficients.
+        expression: (E,) float32 standardised expression coefficients.
+        residual: mean vertex distance after the fit, divided by the model's mean outer-interocular
+            distance (``measurements["OICD"]``).
+        flipped_y: the mesh was mirrored in y before fitting (it was in image coordinates, y down).
+    """
+
+    shape: np.ndarray
+    expression: np.ndarray
+    residual: float
+    flipped_y: bool
+
+
+def fit_vertices(model: MorphableModel, vertices: np.ndarray, iterations: int = 2,
+                 noise_fraction: float = NOISE_FRACTION) -> VertexFit:
+    """Standardised coefficients of a mesh with the model's vertices, in any similarity frame.
+
+    The mesh is aligned to the current model face by a least-squares similarity (Umeyama, proper
+    rotation), mirrored in y first when that fits better (3DDFA and CMP write vertices in image
+    coordinates, rows down); then the coefficients solve the ridge problem of :func:`fit_landmarks`
+    (the same prior and lambda) on all vertices, with a free overall size; alignment and solve
+    alternate ``iterations`` times.
+
+    Args:
+        model: the morphable model whose topology the mesh has.
+        vertices: (V, 3) mesh vertices, any units.
+
+    Raises:
+        VoxfaceError: ``vertices`` is not (V, 3) finite for this model's V.
+    """
+    from .transforms import apply_similarity, umeyama
+
+    points = np.asarray(vertices, dtype=np.float64)
+    if points.shape != model.mean.shape or not np.isfinite(points).all():
+        raise VoxfaceError(f"fit_vertices needs ({model.n_vertices}, 3) finite vertices for the {model.name!r} "
+                           f"model, got {points.shape}")
+    mean = model.mean.astype(np.float64)
+    basis = np.concatenate([model.shape_basis * model.shape_std] + (
+        [model.expression_basis * model.expression_std] if model.expression_basis is not None else []),
+        axis=1).astype(np.float64)  # (3V, K + E)
+    i, j = model.measurements["OICD"]
+    oicd = float(np.linalg.norm(mean[i] - mean[j]))
+    flipped = points * np.array([1.0, -1.0, 1.0])
+    flip = _aligned_distance(mean, flipped) < _aligned_distance(mean, points)
+    target = flipped if flip else points
+    # In the aligned frame, target ~ c (mean + B z) + small rigid motion, linear in (c, w = c z, the
+    # motion); solving them together keeps size and pose out of z (alternation alone converges slowly).
+    n_coef = basis.shape[1]
+    prior = (noise_fraction * oicd) ** 2 * np.diag(np.r_[0.0, np.ones(n_coef), np.zeros(6)])
+    shifts = np.tile(np.eye(3), (len(mean), 1))  # (3V, 3) translation columns
+    z = np.zeros(n_coef)
+    for _ in range(iterations):
+        current = mean + (basis @ z).reshape(-1, 3)
+        scale, rotation, translation = umeyama(target, current)
+        in_model = apply_similarity(target, scale, rotation, translation)
+        turns = np.stack([np.cross(axis, current).reshape(-1) for axis in np.eye(3)], axis=1)  # (3V, 3)
+        design = np.concatenate([mean.reshape(-1, 1), basis, shifts, turns], axis=1)
+        solution = np.linalg.solve(design.T @ design + prior, design.T @ in_model.reshape(-1))
+        z = solution[1:1 + n_coef] / solution[0]
+    current = mean + (basis @ z).reshape(-1, 3)
+    scale, rotation, translation = umeyama(target, current)
+    gap = np.linalg.norm(apply_similarity(target, scale, rotation, translation) - current, axis=1).mean()
+    k = model.n_shape
+    return VertexFit(shape=z[:k].astype(np.float32), expression=z[k:].astype(np.float32),
+                     residual=float(gap) / oicd, flipped_y=bool(flip))
+
+
+def _aligned_distance(reference: np.ndarray, points: np.ndarray) -> float:
+    """Mean distance between ``reference`` (V, 3) and ``points`` similarity-aligned onto it."""
+    from .transforms import apply_similarity, umeyama
+
+    scale, rotation, translation = umeyama(points, reference)
+    return float(np.linalg.norm(apply_similarity(points, scale, rotation, translation) - reference, axis=1).mean())

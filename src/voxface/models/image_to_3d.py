@@ -89,13 +89,11 @@ class ImageTo3D(nn.Module):
                 c = c_out
         self.early_blocks = nn.Sequential(*blocks[:EARLY_BLOCK])
         self.late_blocks = nn.Sequential(*blocks[EARLY_BLOCK:], *_conv_bn(c, last_channel, 1))
-        self.early_channels = _divisible(64 * width)
         self.dropout = nn.Dropout(dropout)
         n_out = POSE_DIM + n_shape + n_expression
         self.head = nn.Linear(last_channel, n_out)
         self.register_buffer("target_mean", torch.zeros(n_out))
         self.register_buffer("target_std", torch.ones(n_out))
-        self.feature_dims = {"early": self.early_channels, "pooled": last_channel}
 
     def set_target_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         """Whitening statistics of the concatenated (pose, shape, expression) targets."""
@@ -110,6 +108,14 @@ class ImageTo3D(nn.Module):
         params = self.head(self.dropout(pooled)) * self.target_std + self.target_mean
         pose, shape, expression = params.split([POSE_DIM, self.n_shape, self.n_expression], dim=1)
         return {"pose": pose, "shape": shape, "expression": expression, "early": early, "pooled": pooled}
+
+    def distilled_feature_sizes(self) -> list[int]:
+        """Flattened sizes per item of the distilled features [early map, pooled vector]."""
+        was_training = self.training
+        with torch.no_grad():
+            out = self.eval()(torch.zeros(1, 3, self.input_size, self.input_size))
+        self.train(was_training)
+        return [out["early"][0].numel(), out["pooled"][0].numel()]
 
     def whiten(self, params: torch.Tensor) -> torch.Tensor:
         """(B, 12 + K + E) parameters -> the whitened values the head regresses."""
