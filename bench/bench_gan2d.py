@@ -1,11 +1,11 @@
-"""Voice -> 2D face benchmarks: generator training time per epoch on the paper setting, images/s, FSDD.
+"""Voice -> 2D face benchmarks: generator training time per epoch on the paper setting, images/s.
 
-    .venv/bin/python bench/bench_gan2d.py --speaker-run runs/gan2d-paper/speaker [--epochs 2] [--fsdd]
+    .venv/bin/python bench/bench_gan2d.py --speaker-run runs/gan2d-paper/speaker [--epochs 2]
 
 Times ``--epochs`` epochs of each generator (VAE, C-GAN, RC-GAN) on the speaker run's training
 voices (the paper: batch 32, 5,000 epochs) and extrapolates to the paper's 5,000 epochs; measures
-generation throughput (images/s, batch 256 and batch 1). With ``--fsdd`` also trains the speaker CNN
-on FSDD (6 real speakers) and prints its accuracy on the held-out recordings.
+generation throughput (images/s, batch 256 and batch 1). (The FSDD real-voice accuracy is a command:
+``voxface train speaker-cnn-fsdd``.)
 """
 
 from __future__ import annotations
@@ -18,10 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from voxface.experiments.gan2d import Gan2dConfig, SpeakerCNNConfig, fsdd_speaker_accuracy, load_generator, train_gan2d
+from voxface.experiments.gan2d import Gan2dConfig, load_generator, train_gan2d
 from voxface.experiments.evaluate2d import generate_faces
 from voxface.logs import setup_logging
-from voxface.paths import shared_data_dir
 from voxface.train.runs import read_run_config
 
 PAPER_EPOCHS = 5000
@@ -32,8 +31,6 @@ def main() -> None:
     parser.add_argument("--speaker-run", required=True)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--width", type=int, default=32)
-    parser.add_argument("--fsdd", action="store_true")
-    parser.add_argument("--fsdd-epochs", type=int, default=10)
     args = parser.parse_args()
     setup_logging()
     corpus = read_run_config(args.speaker_run)["corpus"]
@@ -58,13 +55,6 @@ def main() -> None:
             print(f"{generator:6s} {summary['training_pairs']} pairs: {per_epoch:.2f} s/epoch -> "
                   f"{PAPER_EPOCHS} epochs ≈ {per_epoch * PAPER_EPOCHS / 3600:.1f} h; "
                   f"generation {batched:.0f} images/s (batch 256), {single:.0f} images/s (one at a time)")
-        if args.fsdd:
-            fsdd = shared_data_dir() / "fsdd"
-            config = SpeakerCNNConfig(max_epochs=args.fsdd_epochs, patience=3, channels=64)
-            m = fsdd_speaker_accuracy(fsdd, Path(tmp) / "fsdd", config, progress=False)
-            print(f"FSDD speaker CNN: {m['speakers']} speakers, {m['epochs']} epochs, held-out accuracy "
-                  f"{100 * m['test_accuracy']:.2f}% on {m['test_recordings']} recordings "
-                  f"(chance {100 / m['speakers']:.1f}%)")
 
 
 if __name__ == "__main__":

@@ -65,3 +65,24 @@ def test_pipeline_tiny(tiny_corpus_dir, tmp_path):
     assert (tmp_path / "vae" / "report" / "qualitative.png").is_file()
     # a gan2d run folder is refused by another kind's evaluation and vice versa
     assert main(["evaluate-2d", str(speaker), "--quiet"]) == 2
+
+
+def test_configs_build():
+    """Every gan2d config builds its dataclass; the paper config has SPEC.md §B's 128 speaker-CNN kernels."""
+    from pathlib import Path
+
+    from voxface.config import build, load_yaml
+    from voxface.experiments.gan2d import Gan2dConfig, SpeakerCNNConfig
+
+    configs = Path(__file__).parents[1] / "configs"
+    assert build(SpeakerCNNConfig, load_yaml(configs / "gan2d_paper.yaml")).channels == 128
+    assert build(SpeakerCNNConfig, load_yaml(configs / "gan2d_paper_fast.yaml")).channels == 64
+    for name in ("gan2d_cmp_split.yaml", "gan2d_fsdd_fast.yaml"):
+        build(SpeakerCNNConfig, load_yaml(configs / name))
+    assert build(Gan2dConfig, load_yaml(configs / "gan2d_paper_generator.yaml")).batch_size == 32
+
+
+def test_fsdd_needs_recordings(tmp_path, capsys):
+    assert main(["train", "speaker-cnn-fsdd", "--corpus", str(tmp_path), "--run", str(tmp_path / "run"), "--quiet"]) == 2
+    assert "no FSDD recordings" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

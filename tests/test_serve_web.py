@@ -101,6 +101,16 @@ def test_serve_command_refuses_a_run_without_predictor_before_announcing_an_addr
     assert "Traceback" not in out.err and "nothing" in out.err and "http://" not in out.out
 
 
+def _shows_something(png: bytes) -> bool:
+    """True when a screenshot is not one flat colour (the viewer has drawn a mesh)."""
+    import io
+
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(io.BytesIO(png)).convert("L"), dtype=np.float32)
+    return float(pixels.std()) > 5.0
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -120,7 +130,7 @@ def test_browser_uploads_a_wav_and_gets_a_mesh_and_a_render(predictor_file, tiny
     page = serve(predictor_file, port=port, block=False)
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",  # software WebGL for the viewer
                  "--disable-background-networking", "--disable-extensions", "--no-first-run",
                  "--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--window-size=1280,1500"):
         options.add_argument(flag)
@@ -130,6 +140,9 @@ def test_browser_uploads_a_wav_and_gets_a_mesh_and_a_render(predictor_file, tiny
         wait = WebDriverWait(browser, 60)
         upload = wait.until(lambda b: b.find_element(By.CSS_SELECTOR, "#voxface-audio input[type=file]"))
         assert "Model:" in browser.find_element(By.ID, "voxface-note").text
+        browser.find_element(By.ID, "voxface-predict").click()  # nothing recorded or uploaded yet
+        wait.until(lambda b: "no audio given" in b.find_element(By.TAG_NAME, "body").text)
+        browser.find_element(By.CSS_SELECTOR, "[data-testid=toast-close]").click()
         voice = _voices(tiny_corpus_dir)[0]
         upload.send_keys(str(voice))
         wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#voxface-audio audio, #voxface-audio canvas, "
@@ -140,7 +153,8 @@ def test_browser_uploads_a_wav_and_gets_a_mesh_and_a_render(predictor_file, tiny
         render = wait.until(lambda b: [i for i in b.find_elements(By.CSS_SELECTOR, "#voxface-render img")
                                        if b.execute_script("return arguments[0].complete && "
                                                            "arguments[0].naturalWidth", i)])
-        browser.execute_script("arguments[0].scrollIntoView()", links[0])
+        canvas = wait.until(lambda b: b.find_element(By.CSS_SELECTOR, "#voxface-viewer canvas"))
+        wait.until(lambda b: _shows_something(canvas.screenshot_as_png))  # the 3D viewer drew the face
         browser.save_screenshot(str(tmp_path / "voxface_serve.png"))
         hrefs = [a.get_attribute("href") for a in links]
         assert any(h.endswith(f"{voice.stem}.obj") for h in hrefs) and any(h.endswith(".glb") for h in hrefs)

@@ -1,4 +1,5 @@
-"""Commands of the voice -> 2D face area: ``evaluate-2d``, ``calibrate-faces``; train methods speaker-cnn, gan2d."""
+"""Commands of the voice -> 2D face area: ``evaluate-2d``, ``calibrate-faces``; train methods speaker-cnn,
+speaker-cnn-fsdd (real-voice check on FSDD), gan2d."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 TRAIN_METHODS = {
     "speaker-cnn": "voxface.experiments.gan2d:SpeakerCNNConfig:train_speaker_cnn",
+    "speaker-cnn-fsdd": "voxface.experiments.gan2d:SpeakerCNNConfig:train_speaker_cnn_fsdd",
     "gan2d": "voxface.experiments.gan2d:Gan2dConfig:train_gan2d",
 }
 

@@ -31,7 +31,6 @@ from ..inference import VoiceTo3D
 
 log = logging.getLogger(__name__)
 logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio polls its own server once per launch
-_RENDER_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="voxface-predict")
 
 DEFAULT_RUN = Path("runs/demo/supervised")
 """The run ``voxface demo`` makes; served when no run is given."""
@@ -43,6 +42,9 @@ RENDER_SIZE = 480
 """Pixels of the page's render; distinct from the 512 px of ``voxface predict`` (see the module note)."""
 CONCURRENCY = 4
 """Requests Gradio accepts at once (uploads, decoding); predictions themselves queue on one thread."""
+
+_RENDER_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="voxface-predict")
+"""The one thread of this process that predicts and renders for the page (see the module note)."""
 
 
 @dataclass

@@ -295,18 +295,20 @@ def load_generator(run: str | Path) -> torch.nn.Module:
 
 # ---------------------------------------------------------------- real voices
 
-def fsdd_speaker_accuracy(fsdd_dir: str | Path, run_dir: str | Path, config: SpeakerCNNConfig,
-                          progress: bool = True) -> dict:
-    """Speaker-CNN accuracy on held-out real recordings of the Free Spoken Digit Dataset (6 speakers).
+def train_speaker_cnn_fsdd(config: SpeakerCNNConfig, run_dir: str | Path, progress: bool = True) -> dict:
+    """``voxface train speaker-cnn-fsdd``: speaker-CNN accuracy on held-out real recordings of FSDD (6 speakers).
 
-    Recordings ``{digit}_{speaker}_{index}.wav`` with index 45–49 are the test set, 40–44 drive early
-    stopping, 0–39 train (the same split for every speaker and digit). Clips are short (~0.4 s), so
-    no silence removal; each is tiled to one 1.28 s mel+delta patch (``mel_delta``).
+    ``config.corpus`` is the Free Spoken Digit Dataset folder (``recordings/{digit}_{speaker}_{index}.wav``);
+    its own split replaces ``setting`` / ``test_per_identity`` / ``val_per_identity``: recordings with
+    index 45–49 are the test set, 40–44 drive early stopping, 0–39 train (for every speaker and digit).
+    Clips are short (~0.4 s), so no silence removal; each is tiled to one 1.28 s mel+delta patch
+    (``mel_delta``). Writes ``metrics.json`` (``test_accuracy`` over the held-out recordings).
     """
-    files = sorted(Path(fsdd_dir).glob("recordings/*.wav"))
+    files = sorted(Path(config.corpus).glob("recordings/*.wav"))
     if not files:
-        raise VoxfaceError(f"no FSDD recordings under {fsdd_dir}/recordings (expected {{digit}}_{{speaker}}_{{index}}.wav)")
-    run = Path(run_dir)
+        raise VoxfaceError(f"no FSDD recordings under {config.corpus}/recordings (expected "
+                           "{digit}_{speaker}_{index}.wav); pass --corpus ../shared/data/fsdd")
+    run = open_run(run_dir, config, "speaker-cnn-fsdd")
     speakers = sorted({f.stem.split("_")[1] for f in files})
     patches = np.stack([np.moveaxis(mel_delta(prepare_voice(f, min_seconds=0.05, vad=False))[0], -1, 0)
                         for f in tqdm(files, desc="FSDD patches", unit="file", disable=not progress)])
@@ -315,7 +317,8 @@ def fsdd_speaker_accuracy(fsdd_dir: str | Path, run_dir: str | Path, config: Spe
     train, val, test = index < 40, (index >= 40) & (index < 45), index >= 45
     model, metrics = fit_speaker_cnn(run, (patches[train], label[train]), (patches[val], label[val]),
                                      len(speakers), config, progress)
-    metrics.update(speakers=len(speakers), test_recordings=int(test.sum()),
+    metrics.update(speakers=len(speakers), train_recordings=int(train.sum()), test_recordings=int(test.sum()),
                    test_accuracy=patch_accuracy(model, patches[test], label[test]))
-    atomic.write_json(run / "fsdd_metrics.json", metrics)
+    atomic.write_json(run / "metrics.json", metrics)
+    log.info("FSDD speaker CNN: %s", metrics)
     return metrics

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -253,6 +254,8 @@ def train_unsupervised(config: UnsupervisedConfig, run_dir: str | Path, progress
                              triplet_margin=config.triplet_margin, noise=config.noise, lr=config.lr,
                              betas=config.betas, grid_voices=grid_voices, grid_dir=str(run / "grids"),
                              grid_every=config.grid_every)
+    # the checkpoints hold the state after each iteration's optimiser steps, which is what resuming needs
+    warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
     trainer = make_trainer(run, OPTIMISERS_PER_ITERATION * config.max_steps,
                            OPTIMISERS_PER_ITERATION * config.val_every, progress)
     # val_check_interval counts batches (one per iteration), checkpoints count optimiser steps
