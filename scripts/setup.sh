@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 VENV=${VOXFACE_VENV:-.venv}
 PY=${PYTHON:-python3}
 
-apt_packages="libusb-1.0-0 libegl1 libgl1 libegl-mesa0 libgbm1 libgles2 ffmpeg"
+apt_packages="libusb-1.0-0 libegl1 libgl1 libegl-mesa0 libgbm1 libgles2 ffmpeg chromium chromium-driver"
 missing=""
 for p in $apt_packages; do
   dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

@@ -60,3 +60,19 @@ def test_speaker_crops_cover_every_utterance_once_per_epoch():
     feats, identity = _features(), np.array([0, 0, 1, 1, 2, 2])
     ds = SpeakerCrops(feats, identity)
     assert len(ds) == 6 and [ds[i][1] for i in range(6)] == identity.tolist()
+
+
+def test_trainer_advances_the_dataset_epoch(tmp_path):
+    """make_trainer installs DatasetEpoch, which moves the training dataset to the starting epoch."""
+    from types import SimpleNamespace
+
+    from torch.utils.data import DataLoader
+
+    from voxface.train.runs import DatasetEpoch, make_trainer
+
+    trainer = make_trainer(tmp_path, max_steps=1, val_every=1, progress=False)
+    callback = next(c for c in trainer.callbacks if isinstance(c, DatasetEpoch))
+    ds = SpeakerCrops(_features(), np.array([0, 0, 1, 1, 2, 2]))
+    before = ds[0][0].clone()
+    callback.on_train_epoch_start(SimpleNamespace(train_dataloader=DataLoader(ds), current_epoch=3), None)
+    assert ds.epoch == 3 and not torch.equal(before, ds[0][0])

@@ -124,3 +124,24 @@ def test_resemblyzer_backbone_trains_and_evaluates(tiny_corpus_dir, tmp_path):
     metrics = evaluate_run(tmp_path / "res", per_identity=2, progress=False)
     assert metrics["method"] == "CMP-supervised (Resemblyzer)"
     assert np.isfinite(metrics["methods"]["CMP-supervised (Resemblyzer)"]["ARE"]["mean"])
+
+
+def test_training_from_feature_shards_equals_per_file_training(tiny_corpus_dir, tmp_path):
+    """The same speaker pre-training reads its features from shard files or from one file per
+    utterance, and ends with the same weights."""
+    import torch
+
+    from voxface.corpus.format import Corpus
+    from voxface.corpus.sharded import pack_corpus
+    from voxface.experiments.speaker import load_encoder
+
+    pack_corpus(Corpus(tiny_corpus_dir), tmp_path / "shards", "cmp_logmel", progress=False)
+    base = dict(corpus=str(tiny_corpus_dir), max_steps=4, batch_size=8, val_every=2, workers=1)
+    train_speaker_encoder(SpeakerConfig(**base), tmp_path / "per_file", progress=False)
+    train_speaker_encoder(SpeakerConfig(**base, feature_shards=str(tmp_path / "shards")), tmp_path / "sharded",
+                          progress=False)
+    a, b = load_encoder(tmp_path / "per_file").state_dict(), load_encoder(tmp_path / "sharded").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(VoxfaceError, match="resemblyzer"):
+        train_supervised(SupervisedConfig(**base, backbone="resemblyzer", feature_shards=str(tmp_path / "shards")),
+                         tmp_path / "wrong", progress=False)

@@ -8,6 +8,7 @@ import numpy as np
 
 from ..corpus.features import ensure_features, load_features
 from ..corpus.format import Corpus, Utterance
+from ..errors import VoxfaceError
 
 
 @dataclass
@@ -33,8 +34,14 @@ class UtteranceSet:
 
 
 def utterance_set(corpus: Corpus, identity_ids: list[str], kind: str, workers: int = 1,
-                  per_identity: int | None = None, progress: bool = True) -> UtteranceSet:
-    """The utterances of ``identity_ids`` (the first ``per_identity`` of each), features computed if missing."""
+                  per_identity: int | None = None, progress: bool = True,
+                  feature_shards: str | None = None) -> UtteranceSet:
+    """The utterances of ``identity_ids`` (the first ``per_identity`` of each) with their features.
+
+    Features come from the per-utterance cache (computed if missing), or, with ``feature_shards``,
+    as memory-mapped views into the shard files that `voxface shard` packed (one open file per
+    shard instead of one per utterance, for large corpora).
+    """
     index = {i: k for k, i in enumerate(identity_ids)}
     chosen, counts = [], {i: 0 for i in identity_ids}
     for u in corpus.utterances:
@@ -42,8 +49,26 @@ def utterance_set(corpus: Corpus, identity_ids: list[str], kind: str, workers: i
             chosen.append(u)
             counts[u.identity] += 1
     chosen.sort(key=lambda u: index[u.identity])
-    paths = ensure_features(corpus, chosen, kind, workers=workers, progress=progress)
-    return UtteranceSet(identity_ids, chosen, np.array([index[u.identity] for u in chosen]), load_features(paths))
+    if feature_shards:
+        features = _sharded_features(feature_shards, chosen, kind)
+    else:
+        features = load_features(ensure_features(corpus, chosen, kind, workers=workers, progress=progress))
+    return UtteranceSet(identity_ids, chosen, np.array([index[u.identity] for u in chosen]), features)
+
+
+def _sharded_features(folder: str, utterances: list[Utterance], kind: str) -> list[np.ndarray]:
+    from ..corpus.sharded import ShardedFeatures
+
+    shards = ShardedFeatures(folder)
+    if shards.meta.get("kind") != kind:
+        raise VoxfaceError(f"feature shards {folder} hold {shards.meta.get('kind')!r} features, this run needs "
+                           f"{kind!r}; pack them with `voxface shard --kind {kind}`")
+    row = {str(u): i for i, u in enumerate(shards.utterance_ids)}
+    missing = [u.utterance for u in utterances if u.utterance not in row]
+    if missing:
+        raise VoxfaceError(f"feature shards {folder} lack {len(missing)} utterance(s) of the corpus, e.g. "
+                           f"{missing[:3]}; re-pack them with `voxface shard`")
+    return [shards[row[u.utterance]] for u in utterances]
 
 
 def held_out_mask(identity_index: np.ndarray, per_identity: int) -> np.ndarray:

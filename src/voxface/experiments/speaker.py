@@ -8,13 +8,13 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader
 
 from .. import atomic
 from ..corpus.datasets import SpeakerCrops
 from ..corpus.validate import check_corpus
 from ..errors import VoxfaceError
 from ..models.voice_encoders import CMPVoiceEncoder
+from ..train.distributed import data_loader
 from ..train.runs import make_trainer, open_run, resume_checkpoint
 from ..train.speaker import SpeakerPretraining
 from .data import held_out_mask, utterance_set
@@ -37,6 +37,7 @@ class SpeakerConfig:
     val_every: int = 100
     seed: int = 0
     workers: int = 2
+    feature_shards: str | None = None
 
 
 def train_speaker_encoder(config: SpeakerConfig, run_dir: str | Path, progress: bool = True) -> dict:
@@ -44,22 +45,24 @@ def train_speaker_encoder(config: SpeakerConfig, run_dir: str | Path, progress: 
     run = open_run(run_dir, config, "speaker")
     L.seed_everything(config.seed, workers=True)
     corpus = check_corpus(config.corpus)
-    data = utterance_set(corpus, corpus.identity_ids("train"), "cmp_logmel", config.workers, progress=progress)
+    data = utterance_set(corpus, corpus.identity_ids("train"), "cmp_logmel", config.workers, progress=progress,
+                         feature_shards=config.feature_shards)
     held_out = held_out_mask(data.identity_index, config.held_out_per_identity)
     train, val = data.subset(~held_out), data.subset(held_out)
     if not len(val.features):
         raise VoxfaceError(f"corpus {config.corpus} has too few utterances per identity to hold any out")
     module = SpeakerPretraining(len(data.identity_ids), lr=config.lr, embed_dim=config.embed_dim)
     loaders = (
-        DataLoader(SpeakerCrops(train.features, train.identity_index, config.batch_size * config.val_every,
-                                seed=config.seed), batch_size=config.batch_size, shuffle=False),
-        DataLoader(SpeakerCrops(val.features, val.identity_index, seed=config.seed + 1), batch_size=64),
+        data_loader(SpeakerCrops(train.features, train.identity_index, config.batch_size * config.val_every,
+                                 seed=config.seed), config.batch_size),
+        data_loader(SpeakerCrops(val.features, val.identity_index, seed=config.seed + 1), config.batch_size),
     )
     trainer = make_trainer(run, config.max_steps, config.val_every, progress)
     trainer.fit(module, *loaders, ckpt_path=resume_checkpoint(run))
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
-    save_encoder(run / ENCODER_FILE, module.encoder, len(data.identity_ids))
-    atomic.write_json(run / "metrics.json", {"held_out_utterances": len(val.features), **metrics})
+    if trainer.is_global_zero:
+        save_encoder(run / ENCODER_FILE, module.encoder, len(data.identity_ids))
+        atomic.write_json(run / "metrics.json", {"held_out_utterances": len(val.features), **metrics})
     log.info("speaker encoder: %s", metrics)
     return metrics
 

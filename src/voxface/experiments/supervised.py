@@ -51,6 +51,7 @@ class SupervisedConfig:
     val_every: int = 500
     seed: int = 0
     workers: int = 2
+    feature_shards: str | None = None
 
 
 def train_supervised(config: SupervisedConfig, run_dir: str | Path, progress: bool = True) -> VoiceTo3D:
@@ -75,7 +76,8 @@ def train_supervised(config: SupervisedConfig, run_dir: str | Path, progress: bo
     kind = "cmp_logmel" if config.backbone == "cmp" else "resemblyzer"
     encoder = load_encoder(config.speaker_run) if config.backbone == "cmp" else None
     embed_dim = encoder.embed_dim if encoder is not None else RESEMBLYZER_DIM
-    sets = {name: utterance_set(corpus, ids, kind, config.workers, progress=progress)
+    sets = {name: utterance_set(corpus, ids, kind, config.workers, progress=progress,
+                                feature_shards=config.feature_shards)
             for name, ids in (("fit", fit_ids), ("val", val_ids))}
     targets = {name: corpus.reference_shapes(s.identity_ids) for name, s in sets.items()}
     mean, std = targets["fit"].mean(0), targets["fit"].std(0)

@@ -15,7 +15,7 @@ from pathlib import Path
 import lightning as L
 import torch
 import yaml
-from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from .. import atomic
@@ -78,13 +78,23 @@ def make_trainer(run: Path, max_steps: int, val_every: int, progress: bool = Tru
     precision = ("bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed") if torch.cuda.is_available() else "32-true"
     checkpoints = ModelCheckpoint(dirpath=run / "checkpoints", filename="step{step}", auto_insert_metric_name=False,
                                   every_n_train_steps=val_every, save_last=True, save_top_k=-1)
-    callbacks = [checkpoints] + ([TQDMProgressBar(refresh_rate=10)] if progress else [])
+    callbacks = [checkpoints, DatasetEpoch()] + ([TQDMProgressBar(refresh_rate=10)] if progress else [])
     return L.Trainer(
         default_root_dir=run, max_steps=max_steps, val_check_interval=val_every, check_val_every_n_epoch=None,
         logger=[CSVLogger(run, name="", version="logs"), TensorBoardLogger(run, name="", version="tb")],
         callbacks=callbacks, enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,
         log_every_n_steps=10, precision=precision, devices=devices, strategy=strategy, num_nodes=num_nodes,
         limit_val_batches=20, deterministic=False)
+
+
+class DatasetEpoch(Callback):
+    """Tell the training dataset which epoch starts, so that each epoch draws fresh crops and
+    triplets (the datasets seed their draws by (seed, epoch, index); see corpus/datasets.py)."""
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        dataset = getattr(trainer.train_dataloader, "dataset", None)
+        if hasattr(dataset, "set_epoch"):
+            dataset.set_epoch(trainer.current_epoch)
 
 
 def resume_checkpoint(run: Path) -> str | None:
