@@ -72,6 +72,7 @@ def runs(tiny_corpus_dir, parts, tmp_path_factory):
     return root, config, killed_step, resumed_iterations, result
 
 
+@pytest.mark.slow
 def test_joint_training_logs_grids_and_resumes_after_a_kill(runs, tiny_corpus_dir, parts):
     root, config, killed_step, resumed_iterations, result = runs
     assert killed_step == 4  # the checkpoint of iteration 2 (two optimiser steps per iteration)
@@ -85,6 +86,7 @@ def test_joint_training_logs_grids_and_resumes_after_a_kill(runs, tiny_corpus_di
         train_unsupervised(_config(tiny_corpus_dir, parts, distiller="rkd"), root / "cmp", progress=False)
 
 
+@pytest.mark.slow
 def test_a_student_needs_an_expert_and_the_gan_alone_has_no_student(runs, tiny_corpus_dir, parts, tmp_path):
     with pytest.raises(VoxfaceError, match="expert_run"):
         train_unsupervised(_config(tiny_corpus_dir, parts, expert_run=None), tmp_path / "x", progress=False)

@@ -231,7 +231,7 @@ def train_unsupervised(config: UnsupervisedConfig, run_dir: str | Path, progress
     for name, ids in (("fit", fit_ids), ("val", val_ids)):
         bank = _embedding_bank(encoder, utterance_set(corpus, ids, "cmp_logmel", progress=progress),
                                config.embedding_bank, config.seed)
-        items = pair_batch * config.max_steps if name == "fit" else 4 * pair_batch
+        items = pair_batch * config.max_steps if name == "fit" else 2 * pair_batch
         datasets[name] = VoiceFaceBatches(np.stack(bank.features), bank.identity_index, faces, face_identity,
                                           corpus.reference_shapes(ids), items, seed=config.seed)
 

@@ -149,7 +149,7 @@ class UnsupervisedCMP(L.LightningModule):
         opt_g.step()
         self.log_dict({"train/loss_d": loss_d, "train/loss_g": loss_g, **{f"train/{k}": v for k, v in terms.items()}},
                       prog_bar=False, batch_size=len(voice))
-        self.log("iteration", float(self.iteration + 1), prog_bar=True, batch_size=len(voice))
+        self.log("iteration", float(self.iteration), prog_bar=True, batch_size=len(voice))  # completed ones
 
     def _student_terms(self, fake: torch.Tensor, voice_id: torch.Tensor) -> dict[str, torch.Tensor]:
         out = self.student(fake)

@@ -104,11 +104,17 @@ class FittingExpert:
     ``predict`` maps (B, H, W, 3) uint8 RGB images to a dict of ``pose`` (B, 12), ``shape`` (B, K),
     ``expression`` (B, E) float32 and ``found`` (B,) bool; an image without a detected face gets the
     mean face (zeros) and ``found`` False.
+
+    Args:
+        model: the morphable model to fit.
+        noise: standard deviation of dlib's landmarks around the model's landmark vertices, as a
+            fraction of the image side (0.05 gave the lowest ARE on held-out renders of the builtin
+            model among 0.01, 0.025, 0.05 and 0.1, at 64 and 120 pixels).
     """
 
-    def __init__(self, model: MorphableModel, noise_px: float = 1.5):
+    def __init__(self, model: MorphableModel, noise: float = 0.05):
         self.model = model
-        self.noise_px = noise_px
+        self.noise = noise
 
     def landmarks(self, image: np.ndarray) -> np.ndarray | None:
         """(68, 2) pixel landmarks of the largest face in an (H, W, 3) uint8 image, or None."""
@@ -138,7 +144,7 @@ class FittingExpert:
             if points is None:
                 continue
             size = image.shape[0]
-            fit = fit_landmarks(m, normalised_coordinates(points, size), noise=self.noise_px / size)
+            fit = fit_landmarks(m, normalised_coordinates(points, size), noise=self.noise)
             out["pose"][i], out["shape"][i], out["expression"][i], out["found"][i] = (
                 fit.pose, fit.shape, fit.expression, True)
         missed = int((~out["found"]).sum())
