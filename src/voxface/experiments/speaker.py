@@ -29,12 +29,13 @@ class SpeakerConfig:
     """Speaker pre-training settings (configs/speaker_fast.yaml, configs/speaker_paper.yaml)."""
 
     corpus: str = "data/synthetic"
-    max_steps: int = 300
+    max_steps: int = 600
     batch_size: int = 32
     lr: float = 1e-3
+    cosine_decay: bool = True
     embed_dim: int = 64
     held_out_per_identity: int = 1
-    val_every: int = 100
+    val_every: int = 200
     seed: int = 0
     workers: int = 2
     feature_shards: str | None = None
@@ -51,7 +52,8 @@ def train_speaker_encoder(config: SpeakerConfig, run_dir: str | Path, progress: 
     train, val = data.subset(~held_out), data.subset(held_out)
     if not len(val.features):
         raise VoxfaceError(f"corpus {config.corpus} has too few utterances per identity to hold any out")
-    module = SpeakerPretraining(len(data.identity_ids), lr=config.lr, embed_dim=config.embed_dim)
+    module = SpeakerPretraining(len(data.identity_ids), lr=config.lr, embed_dim=config.embed_dim,
+                                cosine_steps=config.max_steps if config.cosine_decay else 0)
     loaders = (
         data_loader(SpeakerCrops(train.features, train.identity_index, config.batch_size * config.val_every,
                                  seed=config.seed), config.batch_size),

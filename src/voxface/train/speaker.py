@@ -17,9 +17,12 @@ class SpeakerPretraining(L.LightningModule):
         n_speakers: number of training identities.
         lr: Adam learning rate; betas as CMP's (0.5, 0.999).
         embed_dim: encoder output size (64 in CMP).
+        cosine_steps: decay the learning rate to zero along a cosine over this many steps
+            (0: constant learning rate).
     """
 
-    def __init__(self, n_speakers: int, lr: float = 2e-4, embed_dim: int = 64, betas=(0.5, 0.999)):
+    def __init__(self, n_speakers: int, lr: float = 2e-4, embed_dim: int = 64, betas=(0.5, 0.999),
+                 cosine_steps: int = 0):
         super().__init__()
         self.save_hyperparameters()
         self.model = SpeakerClassifier(CMPVoiceEncoder(embed_dim=embed_dim), n_speakers)
@@ -43,4 +46,8 @@ class SpeakerPretraining(L.LightningModule):
         self.log("val/acc", (logits.argmax(1) == labels).float().mean(), prog_bar=True)
 
     def configure_optimizers(self):
-        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, betas=tuple(self.hparams.betas))
+        optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.lr, betas=tuple(self.hparams.betas))
+        if not self.hparams.cosine_steps:
+            return optimizer
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=self.hparams.cosine_steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
