@@ -16,6 +16,9 @@ from typing import Any, Iterator
 import numpy as np
 
 
+TEMPORARY_MARKER = ".tmp"
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it onto ``path``.
@@ -25,7 +28,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f"{TEMPORARY_MARKER}{path.suffix}", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -34,6 +37,20 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def remove_stale_temporaries(root: str | os.PathLike) -> int:
+    """Delete the temporary files that killed writers left under ``root``; return how many.
+
+    Call it when a job (re)starts on its output folder and no other writer is active there: a
+    SIGKILL leaves the in-flight temporary of :func:`atomic_path` behind (never the final name).
+    """
+    removed = 0
+    for path in Path(root).rglob(f".*{TEMPORARY_MARKER}*"):
+        if path.is_file():
+            path.unlink()
+            removed += 1
+    return removed
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -134,6 +134,7 @@ def run_plan(out: str | Path, plan: PreparePlan, model: MorphableModel, workers:
     """
     out = Path(out)
     _write_plan(out, plan, model)
+    atomic.remove_stale_temporaries(out)
     k, n = shard
     mine = [item for item in plan.items if shard_of(item.identity, n) == k]
     todo = [item for item in mine if not record_path(out, item).is_file()]

@@ -93,6 +93,7 @@ def generate_corpus(out: str | Path, config: SynthConfig, progress: bool = True)
     model = load_morphable_model(config.model)
     jobs = plan_identities(model, config)
     atomic.write_json(out / "generator.json", config.identity_key())
+    atomic.remove_stale_temporaries(out)
 
     pending = [j for j in jobs if not (out / "audio" / j.identity / ".done.json").is_file()]
     if len(pending) < len(jobs):

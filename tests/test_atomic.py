@@ -1,0 +1,36 @@
+"""Atomic writes: the final name appears only complete; a killed writer's temporary is swept."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from voxface import atomic
+
+
+def test_failed_write_leaves_neither_final_nor_temporary(tmp_path):
+    target = tmp_path / "sub" / "table.csv"
+    with pytest.raises(RuntimeError):
+        with atomic.atomic_path(target) as tmp:
+            tmp.write_text("half")
+            assert tmp.name.startswith(".table.") and tmp.suffix == ".csv"
+            raise RuntimeError("killed")
+    assert list((tmp_path / "sub").iterdir()) == []
+
+
+def test_round_trips(tmp_path):
+    atomic.write_json(tmp_path / "a.json", {"x": np.float32(1.5), "y": np.arange(2)})
+    assert (tmp_path / "a.json").read_text().replace(" ", "").replace("\n", "") == '{"x":1.5,"y":[0,1]}'
+    atomic.write_npy(tmp_path / "b.npy", np.eye(2))
+    np.testing.assert_array_equal(np.load(tmp_path / "b.npy"), np.eye(2))
+
+
+def test_stale_temporaries_are_swept_and_nothing_else(tmp_path):
+    (tmp_path / "faces" / "x").mkdir(parents=True)
+    stale = tmp_path / "faces" / "x" / ".f_120.ab12cd.tmp.png"   # what SIGKILL leaves behind
+    stale.write_bytes(b"partial")
+    keep = [tmp_path / "faces" / "x" / "f_120.png", tmp_path / ".hidden_config", tmp_path / "notes.tmp.txt"]
+    for p in keep:
+        p.write_bytes(b"data")
+    assert atomic.remove_stale_temporaries(tmp_path) == 1
+    assert not stale.exists() and all(p.exists() for p in keep)
