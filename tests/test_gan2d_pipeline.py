@@ -79,7 +79,8 @@ def test_configs_build():
     assert build(SpeakerCNNConfig, load_yaml(configs / "gan2d_paper_fast.yaml")).channels == 64
     for name in ("gan2d_cmp_split.yaml", "gan2d_fsdd_fast.yaml"):
         build(SpeakerCNNConfig, load_yaml(configs / name))
-    assert build(Gan2dConfig, load_yaml(configs / "gan2d_paper_generator.yaml")).batch_size == 32
+    paper = build(Gan2dConfig, load_yaml(configs / "gan2d_paper_generator.yaml"))
+    assert paper.batch_size == 32 and paper.epochs == 5000
 
 
 def test_fsdd_needs_recordings(tmp_path, capsys):
