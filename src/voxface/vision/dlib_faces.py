@@ -27,16 +27,21 @@ def _detector():
     return dlib.get_frontal_face_detector()
 
 
+def model_file(location: str, what: str) -> str:
+    """Path of a dlib model shipped in face_recognition_models (``location``: its function name)."""
+    try:
+        import face_recognition_models
+    except ImportError as exc:
+        raise VoxfaceError(f"{what} needs the face_recognition_models package: "
+                           "pip install face_recognition_models==0.3.0") from exc
+    return getattr(face_recognition_models, location)()
+
+
 @functools.cache
 def _predictor():
     import dlib
 
-    try:
-        import face_recognition_models
-    except ImportError as exc:
-        raise VoxfaceError("the 68-landmark predictor needs the face_recognition_models package: "
-                           "pip install face_recognition_models==0.3.0") from exc
-    return dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())
+    return dlib.shape_predictor(model_file("pose_predictor_model_location", "the 68-landmark predictor"))
 
 
 def _as_rgb_uint8(image: np.ndarray) -> np.ndarray:

@@ -20,7 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import VoxfaceError
-from .dlib_faces import detect_faces, landmarks68
+from .dlib_faces import detect_faces, landmarks68, model_file
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +41,7 @@ class FaceEmbedder(Protocol):
 def _descriptor_model():
     import dlib
 
-    try:
-        import face_recognition_models
-    except ImportError as exc:
-        raise VoxfaceError("face embeddings need the face_recognition_models package: "
-                           "pip install face_recognition_models==0.3.0") from exc
-    return dlib.face_recognition_model_v1(face_recognition_models.face_recognition_model_location())
+    return dlib.face_recognition_model_v1(model_file("face_recognition_model_location", "face embeddings"))
 
 
 def as_rgb_uint8(image: np.ndarray) -> np.ndarray:
