@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from . import atomic
+from .checkpoints import load_tagged
 from .errors import VoxfaceError
 from .face3d import MorphableModel
 from .models.regressor import ParameterRegressor
@@ -84,18 +85,9 @@ class VoiceTo3D:
     @classmethod
     def load(cls, run_or_file: str | Path) -> "VoiceTo3D":
         """Load ``predictor.pt`` from a run folder or a file path; VoxfaceError if it is not one."""
-        path = Path(run_or_file)
-        path = path / "predictor.pt" if path.is_dir() else path
-        if not path.is_file():
-            raise VoxfaceError(f"no voice-to-3D predictor at {path}; train one with `voxface train supervised` "
-                               "or `voxface demo`")
-        try:
-            bundle = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as e:  # a truncated or foreign file
-            raise VoxfaceError(f"{path} is not a readable checkpoint ({type(e).__name__}: {e})") from e
-        if not isinstance(bundle, dict) or bundle.get("format") != FORMAT:
-            raise VoxfaceError(f"{path} is not a voxface voice-to-3D predictor (a checkpoint of another model?); "
-                               "pass the predictor.pt of a supervised run")
+        bundle, _ = load_tagged(run_or_file, "predictor.pt", FORMAT, "voice-to-3D predictor",
+                                "train one with `voxface train supervised` or `voxface demo`, and pass its "
+                                "run folder or predictor.pt")
         encoder = None
         if bundle["encoder"] is not None:
             encoder = CMPVoiceEncoder(embed_dim=bundle["encoder"]["embed_dim"])

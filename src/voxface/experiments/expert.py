@@ -24,9 +24,9 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from .. import atomic
+from ..checkpoints import load_tagged
 from ..corpus.face_images import render_face_image, sample_appearance
 from ..corpus.validate import check_corpus
-from ..errors import VoxfaceError
 from ..evaluate.geometry import absolute_ratio_error
 from ..face3d import MorphableModel
 from ..models.image_to_3d import ImageTo3D
@@ -88,13 +88,8 @@ def save_expert(path: Path, network: ImageTo3D) -> None:
 
 def load_expert_network(run_or_file: str | Path) -> ImageTo3D:
     """The trained network of an expert run (its folder or ``expert.pt``)."""
-    path = Path(run_or_file)
-    path = path / EXPERT_FILE if path.is_dir() else path
-    if not path.is_file():
-        raise VoxfaceError(f"no expert at {path}; train one with `voxface train expert`")
-    saved = torch.load(path, map_location="cpu", weights_only=False)
-    if not isinstance(saved, dict) or saved.get("format") != FORMAT:
-        raise VoxfaceError(f"{path} is not a voxface image-to-3D expert")
+    saved, _ = load_tagged(run_or_file, EXPERT_FILE, FORMAT, "image-to-3D expert",
+                           "train one with `voxface train expert`")
     network = ImageTo3D(**saved["config"])
     network.load_state_dict(saved["state_dict"])
     return network.eval()

@@ -32,6 +32,7 @@ from tqdm import tqdm
 from .. import atomic
 from ..audio.features import mel_delta
 from ..audio.voice import prepare_voice
+from ..checkpoints import load_tagged
 from ..corpus.format import Corpus
 from ..corpus.validate import check_corpus
 from ..errors import VoxfaceError
@@ -277,12 +278,8 @@ def save_generator(path: Path, generator: torch.nn.Module, config: Gan2dConfig) 
 
 def load_generator(run: str | Path) -> torch.nn.Module:
     """The trained generator of a gan2d run, in eval mode; ``generate(voice (B, 128)) -> (B, 3, 64, 64)``."""
-    path = Path(run) / GENERATOR_FILE
-    if not path.is_file():
-        raise VoxfaceError(f"no trained generator at {path}; run `voxface train gan2d --run {run}` first")
-    saved = torch.load(path, map_location="cpu", weights_only=True)
-    if saved.get("format") != "voxface-generator2d":
-        raise VoxfaceError(f"{path} is not a voxface 2D generator file")
+    saved, _ = load_tagged(Path(run) / GENERATOR_FILE, GENERATOR_FILE, "voxface-generator2d", "trained generator",
+                           f"run `voxface train gan2d --run {run}` first", weights_only=True)
     from ..models.generators2d import ConditionalGenerator, VoiceVAE
 
     if saved["generator"] == "vae":

@@ -10,6 +10,7 @@ import lightning as L
 import torch
 
 from .. import atomic
+from ..checkpoints import load_tagged
 from ..corpus.datasets import SpeakerCrops
 from ..corpus.validate import check_corpus
 from ..errors import VoxfaceError
@@ -77,13 +78,8 @@ def save_encoder(path: Path, encoder: CMPVoiceEncoder, n_speakers: int) -> None:
 
 def load_encoder(run_or_file: str | Path) -> CMPVoiceEncoder:
     """The frozen, eval-mode encoder saved by a speaker run (its folder or its encoder.pt)."""
-    path = Path(run_or_file)
-    path = path / ENCODER_FILE if path.is_dir() else path
-    if not path.is_file():
-        raise VoxfaceError(f"no pre-trained voice encoder at {path}; run `voxface train speaker` first")
-    saved = torch.load(path, map_location="cpu", weights_only=True)
-    if saved.get("format") != "voxface-cmp-voice-encoder":
-        raise VoxfaceError(f"{path} is not a voxface voice-encoder file")
+    saved, _ = load_tagged(run_or_file, ENCODER_FILE, "voxface-cmp-voice-encoder", "pre-trained voice encoder",
+                           "run `voxface train speaker` first", weights_only=True)
     encoder = CMPVoiceEncoder(embed_dim=saved["embed_dim"])
     encoder.load_state_dict(saved["state_dict"])
     return encoder.eval().requires_grad_(False)

@@ -25,6 +25,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from .. import atomic
+from ..checkpoints import load_tagged
 from ..corpus.format import Corpus
 from ..corpus.validate import check_corpus
 from ..errors import VoxfaceError
@@ -183,13 +184,8 @@ class VoiceToImageTo3D:
 
     @classmethod
     def load(cls, run_or_file: str | Path) -> "VoiceToImageTo3D":
-        path = Path(run_or_file)
-        path = path / BUNDLE_FILE if path.is_dir() else path
-        if not path.is_file():
-            raise VoxfaceError(f"no {BUNDLE_FILE} at {path}; train with `voxface train unsupervised` first")
-        bundle = torch.load(path, map_location="cpu", weights_only=False)
-        if not isinstance(bundle, dict) or bundle.get("format") != FORMAT:
-            raise VoxfaceError(f"{path} is not a voxface unsupervised bundle")
+        bundle, _ = load_tagged(run_or_file, BUNDLE_FILE, FORMAT, "unsupervised bundle",
+                                "train with `voxface train unsupervised` first")
         encoder = CMPVoiceEncoder(embed_dim=bundle["encoder"]["embed_dim"])
         encoder.load_state_dict(bundle["encoder"]["state_dict"])
         g = bundle["generator"]
