@@ -65,6 +65,18 @@ def test_pipeline_tiny(tiny_corpus_dir, tmp_path):
     assert (tmp_path / "vae" / "report" / "qualitative.png").is_file()
     # a gan2d run folder is refused by another kind's evaluation and vice versa
     assert main(["evaluate-2d", str(speaker), "--quiet"]) == 2
+    # voice_to_image.pt (what `serve --image-run` loads) turns a recording into the image the saved patch
+    # embeddings of that recording give through the run's generator
+    from voxface.experiments.gan2d import load_generator
+    from voxface.inference2d import VoiceToImage
+
+    image_model = VoiceToImage.load(tmp_path / "vae")
+    first = saved["utterance"] == 0
+    voice = torch.from_numpy(saved["embedding"][first].mean(0, keepdims=True))
+    expected = load_generator(tmp_path / "vae").generate(voice)[0].permute(1, 2, 0).numpy() * 255
+    image = image_model.image(Corpus(tiny_corpus_dir).path(Corpus(tiny_corpus_dir).utterances[0].audio))
+    assert image.shape == (64, 64, 3) and image.dtype == np.uint8
+    assert np.abs(image.astype(float) - expected).max() <= 1.0
 
 
 def test_configs_build():

@@ -14,11 +14,14 @@ import pytest
 import torch
 import trimesh
 
-from voxface.app.web import RENDER_SIZE, FaceFromVoice, build_page, find_run, serve
+from voxface.app.web import FACE_IMAGE_SIZE, RENDER_SIZE, FaceFromVoice, build_page, find_run, serve
 from voxface.errors import VoxfaceError
 from voxface.face3d.loading import load_morphable_model
 from voxface.inference import VoiceTo3D
+from voxface.inference2d import VoiceToImage
+from voxface.models.generators2d import VoiceVAE
 from voxface.models.regressor import ParameterRegressor
+from voxface.models.speaker_cnn import SpeakerCNN
 from voxface.models.voice_encoders import CMPVoiceEncoder
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -33,6 +36,16 @@ def predictor_file(tmp_path_factory) -> Path:
     encoder = CMPVoiceEncoder().eval()
     path = tmp_path_factory.mktemp("predictor") / "predictor.pt"
     VoiceTo3D("cmp", encoder, ParameterRegressor(encoder.embed_dim, model.n_shape), model).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def image_model_file(tmp_path_factory) -> Path:
+    """An untrained (seeded) speaker CNN + VAE bundle: speech -> 2D face image."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("image_model") / "voice_to_image.pt"
+    settings = {"generator": "vae", "width": 8, "latent_dim": 4}
+    VoiceToImage(SpeakerCNN(5, channels=8), VoiceVAE(latent_dim=4, width=8), settings).save(path)
     return path
 
 
@@ -57,6 +70,24 @@ def test_prediction_offers_obj_glb_render_and_parameters(service, tiny_corpus_di
     shape = np.asarray(json.loads(result.parameters.read_text())["shape"], np.float32)
     np.testing.assert_allclose(obj.vertices, model.reconstruct(shape), atol=1e-3 * np.abs(model.mean).max())
     assert result.png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_with_a_2d_model_the_answer_has_the_generated_face_image(service, image_model_file, tiny_corpus_dir,
+                                                                 predictor_file, tmp_path):
+    from PIL import Image
+
+    image_model = VoiceToImage.load(image_model_file)
+    with_image = FaceFromVoice(service.predictor, tmp_path / "out", image_model=image_model)
+    voices = _voices(tiny_corpus_dir)
+    result = with_image.predict(voices[0])
+    shown = np.asarray(Image.open(result.face_image).convert("RGB"))
+    assert shown.shape == (FACE_IMAGE_SIZE, FACE_IMAGE_SIZE, 3) and str(result.face_image) in result.downloads()
+    small = np.asarray(Image.fromarray(shown).resize((64, 64), Image.BICUBIC), dtype=float)
+    assert np.abs(small - image_model.image(voices[0])).mean() < 8  # the enlarged image of this voice
+    assert not np.array_equal(image_model.image(voices[0]), image_model.image(voices[-1]))
+    assert service.predict(voices[0]).face_image is None  # no 2D model, no image
+    with pytest.raises(VoxfaceError, match="not a voxface voice-to-image model"):
+        VoiceToImage.load(predictor_file)
 
 
 def test_non_audio_too_large_and_missing_inputs_are_refused_with_a_message(service, predictor_file, tmp_path,
@@ -120,14 +151,15 @@ def _free_port() -> int:
 @pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None or CHROMEDRIVER is None,
                     reason="no headless browser: apt-get install chromium chromium-driver (Debian) to run this test")
-def test_browser_uploads_a_wav_and_gets_a_mesh_and_a_render(predictor_file, tiny_corpus_dir, tmp_path):
+def test_browser_uploads_a_wav_and_gets_a_mesh_a_render_and_a_face_image(predictor_file, image_model_file,
+                                                                         tiny_corpus_dir, tmp_path):
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install selenium)")
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     port = _free_port()
-    page = serve(predictor_file, port=port, block=False)
+    page = serve(predictor_file, port=port, image_run=image_model_file, block=False)
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",  # software WebGL for the viewer
@@ -150,15 +182,18 @@ def test_browser_uploads_a_wav_and_gets_a_mesh_and_a_render(predictor_file, tiny
         time.sleep(1.0)
         browser.find_element(By.ID, "voxface-predict").click()
         links = wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#voxface-downloads a[href]"))
-        render = wait.until(lambda b: [i for i in b.find_elements(By.CSS_SELECTOR, "#voxface-render img")
-                                       if b.execute_script("return arguments[0].complete && "
-                                                           "arguments[0].naturalWidth", i)])
+        render, face_image = ([wait.until(lambda b: [i for i in b.find_elements(By.CSS_SELECTOR, f"#{name} img")
+                                                     if b.execute_script("return arguments[0].complete && "
+                                                                         "arguments[0].naturalWidth", i)])[0]
+                               for name in ("voxface-render", "voxface-face-image")])
         canvas = wait.until(lambda b: b.find_element(By.CSS_SELECTOR, "#voxface-viewer canvas"))
         wait.until(lambda b: _shows_something(canvas.screenshot_as_png))  # the 3D viewer drew the face
         browser.save_screenshot(str(tmp_path / "voxface_serve.png"))
         hrefs = [a.get_attribute("href") for a in links]
         assert any(h.endswith(f"{voice.stem}.obj") for h in hrefs) and any(h.endswith(".glb") for h in hrefs)
-        assert browser.execute_script("return arguments[0].naturalWidth", render[0]) == RENDER_SIZE
+        assert browser.execute_script("return arguments[0].naturalWidth", render) == RENDER_SIZE
+        assert browser.execute_script("return arguments[0].naturalWidth", face_image) == FACE_IMAGE_SIZE
+        assert "2D face model" in browser.find_element(By.ID, "voxface-note").text
         assert (tmp_path / "voxface_serve.png").stat().st_size > 10_000
     finally:
         browser.quit()

@@ -7,11 +7,9 @@ import argparse
 
 
 def _cmd_serve(args: argparse.Namespace) -> None:
-    from .app.web import find_run, serve
+    from .app.web import serve
 
-    find_run(args.run)  # a wrong --run fails here, before the address is announced
-    print(f"voxface serve: http://{args.host}:{args.port}  (Ctrl-C stops it)", flush=True)
-    serve(args.run, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb)
+    serve(args.run, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb, image_run=args.image_run)
 
 
 def _cmd_shard(args: argparse.Namespace) -> None:
@@ -31,8 +29,11 @@ def add_commands(sub) -> None:
                        description="Serve a web page (Gradio) that predicts a 3D face from a voice recorded in the "
                                    "browser or uploaded, shows it in a rotatable viewer with its render, and offers "
                                    f"it as OBJ and GLB. Without --run it uses {DEFAULT_RUN} (made by `voxface demo`); "
-                                   "with no model at all the page says how to make one.")
+                                   "with no model at all the page says how to make one. With --image-run it also "
+                                   "shows the face image a 2D generator makes from the voice.")
     p.add_argument("--run", help=f"run folder of `voxface train supervised` or its predictor.pt (default: {DEFAULT_RUN})")
+    p.add_argument("--image-run", help="run folder of `voxface train gan2d` (or its voice_to_image.pt): also show "
+                                       "the generated 2D face image")
     p.add_argument("--host", default=DEFAULT_HOST, help="address to bind (default: %(default)s, this machine only)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (default: %(default)s)")
     p.add_argument("--max-upload-mb", type=float, default=MAX_UPLOAD_MB, dest="max_upload_mb",

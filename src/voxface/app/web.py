@@ -1,7 +1,8 @@
 """``voxface serve``: a web page that turns a recorded or uploaded voice into a 3D face.
 
 The page (Gradio) takes audio from the microphone or a file and shows the predicted face in a
-rotatable 3D viewer, its render, and offers the mesh as OBJ and GLB. It is a thin layer over
+rotatable 3D viewer, its render, and offers the mesh as OBJ and GLB; with a 2D model loaded
+(``--image-run``, a run of ``voxface train gan2d``) it also shows the generated face image. It is a thin layer over
 :class:`FaceFromVoice`, which holds the loaded predictor and does one request at a time on one
 worker thread per process, so concurrent visitors are queued and each gets its own output folder.
 
@@ -27,7 +28,9 @@ import numpy as np
 from ..errors import VoxfaceError
 from ..experiments.predict import predict_files
 from ..face3d.mesh_io import save_mesh
+from ..face3d.render import save_png
 from ..inference import VoiceTo3D
+from ..inference2d import VoiceToImage
 
 log = logging.getLogger(__name__)
 logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio polls its own server once per launch
@@ -39,6 +42,8 @@ MAX_UPLOAD_MB = 20.0
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
 RENDER_SIZE = 480
+FACE_IMAGE_SIZE = 256
+"""Pixels of the shown 2D face image (the generators make 64×64; enlarged with bicubic interpolation)."""
 """Pixels of the page's render; distinct from the 512 px of ``voxface predict`` (see the module note)."""
 CONCURRENCY = 4
 """Requests Gradio accepts at once (uploads, decoding); predictions themselves queue on one thread."""
@@ -49,12 +54,18 @@ _RENDER_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="voxface-p
 
 @dataclass
 class FacePrediction:
-    """The files of one request: mesh in both formats, a PNG render, the parameters as JSON."""
+    """The files of one request: mesh in both formats, a PNG render, the parameters as JSON, and the
+    generated 2D face image (None without a 2D model)."""
 
     glb: Path
     obj: Path
     png: Path
     parameters: Path
+    face_image: Path | None = None
+
+    def downloads(self) -> list[str]:
+        files = [self.obj, self.glb, self.parameters] + ([self.face_image] if self.face_image else [])
+        return [str(f) for f in files]
 
 
 class FaceFromVoice:
@@ -64,12 +75,15 @@ class FaceFromVoice:
         predictor: the trained voice-to-3D predictor.
         out_root: folder receiving one sub-folder per request.
         max_upload_mb: larger inputs are refused with a message.
+        image_model: a voice-to-2D-image model, or None.
     """
 
-    def __init__(self, predictor: VoiceTo3D, out_root: str | Path, max_upload_mb: float = MAX_UPLOAD_MB):
+    def __init__(self, predictor: VoiceTo3D, out_root: str | Path, max_upload_mb: float = MAX_UPLOAD_MB,
+                 image_model: VoiceToImage | None = None):
         self.predictor = predictor
         self.out_root = Path(out_root)
         self.max_upload_mb = max_upload_mb
+        self.image_model = image_model
 
     def predict(self, audio_path: str | os.PathLike | None) -> FacePrediction:
         """Predict a face for one audio file; VoxfaceError (a message for the page) if it is unusable."""
@@ -91,8 +105,15 @@ class FaceFromVoice:
         shape = np.asarray(json.loads(parameters.read_text())["shape"], np.float32)
         obj = save_mesh(glb.with_suffix(".obj"), self.predictor.model.reconstruct(shape),
                         self.predictor.model.triangles)
+        face_image = None
+        if self.image_model is not None:
+            from PIL import Image
+
+            image = Image.fromarray(self.image_model.image(audio_path))
+            face_image = save_png(glb.with_name(glb.stem + "_face2d.png"),
+                                  np.asarray(image.resize((FACE_IMAGE_SIZE,) * 2, Image.BICUBIC)))
         log.info("served %s -> %s", audio_path.name, folder)
-        return FacePrediction(glb, obj, png, parameters)
+        return FacePrediction(glb, obj, png, parameters, face_image)
 
 
 def find_run(run: str | Path | None) -> tuple[Path | None, str]:
@@ -134,35 +155,48 @@ def build_page(service: FaceFromVoice | None, note: str):
             with gr.Column():
                 viewer = gr.Model3D(label="Predicted face (drag to rotate)", elem_id="voxface-viewer")
                 render = gr.Image(label="Render", type="filepath", interactive=False, elem_id="voxface-render")
-                downloads = gr.File(label="Download the mesh", file_count="multiple", interactive=False,
-                                    elem_id="voxface-downloads")
+                outputs = [viewer, render]
+                if service.image_model is not None:
+                    outputs.append(gr.Image(label="Generated face image (2D model)", type="filepath",
+                                            interactive=False, elem_id="voxface-face-image"))
+                downloads = gr.File(label="Downloads (mesh, parameters, image)", file_count="multiple",
+                                    interactive=False, elem_id="voxface-downloads")
 
         def answer(audio_path):
             try:
                 result = service.predict(audio_path)
             except VoxfaceError as e:
                 raise gr.Error(str(e), print_exception=False) from None
-            return str(result.glb), str(result.png), [str(result.obj), str(result.glb), str(result.parameters)]
+            shown = [str(result.glb), str(result.png)] + ([str(result.face_image)] if result.face_image else [])
+            return *shown, result.downloads()
 
-        button.click(answer, inputs=audio, outputs=[viewer, render, downloads], concurrency_limit=CONCURRENCY)
+        button.click(answer, inputs=audio, outputs=outputs + [downloads], concurrency_limit=CONCURRENCY)
     return page
 
 
 def serve(run: str | Path | None = None, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-          max_upload_mb: float = MAX_UPLOAD_MB, block: bool = True):
+          max_upload_mb: float = MAX_UPLOAD_MB, image_run: str | Path | None = None, block: bool = True):
     """Load the predictor (or explain how to make one) and serve the page on ``host:port``.
 
-    Returns the launched Gradio page (useful with ``block=False``; ``page.close()`` stops it).
+    ``image_run``: a run of ``voxface train gan2d`` (or its voice_to_image.pt) whose generated face
+    image the page shows beside the 3D face. Returns the launched Gradio page (useful with
+    ``block=False``; ``page.close()`` stops it).
     """
     path, note = find_run(run)
     service = None
     if path is not None:
+        image_model = None
+        if image_run is not None:
+            image_model = VoiceToImage.load(image_run)
+            note += (f" 2D face model: `{image_run}` ({image_model.settings['generator']}, trained on the "
+                     "corpus of that run).")
         out_root = Path(tempfile.mkdtemp(prefix="voxface-serve-"))
-        service = FaceFromVoice(VoiceTo3D.load(path), out_root, max_upload_mb)
+        service = FaceFromVoice(VoiceTo3D.load(path), out_root, max_upload_mb, image_model)
     else:
         log.warning("%s", note)
     page = build_page(service, note)
     page.queue(default_concurrency_limit=CONCURRENCY)
+    print(f"voxface serve: http://{host}:{port}  (Ctrl-C stops it)", flush=True)
     page.launch(server_name=host, server_port=port, max_file_size=f"{max_upload_mb:g}mb",
                 allowed_paths=[str(service.out_root)] if service else None, prevent_thread_lock=not block,
                 quiet=True, show_error=True, ssr_mode=False)

@@ -11,7 +11,9 @@ Two settings (``setting``):
 The speaker run saves ``speaker_cnn.pt`` and ``voice_embeddings.npz``: the 128-d embedding of every
 1.28 s mel+delta patch of every utterance of the corpus, with its utterance, identity and role
 (train / val / test). Generator runs read the embeddings from there and pair each training voice
-with one fixed, randomly chosen face image of its identity (as the paper does).
+with one fixed, randomly chosen face image of its identity (as the paper does). A generator run
+saves ``generator.pt`` and ``voice_to_image.pt`` (speaker CNN + generator: speech -> face image, the
+file ``voxface serve --image-run`` loads).
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ from ..corpus.format import Corpus
 from ..corpus.validate import check_corpus
 from ..errors import VoxfaceError
 from ..evaluate.embeddings_plot import plot_tsne
+from ..inference2d import BUNDLE_FILE as VOICE_TO_IMAGE_FILE
+from ..inference2d import VoiceToImage, generator_from_saved
 from ..models.speaker_cnn import SpeakerCNN
 from ..train.generators2d import GENERATORS, make_generator_module, optimizer_steps_per_batch
 from ..train.runs import make_trainer, open_run, read_run_config, resume_checkpoint
@@ -264,30 +268,39 @@ def train_gan2d(config: Gan2dConfig, run_dir: str | Path, progress: bool = True)
     trainer.fit(module, _loader(x, y, config.batch_size, True, config.seed), ckpt_path=resume)
     seconds = time.perf_counter() - start
     save_generator(run / GENERATOR_FILE, module.generator, config)
+    VoiceToImage(load_speaker_cnn(config.speaker_run), module.generator.eval(),
+                 generator_settings(config)).save(run / VOICE_TO_IMAGE_FILE)
     metrics = {"generator": config.generator, "training_pairs": len(x), "epochs": config.epochs,
                "train_seconds": seconds, "resumed": resume is not None}
     atomic.write_json(run / "train_summary.json", metrics)
     return metrics
 
 
+def generator_settings(config: Gan2dConfig) -> dict:
+    """What rebuilds a run's generator network (see :func:`voxface.inference2d.generator_from_saved`)."""
+    return {"generator": config.generator, "width": config.width, "latent_dim": config.latent_dim}
+
+
 def save_generator(path: Path, generator: torch.nn.Module, config: Gan2dConfig) -> None:
     with atomic.atomic_path(path) as tmp:
-        torch.save({"format": "voxface-generator2d", "generator": config.generator, "width": config.width,
-                    "latent_dim": config.latent_dim, "state_dict": generator.state_dict()}, tmp)
+        torch.save({"format": "voxface-generator2d", **generator_settings(config),
+                    "state_dict": generator.state_dict()}, tmp)
 
 
 def load_generator(run: str | Path) -> torch.nn.Module:
     """The trained generator of a gan2d run, in eval mode; ``generate(voice (B, 128)) -> (B, 3, 64, 64)``."""
     saved, _ = load_tagged(Path(run) / GENERATOR_FILE, GENERATOR_FILE, "voxface-generator2d", "trained generator",
                            f"run `voxface train gan2d --run {run}` first", weights_only=True)
-    from ..models.generators2d import ConditionalGenerator, VoiceVAE
+    return generator_from_saved(saved)
 
-    if saved["generator"] == "vae":
-        net = VoiceVAE(latent_dim=saved["latent_dim"], width=saved["width"])
-    else:
-        net = ConditionalGenerator(width=saved["width"])
-    net.load_state_dict(saved["state_dict"])
-    return net.eval().requires_grad_(False)
+
+def load_speaker_cnn(run: str | Path) -> SpeakerCNN:
+    """The speaker CNN of a ``voxface train speaker-cnn`` run, in eval mode."""
+    saved, _ = load_tagged(Path(run) / MODEL_FILE, MODEL_FILE, "voxface-speaker-cnn", "trained speaker CNN",
+                           f"run `voxface train speaker-cnn --run {run}` first")
+    model = SpeakerCNN(len(saved["classes"]), channels=saved["channels"])
+    model.load_state_dict(saved["state_dict"])
+    return model.eval()
 
 
 # ---------------------------------------------------------------- real voices

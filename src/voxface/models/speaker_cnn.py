@@ -45,7 +45,7 @@ class SpeakerCNN(nn.Module):
             nn.Dropout(dropout), nn.Linear(512, EMBED_DIM), nn.ReLU(inplace=True),
         )
         self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(EMBED_DIM, n_classes))
-        self.n_classes = n_classes
+        self.n_classes, self.channels = n_classes, channels
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 2, 60, 41) float32 -> (B, 128) non-negative voice embedding."""
