@@ -129,6 +129,16 @@ def test_generator_and_critic_shapes_and_range():
     assert c.discriminator.bias is None and c.classifier.bias is None
 
 
+def test_generator_norm_adds_batch_norm_between_each_hidden_up_convolution_and_its_relu():
+    plain, normed = FaceGenerator(embed_dim=8, base=4), FaceGenerator(embed_dim=8, base=4, norm="batch")
+    kinds = [type(m).__name__ for m in normed.net]
+    assert kinds == ["ConvTranspose2d", "BatchNorm2d", "ReLU"] * 5 + ["ConvTranspose2d"]
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in plain.net)
+    assert normed(torch.randn(4, 8)).shape == (4, 3, 64, 64)
+    with pytest.raises(ValueError, match="norm must be one of"):
+        FaceGenerator(norm="instance")
+
+
 def test_paper_sized_networks_have_the_specified_layout():
     g = FaceGenerator(embed_dim=64, base=64)
     channels = [m.out_channels for m in g.net if isinstance(m, torch.nn.ConvTranspose2d)]

@@ -128,6 +128,38 @@ def test_cascades_and_kd_ablation_write_all_columns(runs, tiny_corpus_dir, parts
     assert "| crd |" in (tmp_path / "kd" / "kd_ablation.md").read_text()
 
 
+@pytest.mark.slow
+def test_a_run_can_start_from_a_gan_run_checkpoint_and_a_misfit_is_refused(runs, tiny_corpus_dir, parts, tmp_path):
+    from voxface.experiments.unsupervised import gan_checkpoint, load_gan_weights
+    from voxface.experiments.unsupervised_eval import gan_only, joint
+    from voxface.models.gan import FaceCritic, FaceGenerator
+
+    root, config = runs[0], runs[1]
+    source = gan_checkpoint(root / "gan", 2)
+    assert source == root / "gan" / "checkpoints" / "step4.ckpt" and source.is_file()
+    state = torch.load(source, map_location="cpu", weights_only=False)["state_dict"]
+    n_fit = state["critic.classifier.weight"].shape[0]
+    generator = FaceGenerator(64, config.generator_base, config.generator_norm)
+    critic = FaceCritic(n_fit, config.critic_base, 64)
+    load_gan_weights(source, generator, critic)
+    for name, value in generator.state_dict().items():
+        assert torch.equal(value, state[f"generator.{name}"])
+    assert torch.equal(critic.trunk.net[0].weight, state["critic.trunk.net.0.weight"])
+    with pytest.raises(VoxfaceError, match="does not fit this run's settings"):
+        load_gan_weights(source, FaceGenerator(64, config.generator_base + 1, config.generator_norm), critic)
+    with pytest.raises(VoxfaceError, match="no checkpoint"):
+        load_gan_weights(root / "nowhere", generator, critic)
+    # warm start: the GAN alone trains warm_start + max_steps; the joint run starts at warm_start
+    warm = dataclasses.replace(config, warm_start=2, val_every=2, max_steps=3)
+    assert gan_only(warm).max_steps == 5 and not gan_only(warm).student and gan_only(warm).init_from is None
+    assert joint(warm, root / "gan").init_from == str(source)
+    with pytest.raises(VoxfaceError, match="multiple of val_every"):
+        joint(dataclasses.replace(warm, val_every=3), root / "gan")
+    result = train_unsupervised(dataclasses.replace(joint(warm, root / "gan"), max_steps=1), tmp_path / "warm",
+                                progress=False)
+    assert result["iterations"] == 1
+
+
 def test_mesh_triplet_skips_pairs_whose_negative_shares_the_identity():
     meshes = torch.zeros(4, 5, 3)
     meshes[2:] += 1.0  # second pair far from the first

@@ -46,7 +46,7 @@ def _cmd_kd_ablation(args: argparse.Namespace) -> None:
     unknown = sorted(set(names or []) - set(DISTILLERS))
     if unknown:
         raise VoxfaceError(f"unknown distiller(s) {unknown}; choose from {sorted(DISTILLERS)}")
-    table = kd_ablation(_unsupervised_config(args), args.out, names, progress=not args.quiet)
+    table = kd_ablation(_unsupervised_config(args), args.out, names, gan_run=args.gan_run, progress=not args.quiet)
     for name, row in table["rows"].items():
         print(f"  {name:10s} mean ARE {row['ARE']['mean']:.4f}  (paper {row['paper_mean_ARE']:.4f})")
     print(f"table: {Path(args.out) / 'kd_ablation.md'}")
@@ -97,8 +97,10 @@ def add_commands(sub) -> None:
 
     p = sub.add_parser("kd-ablation", help="train CMP-unsupervised with each distiller; Table S-5 analogue",
                        description="One joint run per distiller in OUT/<name> (resumable), then the students' ARE "
-                                   "on the test identities in OUT/kd_ablation.{md,json}.")
+                                   "on the test identities in OUT/kd_ablation.{md,json}. With warm_start the runs "
+                                   "start from --gan-run (e.g. a pipeline's gan/), else from OUT/gan trained first.")
     p.add_argument("--out", required=True, help="folder of the runs and the table")
+    p.add_argument("--gan-run", help="GAN-only run to warm-start from (default: train OUT/gan)")
     p.add_argument("--distillers", help="comma-separated subset (default: all eight)")
     training_options(p)
     p.set_defaults(func=_cmd_kd_ablation)

@@ -22,7 +22,7 @@ def setup_logging(verbose: bool = False, log_file: str | Path | None = None) -> 
     if log_file is not None:
         add_log_file(log_file)
     for noisy in ("matplotlib", "PIL", "numba", "trimesh", "OpenGL", "pyrender", "lightning", "lightning.pytorch",
-                  "lightning.fabric", "lightning_fabric"):
+                  "lightning.fabric", "lightning_fabric", "fsspec"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*(LeafSpec|litlogger|does not have many workers).*")
 

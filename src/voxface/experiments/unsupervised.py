@@ -56,6 +56,12 @@ class UnsupervisedConfig:
     ``distiller``: one of pkt (CMP), vanilla, attention, sp, cc, rkd, crd, vid;
     ``distill_weight``: null = the distiller's default (10,000 for PKT).
     ``generator_base``/``critic_base``: channel base of φg / the face trunk (64 in CMP).
+    ``generator_norm``: "none" (CMP) or "batch" (BatchNorm in φg; the fast default, see models/gan.py).
+    ``init_from``: a GAN-only run folder (its ``last.ckpt``) or one of its checkpoint files: a new run
+    starts its generator and face critic from those weights (optimisers start afresh).
+    ``warm_start``: for ``unsupervised-pipeline`` and ``kd-ablation``: the joint runs start from the
+    GAN-only run after this many iterations, and the GAN-only run trains ``warm_start + max_steps``,
+    so every generator sees the same number of iterations; 0 trains each from scratch (CMP).
     ``max_steps``: training iterations (one discriminator + one generator step each).
     """
 
@@ -71,6 +77,9 @@ class UnsupervisedConfig:
     noise: float = 0.05
     generator_base: int = 16
     critic_base: int = 16
+    generator_norm: str = "batch"
+    init_from: str | None = None
+    warm_start: int = 0
     embedding_bank: int = 8
     max_steps: int = 600
     batch_size: int = 64
@@ -175,7 +184,7 @@ class VoiceToImageTo3D:
         bundle = {"format": FORMAT,
                   "encoder": {"embed_dim": self.encoder.embed_dim, "state_dict": self.encoder.state_dict()},
                   "generator": {"embed_dim": self.generator.embed_dim, "base": self.generator.base,
-                                "state_dict": self.generator.state_dict()},
+                                "norm": self.generator.norm, "state_dict": self.generator.state_dict()},
                   "student": None if self.student is None else {"config": self.student.config,
                                                                 "state_dict": self.student.state_dict()},
                   "model": self.model.to_npz_bytes()}
@@ -189,7 +198,7 @@ class VoiceToImageTo3D:
         encoder = CMPVoiceEncoder(embed_dim=bundle["encoder"]["embed_dim"])
         encoder.load_state_dict(bundle["encoder"]["state_dict"])
         g = bundle["generator"]
-        generator = FaceGenerator(g["embed_dim"], g["base"])
+        generator = FaceGenerator(g["embed_dim"], g["base"], g.get("norm", "none"))
         generator.load_state_dict(g["state_dict"])
         student = None
         if bundle["student"] is not None:
@@ -199,6 +208,36 @@ class VoiceToImageTo3D:
 
 
 # ------------------------------------------------------------------------------- training
+def gan_checkpoint(run_or_file: str | Path, iteration: int | None = None) -> Path:
+    """The checkpoint of a training run after ``iteration`` iterations (None: its ``last.ckpt``);
+    a ``.ckpt`` file is returned as it is."""
+    path = Path(run_or_file)
+    if path.suffix == ".ckpt":
+        return path
+    name = "last.ckpt" if iteration is None else f"step{OPTIMISERS_PER_ITERATION * iteration}.ckpt"
+    return path / "checkpoints" / name
+
+
+def load_gan_weights(source: str | Path, generator: FaceGenerator, critic: FaceCritic) -> None:
+    """Copy a GAN run's generator and face-critic weights (from :func:`gan_checkpoint`) into the networks."""
+    path = gan_checkpoint(source)
+    if not path.is_file():
+        raise VoxfaceError(f"init_from {source}: no checkpoint {path}; pass a run folder of `voxface train "
+                           "unsupervised` (student: false) or one of its checkpoints/step*.ckpt files")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+    except Exception as error:  # a truncated or foreign file
+        raise VoxfaceError(f"init_from {path} is not a readable Lightning checkpoint ({error})") from None
+    for prefix, net in (("generator.", generator), ("critic.", critic)):
+        weights = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        try:
+            net.load_state_dict(weights)
+        except RuntimeError as error:
+            raise VoxfaceError(f"init_from {path}: its {prefix[:-1]} does not fit this run's settings "
+                               f"(generator_base, critic_base, generator_norm, corpus): {error}") from None
+    log.info("generator and critic start from %s", path)
+
+
 def train_unsupervised(config: UnsupervisedConfig, run_dir: str | Path, progress: bool = True) -> dict:
     """Train the GAN (and, with ``student``, the student jointly); save ``unsupervised.pt``."""
     if not config.speaker_run:
@@ -231,8 +270,11 @@ def train_unsupervised(config: UnsupervisedConfig, run_dir: str | Path, progress
         datasets[name] = VoiceFaceBatches(np.stack(bank.features), bank.identity_index, faces, face_identity,
                                           corpus.reference_shapes(ids), items, seed=config.seed)
 
-    generator = FaceGenerator(encoder.embed_dim, config.generator_base)
+    generator = FaceGenerator(encoder.embed_dim, config.generator_base, config.generator_norm)
     critic = FaceCritic(len(fit_ids), config.critic_base, feature_dim=encoder.embed_dim)
+    resume = resume_checkpoint(run)
+    if config.init_from and resume is None:
+        load_gan_weights(config.init_from, generator, critic)
     student = expert = distiller = None
     weight = 0.0
     if config.student:
@@ -257,7 +299,7 @@ def train_unsupervised(config: UnsupervisedConfig, run_dir: str | Path, progress
     # val_check_interval counts batches (one per iteration), checkpoints count optimiser steps
     trainer.val_check_interval = config.val_every
     trainer.fit(module, DataLoader(datasets["fit"], batch_size=pair_batch, num_workers=config.workers),
-                DataLoader(datasets["val"], batch_size=pair_batch), ckpt_path=resume_checkpoint(run))
+                DataLoader(datasets["val"], batch_size=pair_batch), ckpt_path=resume)
     module.log_image_grid()
     predictor = VoiceToImageTo3D(encoder, module.generator.cpu(), None if student is None else module.student.cpu(),
                                  model)

@@ -34,7 +34,7 @@ from ..vision.tensor_images import image_grid, to_uint8
 from .data import utterance_set
 from .evaluate3d import UTTERANCES_PER_IDENTITY, evaluate_run
 from .expert import ExpertConfig, NetworkExpert, load_expert_network, train_expert
-from .unsupervised import UnsupervisedConfig, VoiceToImageTo3D, train_unsupervised
+from .unsupervised import UnsupervisedConfig, VoiceToImageTo3D, gan_checkpoint, train_unsupervised
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,21 @@ def evaluate_unsupervised(run_dir: str | Path, supervised_run: str | Path, gan_r
     return evaluate_run(folder, str(corpus.root), per_identity, progress, extra_methods=meshes)
 
 
+# ------------------------------------------------------------------------------- run settings
+def gan_only(config: UnsupervisedConfig) -> UnsupervisedConfig:
+    """The cascades' GAN-only run: ``warm_start + max_steps`` iterations from scratch."""
+    return dataclasses.replace(config, student=False, init_from=None, max_steps=config.warm_start + config.max_steps)
+
+
+def joint(config: UnsupervisedConfig, gan_run: Path, **changes) -> UnsupervisedConfig:
+    """A joint run; with ``warm_start`` it starts from ``gan_run`` after ``warm_start`` iterations."""
+    if config.warm_start and config.warm_start % config.val_every:
+        raise VoxfaceError(f"warm_start ({config.warm_start}) must be a multiple of val_every ({config.val_every}): "
+                           "the GAN-only run keeps a checkpoint every val_every iterations")
+    init_from = str(gan_checkpoint(gan_run, config.warm_start)) if config.warm_start else None
+    return dataclasses.replace(config, student=True, init_from=init_from, **changes)
+
+
 # ------------------------------------------------------------------------------- KD ablation
 def student_are(run: Path, corpus: Corpus, per_identity: int, progress: bool = True) -> dict:
     """ARE (per ratio and mean) of a joint run's student on the test identities."""
@@ -124,20 +139,29 @@ def student_are(run: Path, corpus: Corpus, per_identity: int, progress: bool = T
 
 
 def kd_ablation(config: UnsupervisedConfig, out_dir: str | Path, distillers: list[str] | None = None,
-                per_identity: int = UTTERANCES_PER_IDENTITY, progress: bool = True) -> dict:
+                per_identity: int = UTTERANCES_PER_IDENTITY, gan_run: str | Path | None = None,
+                progress: bool = True) -> dict:
     """Train CMP-unsupervised once per distiller (``out/<name>``, resumable) and tabulate the students'
-    ARE (the Table S-5 analogue): ``kd_ablation.json`` and ``kd_ablation.md``."""
+    ARE (the Table S-5 analogue): ``kd_ablation.json`` and ``kd_ablation.md``.
+
+    With ``warm_start`` the runs start from ``gan_run`` (e.g. a pipeline's ``gan/``); without one the
+    GAN-only run is trained into ``out/gan`` first.
+    """
     out = Path(out_dir)
     corpus = check_corpus(config.corpus)
+    if config.warm_start and gan_run is None:
+        gan_run = out / "gan"
+        train_unsupervised(gan_only(config), gan_run, progress)
     rows = {}
     for name in distillers or list(DISTILLERS):
         start = time.perf_counter()
-        train_unsupervised(dataclasses.replace(config, student=True, distiller=name, distill_weight=None),
-                           out / name, progress)
+        train_unsupervised(joint(config, Path(gan_run or out), distiller=name, distill_weight=None), out / name,
+                           progress)
         rows[name] = {"ARE": student_are(out / name, corpus, per_identity, progress),
                       "seconds": round(time.perf_counter() - start, 1), "paper_mean_ARE": PAPER_KD_ARE[name]}
         log.info("KD ablation %s: mean ARE %.4f", name, rows[name]["ARE"]["mean"])
-    table = {"corpus": str(corpus.root), "iterations": config.max_steps, "rows": rows}
+    table = {"corpus": str(corpus.root), "iterations": config.max_steps, "warm_start": config.warm_start,
+             "rows": rows}
     atomic.write_json(out / "kd_ablation.json", table)
     lines = ["| distiller | ER | FR | MR | CR | mean ARE | paper (Table S-5) |", "|---|---|---|---|---|---|---|"]
     lines += [f"| {name} | " + " | ".join(f"{r['ARE'][k]:.4f}" for k in ("ER", "FR", "MR", "CR", "mean"))
@@ -150,17 +174,17 @@ def kd_ablation(config: UnsupervisedConfig, out_dir: str | Path, distillers: lis
 def run_pipeline(out_dir: str | Path, speaker_run: str, supervised_run: str, corpus: str = "data/synthetic",
                  expert: ExpertConfig | None = None, unsupervised: UnsupervisedConfig | None = None,
                  progress: bool = True) -> dict:
-    """The whole unsupervised pipeline in ``out``: ``expert/``, ``gan/`` (GAN alone), ``cmp/`` (joint),
-    then the evaluation in ``cmp/evaluation``. Each stage resumes; stage times go to ``pipeline.json``."""
+    """The whole unsupervised pipeline in ``out``: ``expert/``, ``gan/`` (GAN alone), ``cmp/`` (joint,
+    from ``gan/`` after ``warm_start`` iterations), then the evaluation in ``cmp/evaluation``. Each stage
+    resumes; stage times go to ``pipeline.json``."""
     out = Path(out_dir)
     expert = dataclasses.replace(expert or ExpertConfig(), corpus=corpus)
     unsupervised = dataclasses.replace(unsupervised or UnsupervisedConfig(), corpus=corpus, speaker_run=speaker_run,
                                        expert_run=str(out / "expert"))
     seconds = {}
     stages = [("expert", lambda: train_expert(expert, out / "expert", progress)),
-              ("gan", lambda: train_unsupervised(dataclasses.replace(unsupervised, student=False), out / "gan",
-                                                 progress)),
-              ("cmp", lambda: train_unsupervised(unsupervised, out / "cmp", progress)),
+              ("gan", lambda: train_unsupervised(gan_only(unsupervised), out / "gan", progress)),
+              ("cmp", lambda: train_unsupervised(joint(unsupervised, out / "gan"), out / "cmp", progress)),
               ("evaluate", lambda: evaluate_unsupervised(out / "cmp", supervised_run, out / "gan", corpus,
                                                          progress=progress))]
     results = {}

@@ -1,7 +1,9 @@
 """CMP's speech-to-image GAN (SPEC.md §A): generator φg, face trunk, discriminator φdis, identity classifier φc.
 
 Channel widths scale with ``base``: the paper's networks are ``base=64`` (generator 1024→512→256→128→64,
-trunk 32→64→128→256→512); the fast CPU default uses a smaller ``base`` with the same layout.
+trunk 32→64→128→256→512); the fast CPU default uses a smaller ``base`` with the same layout, and batch
+normalisation after the generator's hidden up-convolutions (``norm="batch"``, as DCGAN): without it the
+small generator collapses within the fast default's few thousand iterations (docs/unsupervised.md).
 """
 
 from __future__ import annotations
@@ -31,18 +33,27 @@ class FaceGenerator(nn.Module):
 
     ConvTranspose2d(D→16·base, k4, s1, p0) to 4×4, then four k4/s2/p1 up-convolutions halving the
     channels (16·base→8·base→4·base→2·base→base) with ReLU, then ConvTranspose2d(base→3, k1);
-    no tanh, the output is clamped to [-1, 1] (as CMP).
+    no tanh, the output is clamped to [-1, 1] (as CMP). ``norm``: "none" (CMP) or "batch"
+    (BatchNorm2d between each hidden up-convolution and its ReLU).
     """
 
-    def __init__(self, embed_dim: int = 64, base: int = 64):
+    NORMS = ("none", "batch")
+
+    def __init__(self, embed_dim: int = 64, base: int = 64, norm: str = "none"):
         super().__init__()
-        widths = [16 * base, 8 * base, 4 * base, 2 * base, base]
-        layers: list[nn.Module] = [nn.ConvTranspose2d(embed_dim, widths[0], 4, 1, 0), nn.ReLU(inplace=True)]
-        for c_in, c_out in zip(widths[:-1], widths[1:]):
-            layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1), nn.ReLU(inplace=True)]
+        if norm not in self.NORMS:
+            raise ValueError(f"generator norm must be one of {self.NORMS}, got {norm!r}")
+        widths = [embed_dim, 16 * base, 8 * base, 4 * base, 2 * base, base]
+        layers: list[nn.Module] = []
+        for k, (c_in, c_out) in enumerate(zip(widths[:-1], widths[1:])):
+            stride, padding = (1, 0) if k == 0 else (2, 1)
+            layers.append(nn.ConvTranspose2d(c_in, c_out, 4, stride, padding))
+            if norm == "batch":
+                layers.append(nn.BatchNorm2d(c_out))
+            layers.append(nn.ReLU(inplace=True))
         layers.append(nn.ConvTranspose2d(base, 3, 1, 1, 0))
         self.net = nn.Sequential(*layers)
-        self.embed_dim, self.base = embed_dim, base
+        self.embed_dim, self.base, self.norm = embed_dim, base, norm
 
     def forward(self, embedding: torch.Tensor) -> torch.Tensor:
         return self.net(embedding[:, :, None, None]).clamp(-1.0, 1.0)

@@ -116,6 +116,12 @@ class UnsupervisedCMP(L.LightningModule):
             self.expert.eval()
         return self
 
+    def on_fit_start(self) -> None:
+        # channels-last convolutions: the same arithmetic, about 1.5-2x faster on CPU (bench/bench_unsupervised.py)
+        for net in (self.generator, self.critic, self.student, self.expert):
+            if net is not None:
+                net.to(memory_format=torch.channels_last)
+
     def generate(self, voice: torch.Tensor, noise: float | None = None) -> torch.Tensor:
         """(B, D) voice embeddings -> (B, 3, 64, 64) faces (noise as in training unless given)."""
         return self.generator(noisy_voice_embedding(voice, self.hparams.noise if noise is None else noise))
@@ -125,6 +131,7 @@ class UnsupervisedCMP(L.LightningModule):
         voice = batch["voice"].flatten(0, 1)
         voice_id = batch["voice_identity"].repeat_interleave(2)
         real, face_id = batch["face"].flatten(0, 1), batch["face_identity"].flatten()
+        real = real.contiguous(memory_format=torch.channels_last)
         fake = self.generate(voice)
 
         real_score, real_logits = self.critic(real)
