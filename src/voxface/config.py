@@ -43,10 +43,14 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 
 
 def build(cls: type[T], *layers: dict[str, Any]) -> T:
-    """Instantiate dataclass ``cls`` from merged layers (later ones win); unknown keys are an error."""
+    """Instantiate dataclass ``cls`` from merged layers (later ones win); unknown keys are an error.
+
+    A run folder's ``config.yaml`` is a valid layer: its ``kind`` entry (which command made the run)
+    is not a setting and is skipped, so ``--config RUN/config.yaml`` repeats a run's settings.
+    """
     merged: dict[str, Any] = {}
     for layer in layers:
-        merged.update({k: v for k, v in layer.items() if v is not None})
+        merged.update({k: v for k, v in layer.items() if v is not None and k != "kind"})
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(merged) - names)
     if unknown:

@@ -8,6 +8,7 @@ made with other settings is refused.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import logging
 from pathlib import Path
@@ -17,6 +18,8 @@ import torch
 import yaml
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+from lightning.pytorch.loggers.logger import rank_zero_experiment
 
 from .. import atomic
 from ..errors import VoxfaceError
@@ -65,6 +68,28 @@ def read_run_config(run_dir: str | Path) -> dict:
     return yaml.safe_load(path.read_text())
 
 
+class AppendingCSVWriter(ExperimentWriter):
+    """Lightning's CSV writer, except that a resumed run appends to its ``metrics.csv`` (Lightning's
+    own writer deletes the file it finds, losing the rows logged before the run stopped)."""
+
+    def _check_log_dir_exists(self) -> None:
+        if Path(self.metrics_file_path).is_file():
+            with open(self.metrics_file_path, newline="") as file:
+                self.metrics_keys = sorted(next(csv.reader(file), []))
+
+
+class ResumableCSVLogger(CSVLogger):
+    """:class:`CSVLogger` writing through :class:`AppendingCSVWriter`."""
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> AppendingCSVWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = AppendingCSVWriter(log_dir=self.log_dir)
+        return self._experiment
+
+
 def make_trainer(run: Path, max_steps: int, val_every: int, progress: bool = True,
                  devices: int | str = "auto", strategy: str = "auto", num_nodes: int = 1) -> L.Trainer:
     """A Trainer writing into ``run``: CSV + TensorBoard logs, checkpoints every ``val_every`` steps.
@@ -81,7 +106,7 @@ def make_trainer(run: Path, max_steps: int, val_every: int, progress: bool = Tru
     callbacks = [checkpoints, DatasetEpoch()] + ([TQDMProgressBar(refresh_rate=10)] if progress else [])
     return L.Trainer(
         default_root_dir=run, max_steps=max_steps, val_check_interval=val_every, check_val_every_n_epoch=None,
-        logger=[CSVLogger(run, name="", version="logs"), TensorBoardLogger(run, name="", version="tb")],
+        logger=[ResumableCSVLogger(run, name="", version="logs"), TensorBoardLogger(run, name="", version="tb")],
         callbacks=callbacks, enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,
         log_every_n_steps=10, precision=precision, devices=devices, strategy=strategy, num_nodes=num_nodes,
         limit_val_batches=20, deterministic=False)
