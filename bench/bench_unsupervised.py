@@ -2,6 +2,9 @@
 
     python bench/bench_unsupervised.py [--threads 2] [--iterations 5] [--sizes fast,paper]
 
+Each size is timed twice side by side: with channels-last convolutions (what training uses) and with
+the default contiguous layout, and the ratio is printed.
+
 One iteration = a discriminator step and a generator + student step (Eq. 7 with PKT), run by
 Lightning exactly as ``voxface train unsupervised`` does, on random inputs (speed does not depend on
 the data). Sizes: "fast" = the fast default (generator/trunk base 16, student and expert MobileNetV2
@@ -27,8 +30,8 @@ from voxface.train.unsupervised import OPTIMISERS_PER_ITERATION, UnsupervisedCMP
 
 BATCH = 64
 PAPER_ITERATIONS, PAPER_HOURS = 50_000, 16.0
-SIZES = {"fast": dict(base=16, width=0.25, last_channel=128, input_size=64),
-         "paper": dict(base=64, width=1.0, last_channel=1280, input_size=120)}
+SIZES = {"fast": dict(base=16, norm="batch", width=0.25, last_channel=128, input_size=64),
+         "paper": dict(base=64, norm="none", width=1.0, last_channel=1280, input_size=120)}
 
 
 class RandomBatches(Dataset):
@@ -55,15 +58,15 @@ class Timer(L.Callback):
         self.starts.append(time.perf_counter())
 
 
-def iterations_per_second(size: str, iterations: int) -> float:
+def iterations_per_second(size: str, iterations: int, channels_last: bool) -> float:
     s = SIZES[size]
     model = load_morphable_model("builtin")
     expert = ImageTo3D(model.n_shape, model.n_expression, s["width"], s["last_channel"], input_size=s["input_size"])
     student = ImageTo3D(**expert.config)
     dims = expert.distilled_feature_sizes()
     distiller, weight = create_distiller("pkt", dims, dims)
-    module = UnsupervisedCMP(FaceGenerator(64, s["base"]), FaceCritic(80, s["base"]), model, student, expert,
-                             distiller, distill_weight=weight)
+    module = UnsupervisedCMP(FaceGenerator(64, s["base"], s["norm"]), FaceCritic(80, s["base"]), model, student,
+                             expert, distiller, distill_weight=weight, channels_last=channels_last)
     timer = Timer()
     gpu = torch.cuda.is_available()
     precision = ("bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed") if gpu else "32-true"
@@ -89,10 +92,13 @@ def main() -> None:
     print(f"device: {device}; batch {BATCH}; paper: {PAPER_ITERATIONS} iterations in ~{PAPER_HOURS:.0f} h "
           f"({PAPER_ITERATIONS / PAPER_HOURS / 3600:.2f} it/s on an RTX 2080)")
     for size in args.sizes.split(","):
-        rate = iterations_per_second(size, args.iterations)
-        hours = PAPER_ITERATIONS / rate / 3600
-        print(f"{size:6s} {rate:7.3f} iterations/s  -> 50,000 iterations: {hours:8.1f} h "
-              f"({hours / PAPER_HOURS:.2f}x the paper's 16 h)")
+        rates = {layout: iterations_per_second(size, args.iterations, layout == "channels-last")
+                 for layout in ("channels-last", "contiguous")}
+        for layout, rate in rates.items():
+            hours = PAPER_ITERATIONS / rate / 3600
+            print(f"{size:6s} {layout:13s} {rate:7.3f} iterations/s  -> 50,000 iterations: {hours:8.1f} h "
+                  f"({hours / PAPER_HOURS:.2f}x the paper's 16 h)")
+        print(f"{size:6s} channels-last / contiguous speed: {rates['channels-last'] / rates['contiguous']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -160,6 +160,26 @@ def test_a_run_can_start_from_a_gan_run_checkpoint_and_a_misfit_is_refused(runs,
     assert result["iterations"] == 1
 
 
+def test_a_student_copied_from_the_expert_keeps_its_batch_norm_statistics(tiny_corpus_dir):
+    from voxface.losses.distillation import create_distiller
+    from voxface.models.gan import FaceCritic, FaceGenerator
+
+    model = Corpus(tiny_corpus_dir).model
+    expert = ImageTo3D(model.n_shape, model.n_expression, **TINY_NET)
+    student = ImageTo3D(**expert.config)
+    student.load_state_dict(expert.state_dict())
+    dims = expert.distilled_feature_sizes()
+    module = UnsupervisedCMP(FaceGenerator(64, 2), FaceCritic(3, 4), model, student, expert,
+                             create_distiller("pkt", dims, dims)[0], freeze_student_norm=True)
+    module.on_fit_start()
+    norms = [m for m in module.student.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms and not any(m.training for m in norms) and module.student.dropout.training
+    assert module.generator.training and not module.expert.training
+    images = torch.rand(4, 3, 64, 64) * 2 - 1
+    module.student.dropout.eval()
+    torch.testing.assert_close(module.student(images)["shape"], expert(images)["shape"])
+
+
 def test_mesh_triplet_skips_pairs_whose_negative_shares_the_identity():
     meshes = torch.zeros(4, 5, 3)
     meshes[2:] += 1.0  # second pair far from the first

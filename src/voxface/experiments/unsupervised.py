@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 BUNDLE_FILE = "unsupervised.pt"
 FORMAT = "voxface-voice-image-3d"
 GRID_VOICES = 16
+STUDENT_INITS = ("random", "expert")
 
 
 @dataclass
@@ -57,11 +58,15 @@ class UnsupervisedConfig:
     ``distill_weight``: null = the distiller's default (10,000 for PKT).
     ``generator_base``/``critic_base``: channel base of φg / the face trunk (64 in CMP).
     ``generator_norm``: "none" (CMP) or "batch" (BatchNorm in φg; the fast default, see models/gan.py).
+    ``student_init``: "random" (CMP: only the expert's target statistics are copied) or "expert"
+    (the student starts as a copy of the expert network, batch-normalisation statistics included,
+    and is fine-tuned on the generated faces with those statistics kept).
     ``init_from``: a GAN-only run folder (its ``last.ckpt``) or one of its checkpoint files: a new run
     starts its generator and face critic from those weights (optimisers start afresh).
     ``warm_start``: for ``unsupervised-pipeline`` and ``kd-ablation``: the joint runs start from the
     GAN-only run after this many iterations, and the GAN-only run trains ``warm_start + max_steps``,
     so every generator sees the same number of iterations; 0 trains each from scratch (CMP).
+    ``student_lr``: learning rate of the student (and the distiller's parameters); null = ``lr`` (CMP).
     ``max_steps``: training iterations (one discriminator + one generator step each).
     """
 
@@ -78,12 +83,14 @@ class UnsupervisedConfig:
     generator_base: int = 16
     critic_base: int = 16
     generator_norm: str = "batch"
+    student_init: str = "random"
     init_from: str | None = None
     warm_start: int = 0
     embedding_bank: int = 8
     max_steps: int = 600
     batch_size: int = 64
     lr: float = 2e-4
+    student_lr: float | None = None
     betas: tuple[float, float] = (0.5, 0.999)
     val_fraction: float = 0.1
     val_every: int = 200
@@ -245,6 +252,8 @@ def train_unsupervised(config: UnsupervisedConfig, run_dir: str | Path, progress
     if config.student and not config.expert_run:
         raise VoxfaceError("expert_run is required with student: true (a run of `voxface train expert`); "
                            "or set student=false to train the GAN alone")
+    if config.student_init not in STUDENT_INITS:
+        raise VoxfaceError(f"student_init must be one of {STUDENT_INITS}, got {config.student_init!r}")
     if config.embedding_bank < 1:
         raise VoxfaceError(f"embedding_bank must be >= 1 (crops embedded per utterance), got {config.embedding_bank}")
     run = open_run(run_dir, config, "unsupervised")
@@ -280,8 +289,11 @@ def train_unsupervised(config: UnsupervisedConfig, run_dir: str | Path, progress
     if config.student:
         expert = load_expert_network(config.expert_run)
         student = ImageTo3D(**expert.config)
-        student.load_state_dict({k: v for k, v in expert.state_dict().items() if k in ("target_mean", "target_std")},
-                                strict=False)
+        if config.student_init == "expert":
+            student.load_state_dict(expert.state_dict())
+        else:
+            student.load_state_dict({k: v for k, v in expert.state_dict().items()
+                                     if k in ("target_mean", "target_std")}, strict=False)
         dims = expert.distilled_feature_sizes()
         distiller, weight = create_distiller(config.distiller, dims, dims)
         weight = weight if config.distill_weight is None else config.distill_weight
@@ -290,10 +302,13 @@ def train_unsupervised(config: UnsupervisedConfig, run_dir: str | Path, progress
     module = UnsupervisedCMP(generator, critic, model, student, expert, distiller, distill_weight=weight,
                              mesh_weight=config.mesh_weight, triplet_weight=config.triplet_weight,
                              triplet_margin=config.triplet_margin, noise=config.noise, lr=config.lr,
-                             betas=config.betas, grid_voices=grid_voices, grid_dir=str(run / "grids"),
+                             betas=config.betas, student_lr=config.student_lr,
+                             freeze_student_norm=config.student_init == "expert",
+                             grid_voices=grid_voices, grid_dir=str(run / "grids"),
                              grid_every=config.grid_every)
     # the checkpoints hold the state after each iteration's optimiser steps, which is what resuming needs
     warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
+    warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")  # the frozen expert
     trainer = make_trainer(run, OPTIMISERS_PER_ITERATION * config.max_steps,
                            OPTIMISERS_PER_ITERATION * config.val_every, progress)
     # val_check_interval counts batches (one per iteration), checkpoints count optimiser steps

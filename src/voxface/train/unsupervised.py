@@ -87,13 +87,19 @@ class UnsupervisedCMP(L.LightningModule):
             feature distiller; all None for the GAN alone.
         grid_voices: (G, D) fixed voice embeddings whose generated faces are logged as a grid.
         grid_dir: where the grids are written (``grids/iter{N}.png``).
+        student_lr: learning rate of the student and the distiller (None: ``lr``, as CMP).
+        channels_last: run the convolutions on channels-last tensors (same arithmetic; faster on CPU,
+            see bench/bench_unsupervised.py).
+        freeze_student_norm: the student's batch normalisation keeps its running statistics (a
+            student copied from the expert then starts with exactly the expert's outputs).
     """
 
     def __init__(self, generator: FaceGenerator, critic: FaceCritic, model: MorphableModel,
                  student: ImageTo3D | None = None, expert: ImageTo3D | None = None,
                  distiller: Distiller | None = None, distill_weight: float = 10000.0,
                  mesh_weight: float = 0.5, triplet_weight: float = 1.5, triplet_margin: float = 1.0,
-                 noise: float = 0.05, lr: float = 2e-4, betas=(0.5, 0.999),
+                 noise: float = 0.05, lr: float = 2e-4, betas=(0.5, 0.999), freeze_student_norm: bool = False,
+                 channels_last: bool = True, student_lr: float | None = None,
                  grid_voices: torch.Tensor | None = None, grid_dir: str | None = None, grid_every: int = 200):
         super().__init__()
         self.save_hyperparameters(ignore=["generator", "critic", "model", "student", "expert", "distiller",
@@ -114,10 +120,16 @@ class UnsupervisedCMP(L.LightningModule):
         super().train(mode)
         if self.expert is not None:
             self.expert.eval()
+        if self.student is not None and self.hparams.freeze_student_norm:
+            for m in self.student.modules():  # keep the running statistics the student started with
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
         return self
 
     def on_fit_start(self) -> None:
-        # channels-last convolutions: the same arithmetic, about 1.5-2x faster on CPU (bench/bench_unsupervised.py)
+        self.train()  # Lightning keeps the modes it finds; this applies the frozen parts' eval mode
+        if not self.hparams.channels_last:
+            return
         for net in (self.generator, self.critic, self.student, self.expert):
             if net is not None:
                 net.to(memory_format=torch.channels_last)
@@ -131,7 +143,8 @@ class UnsupervisedCMP(L.LightningModule):
         voice = batch["voice"].flatten(0, 1)
         voice_id = batch["voice_identity"].repeat_interleave(2)
         real, face_id = batch["face"].flatten(0, 1), batch["face_identity"].flatten()
-        real = real.contiguous(memory_format=torch.channels_last)
+        if self.hparams.channels_last:
+            real = real.contiguous(memory_format=torch.channels_last)
         fake = self.generate(voice)
 
         real_score, real_logits = self.critic(real)
@@ -207,9 +220,10 @@ class UnsupervisedCMP(L.LightningModule):
 
     def configure_optimizers(self):
         betas = tuple(self.hparams.betas)
-        generator_side = list(self.generator.parameters())
+        generator_side = [{"params": list(self.generator.parameters())}]
         if self.student is not None:
-            generator_side += list(self.student.parameters()) + list(self.distiller.parameters())
+            generator_side.append({"params": list(self.student.parameters()) + list(self.distiller.parameters()),
+                                   "lr": self.hparams.student_lr or self.hparams.lr})
         return [torch.optim.Adam(self.critic.parameters(), lr=self.hparams.lr, betas=betas),
                 torch.optim.Adam(generator_side, lr=self.hparams.lr, betas=betas)]
 
