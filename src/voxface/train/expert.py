@@ -29,7 +29,7 @@ class ExpertModule(L.LightningModule):
         loss = (self.network.whiten(pred) - self.network.whiten(batch["params"])).pow(2).mean()
         shape_error = (out["shape"] - batch["params"][:, 12:12 + self.network.n_shape]).pow(2).mean()
         self.log_dict({f"{stage}/loss": loss, f"{stage}/shape_mse": shape_error}, prog_bar=stage == "train",
-                      batch_size=len(pred))
+                      batch_size=len(pred), sync_dist=stage == "val")
         return loss
 
     def training_step(self, batch, batch_idx):

@@ -42,8 +42,8 @@ class SpeakerPretraining(L.LightningModule):
     def validation_step(self, batch, batch_idx):
         crops, labels = batch
         logits = self.model(crops)
-        self.log("val/loss", F.cross_entropy(logits, labels), prog_bar=True)
-        self.log("val/acc", (logits.argmax(1) == labels).float().mean(), prog_bar=True)
+        self.log("val/loss", F.cross_entropy(logits, labels), prog_bar=True, sync_dist=True)
+        self.log("val/acc", (logits.argmax(1) == labels).float().mean(), prog_bar=True, sync_dist=True)
 
     def configure_optimizers(self):
         optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.lr, betas=tuple(self.hparams.betas))

@@ -34,8 +34,8 @@ class SpeakerCNNTraining(L.LightningModule):
     def validation_step(self, batch, batch_idx):
         patches, labels = batch
         logits = self.model(patches)
-        self.log("val/loss", F.cross_entropy(logits, labels), prog_bar=True)
-        self.log("val/acc", (logits.argmax(1) == labels).float().mean(), prog_bar=True)
+        self.log("val/loss", F.cross_entropy(logits, labels), prog_bar=True, sync_dist=True)
+        self.log("val/acc", (logits.argmax(1) == labels).float().mean(), prog_bar=True, sync_dist=True)
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)

@@ -65,7 +65,7 @@ class SupervisedCMP(L.LightningModule):
         triplet = squared_triplet_loss(pred[:, 0], pred[:, 1], pred[:, 2], self.hparams.triplet_margin)
         loss = regression + self.hparams.triplet_weight * triplet
         self.log_dict({f"{stage}/loss": loss, f"{stage}/l2": regression, f"{stage}/triplet": triplet},
-                      prog_bar=stage == "train", batch_size=b)
+                      prog_bar=stage == "train", batch_size=b, sync_dist=stage == "val")
         return loss
 
     def training_step(self, batch, batch_idx):

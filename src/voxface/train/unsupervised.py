@@ -216,7 +216,7 @@ class UnsupervisedCMP(L.LightningModule):
             neutral = self.decoder(out["shape"], zeros).cpu().numpy()
             reference = self.decoder(batch["shape"].float(), zeros).cpu().numpy()
             metrics["val/ARE"] = absolute_ratio_error(neutral[:, None], reference, self.measurements).mean
-        self.log_dict(metrics, batch_size=len(voice))
+        self.log_dict(metrics, batch_size=len(voice), sync_dist=True)
 
     def configure_optimizers(self):
         betas = tuple(self.hparams.betas)
