@@ -170,7 +170,8 @@ def test_a_student_copied_from_the_expert_keeps_its_batch_norm_statistics(tiny_c
     student.load_state_dict(expert.state_dict())
     dims = expert.distilled_feature_sizes()
     module = UnsupervisedCMP(FaceGenerator(64, 2), FaceCritic(3, 4), model, student, expert,
-                             create_distiller("pkt", dims, dims)[0], freeze_student_norm=True)
+                             create_distiller("pkt", dims, dims)[0], freeze_student_norm=True, student_lr=1e-3)
+    assert [g["lr"] for g in module.configure_optimizers()[1].param_groups] == [2e-4, 1e-3]  # generator, student
     module.on_fit_start()
     norms = [m for m in module.student.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert norms and not any(m.training for m in norms) and module.student.dropout.training
