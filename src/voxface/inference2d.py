@@ -24,6 +24,15 @@ FORMAT = "voxface-voice-to-image"
 BUNDLE_FILE = "voice_to_image.pt"
 
 
+def speech_patches(audio: str | os.PathLike | np.ndarray) -> np.ndarray:
+    """An audio file (or a 16 kHz waveform) -> (W, 2, 60, 41) float32 mel+delta patches of its speech
+    (after silence removal); VoxfaceError naming the file for unusable audio."""
+    from .audio.features import mel_delta
+    from .audio.voice import prepare_voice
+
+    return np.ascontiguousarray(np.moveaxis(mel_delta(prepare_voice(audio)), -1, 1))
+
+
 def generator_from_saved(saved: dict) -> torch.nn.Module:
     """A 2D generator from its saved settings ``generator`` (vae|cgan|rcgan), ``width``, ``latent_dim``
     and ``state_dict``; in eval mode with gradients off."""
@@ -58,12 +67,8 @@ class VoiceToImage:
 
         Raises VoxfaceError (naming the file) for unusable audio, as ``voxface predict`` does.
         """
-        from .audio.features import mel_delta
-        from .audio.voice import prepare_voice
-
-        patches = np.moveaxis(mel_delta(prepare_voice(audio)), -1, 1)  # (W, 2, 60, 41)
         with torch.no_grad():
-            return self.speaker_cnn.embed(torch.from_numpy(np.ascontiguousarray(patches))).mean(0)
+            return self.speaker_cnn.embed(torch.from_numpy(speech_patches(audio))).mean(0)
 
     def image(self, audio: str | os.PathLike | np.ndarray) -> np.ndarray:
         """An audio file (or a 16 kHz waveform) -> (64, 64, 3) uint8 generated face."""

@@ -2,8 +2,8 @@
 
 The page (Gradio) takes audio from the microphone or a file and shows the predicted face in a
 rotatable 3D viewer, its render, and offers the mesh as OBJ and GLB; with a 2D model loaded
-(``--image-run``, a run of ``voxface train gan2d``) it also shows the generated face image. It is a thin layer over
-:class:`FaceFromVoice`, which holds the loaded predictor and does one request at a time on one
+(``--image-run``, a run of ``voxface train gan2d``) it also shows the generated face image. It is a
+thin layer over :class:`FaceFromVoice`, which holds the loaded predictor and does one request at a time on one
 worker thread per process, so concurrent visitors are queued and each gets its own output folder.
 
 Why one thread: pyrender's EGL context stays current in the thread that last rendered with it
@@ -42,9 +42,9 @@ MAX_UPLOAD_MB = 20.0
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
 RENDER_SIZE = 480
+"""Pixels of the page's render; distinct from the 512 px of ``voxface predict`` (see the module note)."""
 FACE_IMAGE_SIZE = 256
 """Pixels of the shown 2D face image (the generators make 64×64; enlarged with bicubic interpolation)."""
-"""Pixels of the page's render; distinct from the 512 px of ``voxface predict`` (see the module note)."""
 CONCURRENCY = 4
 """Requests Gradio accepts at once (uploads, decoding); predictions themselves queue on one thread."""
 

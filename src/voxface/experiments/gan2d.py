@@ -40,7 +40,7 @@ from ..corpus.validate import check_corpus
 from ..errors import VoxfaceError
 from ..evaluate.embeddings_plot import plot_tsne
 from ..inference2d import BUNDLE_FILE as VOICE_TO_IMAGE_FILE
-from ..inference2d import VoiceToImage, generator_from_saved
+from ..inference2d import VoiceToImage, generator_from_saved, speech_patches
 from ..models.speaker_cnn import SpeakerCNN
 from ..train.generators2d import GENERATORS, make_generator_module, optimizer_steps_per_batch
 from ..train.runs import make_trainer, open_run, read_run_config, resume_checkpoint
@@ -129,8 +129,8 @@ def voice_patches(corpus: Corpus, cache: Path, progress: bool = True) -> dict[st
                 return {"patches": z["patches"], "utterance": z["utterance"]}
     patches, owner = [], []
     for n, u in enumerate(tqdm(corpus.utterances, desc="mel+delta patches", unit="utt", disable=not progress)):
-        p = mel_delta(prepare_voice(corpus.path(u.audio)))
-        patches.append(np.moveaxis(p, -1, 1))
+        p = speech_patches(corpus.path(u.audio))
+        patches.append(p)
         owner.append(np.full(len(p), n))
     out = {"patches": np.concatenate(patches).astype(np.float32), "utterance": np.concatenate(owner)}
     atomic.write_npz(cache, **out, n_utterances=np.array([len(corpus.utterances)]))

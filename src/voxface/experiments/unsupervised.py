@@ -255,6 +255,8 @@ def train_unsupervised(config: UnsupervisedConfig, run_dir: str | Path, progress
     if config.student and not config.expert_run:
         raise VoxfaceError("expert_run is required with student: true (a run of `voxface train expert`); "
                            "or set student=false to train the GAN alone")
+    if config.generator_norm not in FaceGenerator.NORMS:
+        raise VoxfaceError(f"generator_norm must be one of {FaceGenerator.NORMS}, got {config.generator_norm!r}")
     if config.student_init not in STUDENT_INITS:
         raise VoxfaceError(f"student_init must be one of {STUDENT_INITS}, got {config.student_init!r}")
     if config.embedding_bank < 1:

@@ -121,8 +121,10 @@ def gan_only(config: UnsupervisedConfig) -> UnsupervisedConfig:
     return dataclasses.replace(config, student=False, init_from=None, max_steps=config.warm_start + config.max_steps)
 
 
-def joint(config: UnsupervisedConfig, gan_run: Path, **changes) -> UnsupervisedConfig:
+def joint(config: UnsupervisedConfig, gan_run: Path | None, **changes) -> UnsupervisedConfig:
     """A joint run; with ``warm_start`` it starts from ``gan_run`` after ``warm_start`` iterations."""
+    if config.warm_start and gan_run is None:
+        raise VoxfaceError(f"warm_start ({config.warm_start}) needs the GAN-only run to start from")
     if config.warm_start and config.warm_start % config.val_every:
         raise VoxfaceError(f"warm_start ({config.warm_start}) must be a multiple of val_every ({config.val_every}): "
                            "the GAN-only run keeps a checkpoint every val_every iterations")
@@ -155,8 +157,8 @@ def kd_ablation(config: UnsupervisedConfig, out_dir: str | Path, distillers: lis
     rows = {}
     for name in distillers or list(DISTILLERS):
         start = time.perf_counter()
-        train_unsupervised(joint(config, Path(gan_run or out), distiller=name, distill_weight=None), out / name,
-                           progress)
+        train_unsupervised(joint(config, Path(gan_run) if gan_run else None, distiller=name, distill_weight=None),
+                           out / name, progress)
         rows[name] = {"ARE": student_are(out / name, corpus, per_identity, progress),
                       "seconds": round(time.perf_counter() - start, 1), "paper_mean_ARE": PAPER_KD_ARE[name]}
         log.info("KD ablation %s: mean ARE %.4f", name, rows[name]["ARE"]["mean"])
