@@ -1,4 +1,5 @@
-"""Synthetic corpus generation speed: the default 100 identities x 10 utterances x 5 images.
+"""Synthetic corpus generation speed: 100 identities x 10 utterances x 5 images (the target's size;
+the default corpus has 40 images per identity: --images 40).
 
     python bench/bench_synth.py [--identities 100] [--workers 2]
 

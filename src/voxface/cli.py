@@ -157,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="YAML with SynthConfig settings (e.g. configs/synth_default.yaml)")
     p.add_argument("--identities", type=int, help="number of identities (default 100)")
     p.add_argument("--utterances", type=int, help="utterances per identity (default 10)")
-    p.add_argument("--images", type=int, help="face images per identity (default 5)")
+    p.add_argument("--images", type=int, help="face images per identity (default 40)")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--model", help="morphable model: builtin | sfm[:PATH] | bfm2009:PATH | 3ddfa:PATH")
     p.add_argument("--link-strength", type=float, dest="link_strength",

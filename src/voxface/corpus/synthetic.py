@@ -53,7 +53,7 @@ class SynthConfig:
 
     identities: int = 100
     utterances: int = 10
-    images: int = 5
+    images: int = 40
     seed: int = 0
     model: str = "builtin"
     link_strength: float = 0.8
