@@ -79,6 +79,7 @@ def test_joint_training_logs_grids_and_resumes_after_a_kill(runs, tiny_corpus_di
     assert resumed_iterations == [2, 3]  # resumed where it was killed, not from the start
     assert result["iterations"] == 4
     assert {p.name for p in (root / "cmp" / "grids").glob("*.png")} >= {"iter000002.png", "iter000004.png"}
+    assert "photos per training identity" in (root / "cmp" / "train.log").read_text()  # the tiny corpus has 1
     predictor = VoiceToImageTo3D.load(root / "cmp")
     faces = predictor.faces(torch.randn(3, 64))
     assert faces.shape == (3, 3, 64, 64) and predictor.shapes(faces).shape == (3, predictor.model.n_shape)

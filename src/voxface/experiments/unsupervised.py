@@ -46,6 +46,9 @@ log = logging.getLogger(__name__)
 BUNDLE_FILE = "unsupervised.pt"
 FORMAT = "voxface-voice-image-3d"
 GRID_VOICES = 16
+FEW_PHOTOS = 20
+"""Below this many photos per identity the GAN's identity classifier can recognise the photos themselves
+(their backgrounds and lighting) instead of the face; training warns (docs/synthetic_corpus.md)."""
 STUDENT_INITS = ("random", "expert")
 
 
@@ -276,6 +279,10 @@ def train_unsupervised(config: UnsupervisedConfig, run_dir: str | Path, progress
 
     pair_batch = max(1, config.batch_size // 2)  # a batch of B/2 pairs is B voices
     faces, face_identity = load_face_images(corpus, fit_ids)  # the GAN's real faces: training identities
+    if len(faces) < FEW_PHOTOS * len(fit_ids):
+        log.warning("corpus %s has %.1f photos per training identity; with fewer than %d the generated faces "
+                    "carried no face geometry in our runs (docs/unsupervised.md). Regenerate it with "
+                    "`voxface synth --images 40` (the default)", corpus.root, len(faces) / len(fit_ids), FEW_PHOTOS)
     datasets = {}
     for name, ids in (("fit", fit_ids), ("val", val_ids)):
         bank = _embedding_bank(encoder, utterance_set(corpus, ids, "cmp_logmel", progress=progress),
