@@ -13,7 +13,8 @@ import torch
 from voxface.corpus.face_images import Appearance, render_face_image
 from voxface.corpus.format import Corpus
 from voxface.errors import VoxfaceError
-from voxface.experiments.expert import render_training_faces, save_expert, score_experts
+from voxface.experiments.expert import (NetworkExpert, load_expert_network, render_training_faces, save_expert,
+                                        score_experts)
 from voxface.experiments.speaker import save_encoder
 from voxface.experiments.unsupervised import UnsupervisedConfig, VoiceToImageTo3D, train_unsupervised
 from voxface.models.image_to_3d import ImageTo3D
@@ -21,6 +22,7 @@ from voxface.models.voice_encoders import CMPVoiceEncoder
 from voxface.train.unsupervised import UnsupervisedCMP, mesh_triplet_loss
 from voxface.vision.fitting_expert import (FittingExpert, affine_camera, fit_landmarks, normalised_coordinates,
                                            project_with_pose)
+from voxface.vision.tensor_images import to_uint8
 
 TINY_NET = dict(width=0.25, last_channel=32, input_size=64)
 
@@ -102,7 +104,8 @@ def test_a_student_needs_an_expert_and_the_gan_alone_has_no_student(runs, tiny_c
 
 @pytest.mark.slow
 def test_cascades_and_kd_ablation_write_all_columns(runs, tiny_corpus_dir, parts, tmp_path):
-    from voxface.experiments.unsupervised_eval import BASE_1, BASE_2, CMP_UNSUPERVISED, kd_ablation, save_samples
+    from voxface.experiments.unsupervised_eval import (BASE_1, BASE_2, CMP_UNSUPERVISED, EXPERT_ON_CMP_FACES,
+                                                       kd_ablation, save_samples)
     from voxface.experiments.unsupervised_eval import evaluate_unsupervised, unsupervised_predictions
     from voxface.inference import VoiceTo3D
     from voxface.models.regressor import ParameterRegressor
@@ -111,7 +114,12 @@ def test_cascades_and_kd_ablation_write_all_columns(runs, tiny_corpus_dir, parts
     corpus = Corpus(tiny_corpus_dir)
     meshes, faces = unsupervised_predictions(root / "cmp", root / "gan", corpus, per_identity=2, progress=False)
     n_test = len(corpus.identity_ids("test"))
-    assert set(meshes) == {CMP_UNSUPERVISED, BASE_1, BASE_2}
+    assert set(meshes) == {CMP_UNSUPERVISED, BASE_1, BASE_2, EXPERT_ON_CMP_FACES}
+    assert faces[EXPERT_ON_CMP_FACES] is faces[CMP_UNSUPERVISED]
+    expert_shapes = NetworkExpert(load_expert_network(parts / "expert")).predict(to_uint8(faces[CMP_UNSUPERVISED]))
+    np.testing.assert_allclose(meshes[EXPERT_ON_CMP_FACES],
+                               corpus.model.reconstruct(expert_shapes["shape"]).reshape(meshes[BASE_2].shape),
+                               atol=1e-4)
     assert all(m.shape == (n_test, 2, corpus.model.n_vertices, 3) for m in meshes.values())
     save_samples(tmp_path / "samples", corpus, meshes, faces, 2)
     first = corpus.identity_ids("test")[0]

@@ -16,7 +16,7 @@ TRAIN_METHODS = {
 
 def _print_methods(metrics: dict) -> None:
     for name, r in metrics["methods"].items():
-        print(f"  {name:18s} mean ARE {r['ARE']['mean']:.4f}  NME {r['NME']['cmp']:.4f}  "
+        print(f"  {name:20s} mean ARE {r['ARE']['mean']:.4f}  NME {r['NME']['cmp']:.4f}  "
               f"RMSE {r['RMSE']['holistic']:.3f}")
 
 
@@ -61,7 +61,7 @@ def _cmd_pipeline(args: argparse.Namespace) -> None:
     summary = run_pipeline(args.out, args.speaker_run, args.supervised_run, args.corpus, expert,
                            _unsupervised_config(args), progress=not args.quiet)
     for name, value in summary["mean_ARE"].items():
-        print(f"  {name:18s} mean ARE {value:.4f}")
+        print(f"  {name:20s} mean ARE {value:.4f}")
     print(f"stage times (s): {summary['seconds']}  total {summary['total_seconds']} s")
 
 

@@ -4,6 +4,9 @@
   followed by the fitting expert (Base-1) or by the expert network (Base-2, the teacher of
   CMP-unsupervised, as SynergyNet is in the paper); no joint training.
 - **CMP-unsupervised**: the jointly trained generator and student.
+- **expert on CMP faces** (a diagnostic, with the cascades): the expert network on the joint generator's
+  faces; against CMP-unsupervised it isolates the student, against Base-2 the joint training's effect
+  on the generator.
 All three are scored by :func:`voxface.experiments.evaluate3d.evaluate_run` beside CMP-supervised
 and the oracles, on the same test identities and utterances; the generated faces are saved next
 to the predicted meshes (``evaluation/samples``, the Fig. 7/11 analogue).
@@ -39,6 +42,7 @@ from .unsupervised import UnsupervisedConfig, VoiceToImageTo3D, gan_checkpoint, 
 log = logging.getLogger(__name__)
 
 CMP_UNSUPERVISED, BASE_1, BASE_2 = "CMP-unsupervised", "Base-1", "Base-2"
+EXPERT_ON_CMP_FACES = "expert on CMP faces"
 EVALUATION_DIR = "evaluation"
 PAPER_KD_ARE = {"vanilla": .0298, "attention": .0304, "sp": .0262, "cc": .0263, "rkd": .0254, "crd": .0255,
                 "vid": .0259, "pkt": .0254}
@@ -58,8 +62,8 @@ def test_faces(predictor: VoiceToImageTo3D, corpus: Corpus, per_identity: int,
 
 def unsupervised_predictions(run: Path, gan_run: Path | None, corpus: Corpus, per_identity: int,
                              progress: bool = True) -> tuple[dict[str, np.ndarray], dict[str, torch.Tensor]]:
-    """Name -> (N, U, V, 3) meshes of CMP-unsupervised and (with ``gan_run``) Base-1 and Base-2;
-    name -> the generated faces they came from."""
+    """Name -> (N, U, V, 3) meshes of CMP-unsupervised and (with ``gan_run``) Base-1, Base-2 and the
+    expert on CMP-unsupervised's faces; name -> the generated faces they came from."""
     model = corpus.model
     n = len(corpus.identity_ids("test"))
     joint = VoiceToImageTo3D.load(run)
@@ -73,6 +77,8 @@ def unsupervised_predictions(run: Path, gan_run: Path | None, corpus: Corpus, pe
         for name, expert in experts.items():
             faces[name] = gan_faces
             shapes[name] = expert.predict(images)["shape"]
+        faces[EXPERT_ON_CMP_FACES] = faces[CMP_UNSUPERVISED]
+        shapes[EXPERT_ON_CMP_FACES] = experts[BASE_2].predict(to_uint8(faces[CMP_UNSUPERVISED]))["shape"]
     meshes = {name: model.reconstruct(s).reshape(n, per_identity, -1, 3) for name, s in shapes.items()}
     return meshes, faces
 
