@@ -7,7 +7,7 @@
 - **expert on CMP faces** (a diagnostic, with the cascades): the expert network on the joint generator's
   faces; against CMP-unsupervised it isolates the student, against Base-2 the joint training's effect
   on the generator.
-All three are scored by :func:`voxface.experiments.evaluate3d.evaluate_run` beside CMP-supervised
+All of them are scored by :func:`voxface.experiments.evaluate3d.evaluate_run` beside CMP-supervised
 and the oracles, on the same test identities and utterances; the generated faces are saved next
 to the predicted meshes (``evaluation/samples``, the Fig. 7/11 analogue).
 """
