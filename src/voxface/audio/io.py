@@ -28,6 +28,8 @@ FFMPEG_ONLY_SUFFIXES = frozenset(
     {".m4a", ".aac", ".mp4", ".m4b", ".wma", ".webm", ".mkv", ".mov", ".amr", ".3gp"}
 )
 """Containers libsndfile never reads; without ffmpeg the error says to install it."""
+PCM16_SCALE = 32768.0
+"""Full scale of 16-bit PCM: float sample x is int16 value x · 32768."""
 
 
 def load_audio(path: str | os.PathLike, sr: int = 16000) -> np.ndarray:
@@ -58,6 +60,55 @@ def load_audio(path: str | os.PathLike, sr: int = 16000) -> np.ndarray:
     if native_sr != sr:
         wave = soxr.resample(wave, native_sr, sr, quality="HQ").astype(np.float32, copy=False)
     return np.clip(wave, -1.0, 1.0)
+
+
+def load_pcm16(path: str | os.PathLike, sr: int = 16000) -> np.ndarray:
+    """A recording as the int16 samples CMP's front end works on (docs/realdata.md, "Audio input").
+
+    A file that is already 16-bit PCM, mono, at ``sr`` Hz is read as its samples, unchanged. Anything
+    else (another rate, float or 24-bit samples, several channels, MP3/M4A/...) is converted first:
+    decoded to float, averaged over its channels, resampled to ``sr`` (soxr "HQ"), then
+    :func:`to_pcm16`.
+
+    Args:
+        path: any file ``load_audio`` reads.
+        sr: sample rate in Hz of the result.
+
+    Returns:
+        (N,) int16 samples at ``sr`` Hz.
+
+    Raises:
+        VoxfaceError: as :func:`load_audio`.
+    """
+    path = Path(path)
+    try:
+        info = sf.info(path) if path.is_file() and path.stat().st_size else None
+    except (sf.SoundFileError, RuntimeError):
+        info = None
+    if info is not None and info.subtype == "PCM_16" and info.channels == 1 and info.samplerate == sr:
+        try:
+            return sf.read(path, dtype="int16")[0]
+        except sf.SoundFileError as err:
+            raise VoxfaceError(f"cannot read audio file {path}: it is corrupt ({err}); export it again") from err
+    return to_pcm16(load_audio(path, sr=sr))
+
+
+def to_pcm16(wave: np.ndarray) -> np.ndarray:
+    """Put a waveform on the 16-bit PCM grid: int16 stays as it is; floats become round(x·32768).
+
+    Args:
+        wave: (N,) int16 samples, or float samples with full scale 1 (values beyond are clipped).
+
+    Returns:
+        (N,) int16: ``clip(round_half_even(x * 32768), -32768, 32767)``. For float samples that came
+        from int16 ones (x = s / 32768, as libsndfile decodes 16-bit files) this gives s back exactly.
+    """
+    wave = np.asarray(wave)
+    if wave.dtype == np.int16:
+        return wave
+    if not np.issubdtype(wave.dtype, np.floating):
+        raise ValueError(f"expected int16 or float samples, got {wave.dtype}")
+    return np.clip(np.round(wave.astype(np.float64) * PCM16_SCALE), -PCM16_SCALE, PCM16_SCALE - 1).astype(np.int16)
 
 
 def as_mono(samples: np.ndarray, source: str = "waveform") -> np.ndarray:

@@ -7,7 +7,7 @@ import os
 import numpy as np
 
 from ..errors import VoxfaceError
-from .io import as_mono, load_audio
+from .io import PCM16_SCALE, as_mono, load_pcm16, to_pcm16
 from .vad import trim_silence
 
 
@@ -15,6 +15,10 @@ def prepare_voice(
     path_or_wave: str | os.PathLike | np.ndarray, sr: int = 16000, min_seconds: float = 0.5, vad: bool = True
 ) -> np.ndarray:
     """Load a recording (or take a waveform), remove silence and check that speech remains.
+
+    At 16 kHz this is CMP's front end before the features, sample for sample: the file's int16
+    samples (``load_pcm16``: other formats are converted to 16 kHz mono int16 first), then the
+    reference collector (``trim_silence``). The result is those int16 samples / 32768.
 
     Args:
         path_or_wave: an audio file (any format ``load_audio`` reads), or a (N,) / (N, C)
@@ -24,7 +28,8 @@ def prepare_voice(
         vad: remove silence with webrtcvad (SPEC.md §A settings).
 
     Returns:
-        (N,) float32 mono speech in [-1, 1] at ``sr`` Hz, at least ``min_seconds`` long.
+        (N,) float32 mono speech in [-1, 1] at ``sr`` Hz on the int16 grid (every sample · 32768
+        is an integer), at least ``min_seconds`` long.
 
     Raises:
         VoxfaceError: naming the file, if it cannot be loaded (see ``load_audio``), is all zeros,
@@ -32,18 +37,18 @@ def prepare_voice(
     """
     if isinstance(path_or_wave, np.ndarray):
         source = "the waveform"
-        wave = np.clip(as_mono(path_or_wave, source=source), -1.0, 1.0)
+        pcm = to_pcm16(as_mono(path_or_wave, source=source))
     else:
         source = f"audio file {os.fspath(path_or_wave)}"
-        wave = load_audio(path_or_wave, sr=sr)
+        pcm = load_pcm16(path_or_wave, sr=sr)
     need = f"at least {min_seconds:g} s of speech is needed; use a longer recording"
-    if len(wave) < min_seconds * sr:
-        raise VoxfaceError(f"{source} is {len(wave) / sr:.2f} s long; {need}")
-    if not np.any(wave):
+    if len(pcm) < min_seconds * sr:
+        raise VoxfaceError(f"{source} is {len(pcm) / sr:.2f} s long; {need}")
+    if not np.any(pcm):
         raise VoxfaceError(f"{source} is silent (every sample is zero); check the recording")
     if not vad:
-        return wave
-    speech = trim_silence(wave, sr=sr)
+        return pcm.astype(np.float32) / np.float32(PCM16_SCALE)
+    speech = trim_silence(pcm, sr=sr)
     if len(speech) == 0:
         raise VoxfaceError(
             f"no speech found in {source}: it is silent after voice-activity detection; "
@@ -52,4 +57,4 @@ def prepare_voice(
     if len(speech) < min_seconds * sr:
         seconds = len(speech) / sr
         raise VoxfaceError(f"{source} has only {seconds:.2f} s of speech after removing silence; {need}")
-    return speech
+    return speech.astype(np.float32) / np.float32(PCM16_SCALE)

@@ -33,13 +33,14 @@ class FaceGenerator(nn.Module):
 
     ConvTranspose2d(D→16·base, k4, s1, p0) to 4×4, then four k4/s2/p1 up-convolutions halving the
     channels (16·base→8·base→4·base→2·base→base) with ReLU, then ConvTranspose2d(base→3, k1);
-    no tanh, the output is clamped to [-1, 1] (as CMP). ``norm``: "none" (CMP) or "batch"
-    (BatchNorm2d between each hidden up-convolution and its ReLU).
+    no tanh, the output is clamped to [-1, 1] (as CMP's training). ``norm``: "none" (CMP) or "batch"
+    (BatchNorm2d between each hidden up-convolution and its ReLU). ``clamp=False`` returns the raw
+    output, as the CMP release's inference code feeds it to the student.
     """
 
     NORMS = ("none", "batch")
 
-    def __init__(self, embed_dim: int = 64, base: int = 64, norm: str = "none"):
+    def __init__(self, embed_dim: int = 64, base: int = 64, norm: str = "none", clamp: bool = True):
         super().__init__()
         if norm not in self.NORMS:
             raise ValueError(f"generator norm must be one of {self.NORMS}, got {norm!r}")
@@ -53,10 +54,11 @@ class FaceGenerator(nn.Module):
             layers.append(nn.ReLU(inplace=True))
         layers.append(nn.ConvTranspose2d(base, 3, 1, 1, 0))
         self.net = nn.Sequential(*layers)
-        self.embed_dim, self.base, self.norm = embed_dim, base, norm
+        self.embed_dim, self.base, self.norm, self.clamp = embed_dim, base, norm, clamp
 
     def forward(self, embedding: torch.Tensor) -> torch.Tensor:
-        return self.net(embedding[:, :, None, None]).clamp(-1.0, 1.0)
+        image = self.net(embedding[:, :, None, None])
+        return image.clamp(-1.0, 1.0) if self.clamp else image
 
 
 @register("cmp_face_trunk")

@@ -70,15 +70,16 @@ class ImageTo3D(nn.Module):
         last_channel: pooled feature size (1280 in CMP).
         dropout: dropout before the heads.
         input_size: side of the square input the network sees.
+        align_corners: of the bilinear resize to ``input_size`` (True in the CMP release's inference).
     """
 
     def __init__(self, n_shape: int, n_expression: int, width: float = 1.0, last_channel: int = 1280,
-                 dropout: float = 0.2, input_size: int = INPUT_SIZE):
+                 dropout: float = 0.2, input_size: int = INPUT_SIZE, align_corners: bool = False):
         super().__init__()
         self.n_shape, self.n_expression = n_shape, n_expression
         self.config = dict(n_shape=n_shape, n_expression=n_expression, width=width, last_channel=last_channel,
-                           dropout=dropout, input_size=input_size)
-        self.input_size = input_size
+                           dropout=dropout, input_size=input_size, align_corners=align_corners)
+        self.input_size, self.align_corners = input_size, align_corners
         c = _divisible(32 * width)
         self.stem = nn.Sequential(*_conv_bn(3, c, 3, 2))
         blocks = []
@@ -102,7 +103,8 @@ class ImageTo3D(nn.Module):
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         if image.shape[-2:] != (self.input_size, self.input_size):
-            image = F.interpolate(image, size=(self.input_size,) * 2, mode="bilinear", align_corners=False)
+            image = F.interpolate(image, size=(self.input_size,) * 2, mode="bilinear",
+                                  align_corners=self.align_corners)
         early = self.early_blocks(self.stem(image))
         pooled = self.late_blocks(early).mean((2, 3))
         params = self.head(self.dropout(pooled)) * self.target_std + self.target_mean
