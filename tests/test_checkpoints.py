@@ -14,7 +14,7 @@ ARGS = ("thing.pt", "voxface-thing", "thing", "train one")
 def test_reads_from_folder_or_file(tmp_path):
     torch.save({"format": "voxface-thing", "x": torch.ones(2)}, tmp_path / "thing.pt")
     for where in (tmp_path, tmp_path / "thing.pt"):
-        saved, path = load_tagged(where, *ARGS, weights_only=True)
+        saved, path = load_tagged(where, *ARGS)
         assert path == tmp_path / "thing.pt" and torch.equal(saved["x"], torch.ones(2))
 
 

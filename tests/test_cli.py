@@ -38,7 +38,8 @@ def test_user_error_is_one_line_without_traceback(tmp_path):
 
 def test_bad_setting_is_refused(tmp_path, capsys):
     assert main(["synth", "--out", str(tmp_path / "c"), "--set", "colour=blue"]) == 2
-    assert "unknown SynthConfig setting(s) ['colour']" in capsys.readouterr().err
+    assert "unknown SynthConfig setting 'colour'" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()
 
 
 def test_model_command_describes_and_exports(tmp_path, capsys):

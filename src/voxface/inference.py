@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from . import atomic
-from .checkpoints import load_tagged
+from .checkpoints import load_tagged, reads_saved_file
 from .errors import VoxfaceError
 from .face3d import MorphableModel
 from .models.regressor import ParameterRegressor
@@ -83,6 +83,7 @@ class VoiceTo3D:
             torch.save(bundle, tmp)
 
     @classmethod
+    @reads_saved_file
     def load(cls, run_or_file: str | Path) -> "VoiceTo3D":
         """Load ``predictor.pt`` from a run folder or a file path; VoxfaceError if it is not one."""
         bundle, _ = load_tagged(run_or_file, "predictor.pt", FORMAT, "voice-to-3D predictor",

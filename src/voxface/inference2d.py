@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from . import atomic
-from .checkpoints import load_tagged
+from .checkpoints import load_tagged, reads_saved_file
 from .models.generators2d import ConditionalGenerator, VoiceVAE
 from .models.speaker_cnn import SpeakerCNN
 
@@ -85,11 +85,11 @@ class VoiceToImage:
             torch.save(bundle, tmp)
 
     @classmethod
+    @reads_saved_file
     def load(cls, run_or_file: str | Path) -> "VoiceToImage":
         """From a run folder of ``voxface train gan2d`` or its ``voice_to_image.pt``."""
         bundle, _ = load_tagged(run_or_file, BUNDLE_FILE, FORMAT, "voice-to-image model",
-                                "train one with `voxface train gan2d` (rerunning a finished run writes the file)",
-                                weights_only=True)
+                                "train one with `voxface train gan2d` (rerunning a finished run writes the file)")
         cnn = bundle["speaker_cnn"]
         speaker_cnn = SpeakerCNN(cnn["n_classes"], channels=cnn["channels"])
         speaker_cnn.load_state_dict(cnn["state_dict"])

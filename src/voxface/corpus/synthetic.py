@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from .. import __version__, atomic
 from ..audio.io import save_wav
+from ..config import Settings, count, random_seed, setting
 from ..audio.synth import FIELD_NAMES, VoiceParams, sample_conditions, synthesize
 from ..errors import VoxfaceError
 from ..face3d import MorphableModel
@@ -47,19 +48,23 @@ LOG_FILE = "synth.log"
 IMAGE_SIZES = (64, 120)
 
 
+def _shortest_first(span: tuple[float, float]) -> str | None:
+    return None if span[0] <= span[1] else "must be (shortest, longest)"
+
+
 @dataclass
-class SynthConfig:
+class SynthConfig(Settings):
     """Everything that determines a synthetic corpus (stored in its manifest)."""
 
-    identities: int = 100
-    utterances: int = 10
-    images: int = 40
-    seed: int = 0
+    identities: int = count(100, minimum=2)
+    utterances: int = count(10)
+    images: int = count(40)
+    seed: int = random_seed()
     model: str = "builtin"
-    link_strength: float = 0.8
-    duration_s: tuple[float, float] = (2.5, 4.0)
+    link_strength: float = setting(0.8, ge=0, le=1)
+    duration_s: tuple[float, float] = setting((2.5, 4.0), ge=0.6, le=60, rule=_shortest_first)
     name: str = "synthetic-default"
-    workers: int = 2
+    workers: int = count(2, minimum=0)
 
     def identity_key(self) -> dict:
         """The settings that change the data (workers and name do not)."""

@@ -24,7 +24,8 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from .. import atomic
-from ..checkpoints import load_tagged
+from ..checkpoints import load_tagged, reads_saved_file
+from ..config import TrainingSettings, count, positive, random_seed
 from ..corpus.face_images import render_face_image, sample_appearance
 from ..corpus.validate import check_corpus
 from ..evaluate.geometry import absolute_ratio_error
@@ -43,7 +44,7 @@ CHUNK = 250
 
 
 @dataclass
-class ExpertConfig:
+class ExpertConfig(TrainingSettings):
     """Settings of ``voxface train expert`` (configs/expert_fast.yaml).
 
     ``render_size``: side of the rendered training images (64 = the GAN's images; 120 in CMP).
@@ -51,18 +52,18 @@ class ExpertConfig:
     """
 
     corpus: str = "data/synthetic"
-    train_images: int = 4000
-    test_images: int = 200
-    render_size: int = 64
-    width: float = 0.25
-    last_channel: int = 128
-    input_size: int = 64
-    max_steps: int = 400
-    batch_size: int = 64
-    lr: float = 1e-3
-    val_every: int = 200
-    seed: int = 0
-    workers: int = 0
+    train_images: int = count(4000)
+    test_images: int = count(200)
+    render_size: int = count(64, minimum=16)
+    width: float = positive(0.25)
+    last_channel: int = count(128)
+    input_size: int = count(64, minimum=16)
+    max_steps: int = count(400)
+    batch_size: int = count(64)
+    lr: float = positive(1e-3)
+    val_every: int = count(200)
+    seed: int = random_seed()
+    workers: int = count(0, minimum=0)
 
 
 class NetworkExpert:
@@ -86,6 +87,7 @@ def save_expert(path: Path, network: ImageTo3D) -> None:
         torch.save({"format": FORMAT, "config": network.config, "state_dict": network.state_dict()}, tmp)
 
 
+@reads_saved_file
 def load_expert_network(run_or_file: str | Path) -> ImageTo3D:
     """The trained network of an expert run (its folder or ``expert.pt``)."""
     saved, _ = load_tagged(run_or_file, EXPERT_FILE, FORMAT, "image-to-3D expert",
@@ -160,7 +162,7 @@ def train_expert(config: ExpertConfig, run_dir: str | Path, progress: bool = Tru
     params = torch.from_numpy(train["params"])
     network.set_target_stats(params.mean(0), params.std(0))
     module = ExpertModule(network, lr=config.lr)
-    trainer = make_trainer(run, config.max_steps, config.val_every, progress)
+    trainer = make_trainer(run, config.max_steps, config.val_every, progress, config.device, config.precision)
     loaders = [DataLoader(RenderedFaces(d), batch_size=config.batch_size, shuffle=shuffle, drop_last=shuffle,
                           num_workers=config.workers) for d, shuffle in ((train, True), (test, False))]
     trainer.fit(module, *loaders, ckpt_path=resume_checkpoint(run))

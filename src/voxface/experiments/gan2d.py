@@ -34,7 +34,9 @@ from tqdm import tqdm
 from .. import atomic
 from ..audio.features import mel_delta
 from ..audio.voice import prepare_voice
-from ..checkpoints import load_tagged
+from ..checkpoints import load_tagged, reads_saved_file
+from ..config import TrainingSettings, count, positive, random_seed, weight
+from ..config import setting as choice_or_range
 from ..corpus.format import Corpus
 from ..corpus.validate import check_corpus
 from ..errors import VoxfaceError
@@ -43,7 +45,7 @@ from ..inference2d import BUNDLE_FILE as VOICE_TO_IMAGE_FILE
 from ..inference2d import VoiceToImage, generator_from_saved, speech_patches
 from ..models.speaker_cnn import SpeakerCNN
 from ..train.generators2d import GENERATORS, make_generator_module, optimizer_steps_per_batch
-from ..train.runs import make_trainer, open_run, read_run_config, resume_checkpoint
+from ..train.runs import make_trainer, open_run, read_run_config, record_metrics, resume_checkpoint
 from ..train.speaker_cnn import SpeakerCNNTraining
 
 log = logging.getLogger(__name__)
@@ -56,37 +58,37 @@ GENERATOR_FILE = "generator.pt"
 
 
 @dataclass
-class SpeakerCNNConfig:
+class SpeakerCNNConfig(TrainingSettings):
     """Speaker-CNN settings (configs/gan2d_paper.yaml, configs/gan2d_cmp_split.yaml)."""
 
     corpus: str = "data/synth9"
-    setting: str = "paper"
-    test_per_identity: int = 12
-    val_per_identity: int = 6
-    max_epochs: int = 30
-    patience: int = 5
-    batch_size: int = 64
-    lr: float = 1e-3
-    l2: float = 1e-3
-    channels: int = 128
-    dropout: float = 0.5
-    seed: int = 0
+    setting: str = choice_or_range("paper", choices=SETTINGS)
+    test_per_identity: int = count(12, minimum=0)
+    val_per_identity: int = count(6)
+    max_epochs: int = count(30)
+    patience: int = count(5, minimum=0)
+    batch_size: int = count(64)
+    lr: float = positive(1e-3)
+    l2: float = weight(1e-3)
+    channels: int = count(128)
+    dropout: float = choice_or_range(0.5, ge=0, lt=1)
+    seed: int = random_seed()
 
 
 @dataclass
-class Gan2dConfig:
+class Gan2dConfig(TrainingSettings):
     """Generator settings; ``generator`` is vae, cgan or rcgan (configs/gan2d_*.yaml)."""
 
     corpus: str = "data/synth9"
     speaker_run: str | None = None
-    generator: str = "rcgan"
-    epochs: int = 40
-    batch_size: int = 32
-    lr: float = 1e-3
-    l1_weight: float = 100.0
-    width: int = 64
-    latent_dim: int = 32
-    seed: int = 0
+    generator: str = choice_or_range("rcgan", choices=GENERATORS)
+    epochs: int = count(40)
+    batch_size: int = count(32)
+    lr: float = positive(1e-3)
+    l1_weight: float = weight(100.0)
+    width: int = count(64)
+    latent_dim: int = count(32)
+    seed: int = random_seed()
 
 
 # ---------------------------------------------------------------- voice data
@@ -152,19 +154,20 @@ def fit_speaker_cnn(run: Path, train: tuple[np.ndarray, np.ndarray], val: tuple[
         config: has batch_size, max_epochs, patience, lr, l2, channels, dropout, seed.
 
     Returns:
-        (the trained model in eval mode, {"val/acc", "val/loss", "epochs"}).
+        (the trained model in eval mode on the CPU, {"val/acc", "val/loss", "epochs"}, the Trainer).
     """
     L.seed_everything(config.seed, workers=True)
     module = SpeakerCNNTraining(n_classes, lr=config.lr, l2=config.l2, channels=config.channels,
                                 dropout=config.dropout)
     steps_per_epoch = -(-len(train[0]) // config.batch_size)
-    trainer = make_trainer(run, config.max_epochs * steps_per_epoch, steps_per_epoch, progress)
+    trainer = make_trainer(run, config.max_epochs * steps_per_epoch, steps_per_epoch, progress, config.device,
+                           config.precision)
     trainer.callbacks.append(EarlyStopping("val/loss", patience=config.patience, mode="min"))
     trainer.fit(module, _loader(*train, config.batch_size, True, config.seed),
                 _loader(*val, 256, False, config.seed), ckpt_path=resume_checkpoint(run))
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
     metrics["epochs"] = int(trainer.current_epoch)
-    return module.model.eval(), metrics
+    return module.model.cpu().eval(), metrics, trainer
 
 
 @torch.no_grad()
@@ -193,7 +196,7 @@ def train_speaker_cnn(config: SpeakerCNNConfig, run_dir: str | Path, progress: b
     classes = sorted(set(identity[role == "train"]))
     label = np.array([classes.index(i) if i in classes else -1 for i in identity], dtype=np.int64)
     train, val = role == "train", role == "val"
-    model, metrics = fit_speaker_cnn(run, (data["patches"][train], label[train]),
+    model, metrics, trainer = fit_speaker_cnn(run, (data["patches"][train], label[train]),
                                      (data["patches"][val], label[val]), len(classes), config, progress)
     metrics["val_patch_accuracy"] = patch_accuracy(model, data["patches"][val], label[val])
     test = role == "test"
@@ -207,7 +210,7 @@ def train_speaker_cnn(config: SpeakerCNNConfig, run_dir: str | Path, progress: b
                      identity=identity, role=role)
     plot_tsne(run / "voice_tsne.png", embeddings[test], identity[test], "test voice embeddings (t-SNE)", config.seed)
     metrics.update(classes=len(classes), train_patches=int(train.sum()), test_patches=int(test.sum()))
-    atomic.write_json(run / "metrics.json", metrics)
+    metrics = record_metrics(run / "metrics.json", metrics, trainer)
     log.info("speaker CNN: %s", metrics)
     return metrics
 
@@ -262,18 +265,19 @@ def train_gan2d(config: Gan2dConfig, run_dir: str | Path, progress: bool = True)
     module = make_generator_module(config.generator, config.lr, config.l1_weight, config.width, config.latent_dim)
     batches = -(-len(x) // config.batch_size)
     steps = config.epochs * batches * optimizer_steps_per_batch(config.generator)
-    trainer = make_trainer(run, steps, batches * optimizer_steps_per_batch(config.generator), progress)
+    trainer = make_trainer(run, steps, batches * optimizer_steps_per_batch(config.generator), progress,
+                           config.device, config.precision)
     resume = resume_checkpoint(run)
     start = time.perf_counter()
     trainer.fit(module, _loader(x, y, config.batch_size, True, config.seed), ckpt_path=resume)
     seconds = time.perf_counter() - start
-    save_generator(run / GENERATOR_FILE, module.generator, config)
-    VoiceToImage(load_speaker_cnn(config.speaker_run), module.generator.eval(),
+    generator = module.generator.cpu().eval()
+    save_generator(run / GENERATOR_FILE, generator, config)
+    VoiceToImage(load_speaker_cnn(config.speaker_run), generator,
                  generator_settings(config)).save(run / VOICE_TO_IMAGE_FILE)
     metrics = {"generator": config.generator, "training_pairs": len(x), "epochs": config.epochs,
                "train_seconds": seconds, "resumed": resume is not None}
-    atomic.write_json(run / "train_summary.json", metrics)
-    return metrics
+    return record_metrics(run / "train_summary.json", metrics, trainer)
 
 
 def generator_settings(config: Gan2dConfig) -> dict:
@@ -287,13 +291,15 @@ def save_generator(path: Path, generator: torch.nn.Module, config: Gan2dConfig) 
                     "state_dict": generator.state_dict()}, tmp)
 
 
+@reads_saved_file
 def load_generator(run: str | Path) -> torch.nn.Module:
     """The trained generator of a gan2d run, in eval mode; ``generate(voice (B, 128)) -> (B, 3, 64, 64)``."""
     saved, _ = load_tagged(Path(run) / GENERATOR_FILE, GENERATOR_FILE, "voxface-generator2d", "trained generator",
-                           f"run `voxface train gan2d --run {run}` first", weights_only=True)
+                           f"run `voxface train gan2d --run {run}` first")
     return generator_from_saved(saved)
 
 
+@reads_saved_file
 def load_speaker_cnn(run: str | Path) -> SpeakerCNN:
     """The speaker CNN of a ``voxface train speaker-cnn`` run, in eval mode."""
     saved, _ = load_tagged(Path(run) / MODEL_FILE, MODEL_FILE, "voxface-speaker-cnn", "trained speaker CNN",
@@ -325,10 +331,10 @@ def train_speaker_cnn_fsdd(config: SpeakerCNNConfig, run_dir: str | Path, progre
     label = np.array([speakers.index(f.stem.split("_")[1]) for f in files], dtype=np.int64)
     index = np.array([int(f.stem.split("_")[2]) for f in files])
     train, val, test = index < 40, (index >= 40) & (index < 45), index >= 45
-    model, metrics = fit_speaker_cnn(run, (patches[train], label[train]), (patches[val], label[val]),
+    model, metrics, trainer = fit_speaker_cnn(run, (patches[train], label[train]), (patches[val], label[val]),
                                      len(speakers), config, progress)
     metrics.update(speakers=len(speakers), train_recordings=int(train.sum()), test_recordings=int(test.sum()),
                    test_accuracy=patch_accuracy(model, patches[test], label[test]))
-    atomic.write_json(run / "metrics.json", metrics)
+    metrics = record_metrics(run / "metrics.json", metrics, trainer)
     log.info("FSDD speaker CNN: %s", metrics)
     return metrics

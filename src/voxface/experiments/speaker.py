@@ -10,13 +10,14 @@ import lightning as L
 import torch
 
 from .. import atomic
-from ..checkpoints import load_tagged
+from ..checkpoints import load_tagged, reads_saved_file
+from ..config import TrainingSettings, count, positive, random_seed
 from ..corpus.datasets import SpeakerCrops
 from ..corpus.validate import check_corpus
 from ..errors import VoxfaceError
 from ..models.voice_encoders import CMPVoiceEncoder
 from ..train.distributed import data_loader
-from ..train.runs import make_trainer, open_run, resume_checkpoint
+from ..train.runs import make_trainer, open_run, record_metrics, resume_checkpoint
 from ..train.speaker import SpeakerPretraining
 from .data import held_out_mask, utterance_set
 
@@ -26,19 +27,19 @@ ENCODER_FILE = "encoder.pt"
 
 
 @dataclass
-class SpeakerConfig:
+class SpeakerConfig(TrainingSettings):
     """Speaker pre-training settings (configs/speaker_fast.yaml, configs/speaker_paper.yaml)."""
 
     corpus: str = "data/synthetic"
-    max_steps: int = 600
-    batch_size: int = 32
-    lr: float = 1e-3
+    max_steps: int = count(600)
+    batch_size: int = count(32)
+    lr: float = positive(1e-3)
     cosine_decay: bool = True
-    embed_dim: int = 64
-    held_out_per_identity: int = 1
-    val_every: int = 200
-    seed: int = 0
-    workers: int = 2
+    embed_dim: int = count(64)
+    held_out_per_identity: int = count(1)
+    val_every: int = count(200)
+    seed: int = random_seed()
+    workers: int = count(2, minimum=0)
     feature_shards: str | None = None
 
 
@@ -60,12 +61,13 @@ def train_speaker_encoder(config: SpeakerConfig, run_dir: str | Path, progress: 
                                  seed=config.seed), config.batch_size),
         data_loader(SpeakerCrops(val.features, val.identity_index, seed=config.seed + 1), config.batch_size),
     )
-    trainer = make_trainer(run, config.max_steps, config.val_every, progress)
+    trainer = make_trainer(run, config.max_steps, config.val_every, progress, config.device, config.precision)
     trainer.fit(module, *loaders, ckpt_path=resume_checkpoint(run))
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
     if trainer.is_global_zero:
-        save_encoder(run / ENCODER_FILE, module.encoder, len(data.identity_ids))
-        atomic.write_json(run / "metrics.json", {"held_out_utterances": len(val.features), **metrics})
+        save_encoder(run / ENCODER_FILE, module.encoder.cpu(), len(data.identity_ids))
+        recorded = record_metrics(run / "metrics.json", {"held_out_utterances": len(val.features), **metrics}, trainer)
+        metrics = {k: v for k, v in recorded.items() if k.startswith("val/")}
     log.info("speaker encoder: %s", metrics)
     return metrics
 
@@ -76,10 +78,11 @@ def save_encoder(path: Path, encoder: CMPVoiceEncoder, n_speakers: int) -> None:
                     "n_speakers": n_speakers, "state_dict": encoder.state_dict()}, tmp)
 
 
+@reads_saved_file
 def load_encoder(run_or_file: str | Path) -> CMPVoiceEncoder:
     """The frozen, eval-mode encoder saved by a speaker run (its folder or its encoder.pt)."""
     saved, _ = load_tagged(run_or_file, ENCODER_FILE, "voxface-cmp-voice-encoder", "pre-trained voice encoder",
-                           "run `voxface train speaker` first", weights_only=True)
+                           "run `voxface train speaker` first")
     encoder = CMPVoiceEncoder(embed_dim=saved["embed_dim"])
     encoder.load_state_dict(saved["state_dict"])
     return encoder.eval().requires_grad_(False)

@@ -11,12 +11,13 @@ import numpy as np
 import torch
 
 from .. import atomic
+from ..config import TrainingSettings, count, positive, random_seed, setting, weight
 from ..corpus.datasets import CROP_FRAMES, MIN_FRAMES, Triplets, random_crop
 from ..corpus.validate import check_corpus
 from ..errors import VoxfaceError
 from ..inference import BACKBONES, VoiceTo3D
 from ..train.distributed import data_loader
-from ..train.runs import make_trainer, open_run, resume_checkpoint
+from ..train.runs import make_trainer, open_run, record_metrics, resume_checkpoint
 from ..train.supervised import SupervisedCMP
 from .data import UtteranceSet, utterance_set
 from .speaker import load_encoder
@@ -28,7 +29,7 @@ RESEMBLYZER_DIM = 256
 
 
 @dataclass
-class SupervisedConfig:
+class SupervisedConfig(TrainingSettings):
     """Settings of the supervised method (configs/supervised_fast.yaml, configs/supervised_paper.yaml).
 
     ``embedding_bank``: with a frozen CMP encoder, embed this many random crops (lengths in
@@ -37,27 +38,25 @@ class SupervisedConfig:
     """
 
     corpus: str = "data/synthetic"
-    backbone: str = "cmp"
+    backbone: str = setting("cmp", choices=BACKBONES)
     speaker_run: str | None = None
-    max_steps: int = 2000
-    batch_size: int = 64
-    lr: float = 2e-4
-    betas: tuple[float, float] = (0.5, 0.999)
-    triplet_margin: float = 1.0
-    triplet_weight: float = 1.0
-    dropout: float = 0.2
-    embedding_bank: int = 16
-    val_fraction: float = 0.1
-    val_every: int = 500
-    seed: int = 0
-    workers: int = 2
+    max_steps: int = count(2000)
+    batch_size: int = count(64)
+    lr: float = positive(2e-4)
+    betas: tuple[float, float] = setting((0.5, 0.999), ge=0, lt=1)
+    triplet_margin: float = weight(1.0)
+    triplet_weight: float = weight(1.0)
+    dropout: float = setting(0.2, ge=0, lt=1)
+    embedding_bank: int = count(16, minimum=0)
+    val_fraction: float = setting(0.1, gt=0, lt=1)
+    val_every: int = count(500)
+    seed: int = random_seed()
+    workers: int = count(2, minimum=0)
     feature_shards: str | None = None
 
 
 def train_supervised(config: SupervisedConfig, run_dir: str | Path, progress: bool = True) -> VoiceTo3D:
     """Train on the corpus's F–Z identities (a ``val_fraction`` of them held out); save ``predictor.pt``."""
-    if config.backbone not in BACKBONES:
-        raise VoxfaceError(f"unknown backbone {config.backbone!r}; choose one of {BACKBONES}")
     if config.backbone == "cmp" and not config.speaker_run:
         raise VoxfaceError("the cmp backbone needs speaker_run: the run folder of `voxface train speaker`")
     run = open_run(run_dir, config, "supervised")
@@ -95,14 +94,13 @@ def train_supervised(config: SupervisedConfig, run_dir: str | Path, progress: bo
                            torch.from_numpy(std), lr=config.lr, betas=config.betas,
                            triplet_margin=config.triplet_margin, triplet_weight=config.triplet_weight,
                            dropout=config.dropout)
-    trainer = make_trainer(run, config.max_steps, config.val_every, progress)
+    trainer = make_trainer(run, config.max_steps, config.val_every, progress, config.device, config.precision)
     trainer.fit(module, data_loader(datasets["fit"], config.batch_size),
                 data_loader(datasets["val"], config.batch_size), ckpt_path=resume_checkpoint(run))
-    predictor = VoiceTo3D(config.backbone, encoder, module.regressor.cpu(), model)
+    predictor = VoiceTo3D(config.backbone, None if encoder is None else encoder.cpu(), module.regressor.cpu(), model)
     if trainer.is_global_zero:
         predictor.save(run / PREDICTOR_FILE)
-        atomic.write_json(run / "train_metrics.json",
-                          {k: float(v) for k, v in trainer.callback_metrics.items()})
+        record_metrics(run / "train_metrics.json", {k: float(v) for k, v in trainer.callback_metrics.items()}, trainer)
     return predictor
 
 

@@ -25,16 +25,17 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from .. import atomic
-from ..checkpoints import load_tagged
+from ..checkpoints import load_tagged, load_weights, reads_saved_file
+from ..config import TrainingSettings, count, positive, random_seed, setting, weight
 from ..corpus.format import Corpus
 from ..corpus.validate import check_corpus
 from ..errors import VoxfaceError
 from ..face3d import MorphableModel
-from ..losses.distillation import create_distiller
+from ..losses.distillation import DISTILLERS, create_distiller
 from ..models.gan import FaceCritic, FaceGenerator, noisy_voice_embedding
 from ..models.image_to_3d import ImageTo3D
 from ..models.voice_encoders import CMPVoiceEncoder
-from ..train.runs import make_trainer, open_run, resume_checkpoint
+from ..train.runs import make_trainer, open_run, record_metrics, resume_checkpoint
 from ..train.unsupervised import OPTIMISERS_PER_ITERATION, UnsupervisedCMP
 from .data import utterance_set
 from .expert import load_expert_network
@@ -53,7 +54,7 @@ STUDENT_INITS = ("random", "expert")
 
 
 @dataclass
-class UnsupervisedConfig:
+class UnsupervisedConfig(TrainingSettings):
     """Settings (configs/unsupervised_fast.yaml, configs/unsupervised_paper.yaml).
 
     ``student``: train the student jointly (CMP unsupervised); false trains the GAN alone (cascades).
@@ -79,30 +80,30 @@ class UnsupervisedConfig:
     speaker_run: str | None = None
     expert_run: str | None = None
     student: bool = True
-    distiller: str = "pkt"
-    distill_weight: float | None = None
-    mesh_weight: float = 0.5
-    triplet_weight: float = 1.5
-    triplet_margin: float = 1.0
-    noise: float = 0.05
-    generator_base: int = 16
-    critic_base: int = 16
-    generator_norm: str = "batch"
-    student_init: str = "random"
+    distiller: str = setting("pkt", choices=tuple(DISTILLERS))
+    distill_weight: float | None = weight(None)
+    mesh_weight: float = weight(0.5)
+    triplet_weight: float = weight(1.5)
+    triplet_margin: float = weight(1.0)
+    noise: float = weight(0.05)
+    generator_base: int = count(16)
+    critic_base: int = count(16)
+    generator_norm: str = setting("batch", choices=FaceGenerator.NORMS)
+    student_init: str = setting("random", choices=STUDENT_INITS)
     init_from: str | None = None
-    warm_start: int = 0
-    embedding_bank: int = 8
-    max_steps: int = 600
-    batch_size: int = 64
-    lr: float = 2e-4
-    student_lr: float | None = None
+    warm_start: int = count(0, minimum=0)
+    embedding_bank: int = count(8)
+    max_steps: int = count(600)
+    batch_size: int = count(64, minimum=2)
+    lr: float = positive(2e-4)
+    student_lr: float | None = positive(None)
     channels_last: bool = True
-    betas: tuple[float, float] = (0.5, 0.999)
-    val_fraction: float = 0.1
-    val_every: int = 200
-    grid_every: int = 100
-    seed: int = 0
-    workers: int = 0
+    betas: tuple[float, float] = setting((0.5, 0.999), ge=0, lt=1)
+    val_fraction: float = setting(0.1, gt=0, lt=1)
+    val_every: int = count(200)
+    grid_every: int = count(100)
+    seed: int = random_seed()
+    workers: int = count(0, minimum=0)
 
 
 # ------------------------------------------------------------------------------- data
@@ -205,6 +206,7 @@ class VoiceToImageTo3D:
             torch.save(bundle, tmp)
 
     @classmethod
+    @reads_saved_file
     def load(cls, run_or_file: str | Path) -> "VoiceToImageTo3D":
         bundle, _ = load_tagged(run_or_file, BUNDLE_FILE, FORMAT, "unsupervised bundle",
                                 "train with `voxface train unsupervised` first")
@@ -237,10 +239,11 @@ def load_gan_weights(source: str | Path, generator: FaceGenerator, critic: FaceC
     if not path.is_file():
         raise VoxfaceError(f"init_from {source}: no checkpoint {path}; pass a run folder of `voxface train "
                            "unsupervised` (student: false) or one of its checkpoints/step*.ckpt files")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
-    except Exception as error:  # a truncated or foreign file
-        raise VoxfaceError(f"init_from {path} is not a readable Lightning checkpoint ({error})") from None
+    saved = load_weights(path, "Lightning checkpoint", f"init_from {source}: pass a GAN-only run of `voxface train "
+                         "unsupervised`")
+    if not isinstance(saved, dict) or not isinstance(saved.get("state_dict"), dict):
+        raise VoxfaceError(f"init_from {path} is not a Lightning checkpoint (no state_dict)")
+    state = saved["state_dict"]
     for prefix, net in (("generator.", generator), ("critic.", critic)):
         weights = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
         try:
@@ -258,12 +261,6 @@ def train_unsupervised(config: UnsupervisedConfig, run_dir: str | Path, progress
     if config.student and not config.expert_run:
         raise VoxfaceError("expert_run is required with student: true (a run of `voxface train expert`); "
                            "or set student=false to train the GAN alone")
-    if config.generator_norm not in FaceGenerator.NORMS:
-        raise VoxfaceError(f"generator_norm must be one of {FaceGenerator.NORMS}, got {config.generator_norm!r}")
-    if config.student_init not in STUDENT_INITS:
-        raise VoxfaceError(f"student_init must be one of {STUDENT_INITS}, got {config.student_init!r}")
-    if config.embedding_bank < 1:
-        raise VoxfaceError(f"embedding_bank must be >= 1 (crops embedded per utterance), got {config.embedding_bank}")
     run = open_run(run_dir, config, "unsupervised")
     L.seed_everything(config.seed, workers=True)
     corpus = check_corpus(config.corpus)
@@ -322,7 +319,7 @@ def train_unsupervised(config: UnsupervisedConfig, run_dir: str | Path, progress
     warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
     warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")  # the frozen expert
     trainer = make_trainer(run, OPTIMISERS_PER_ITERATION * config.max_steps,
-                           OPTIMISERS_PER_ITERATION * config.val_every, progress)
+                           OPTIMISERS_PER_ITERATION * config.val_every, progress, config.device, config.precision)
     # val_check_interval counts batches (one per iteration), checkpoints count optimiser steps
     trainer.val_check_interval = config.val_every
     trainer.fit(module, DataLoader(datasets["fit"], batch_size=pair_batch, num_workers=config.workers),
@@ -333,5 +330,6 @@ def train_unsupervised(config: UnsupervisedConfig, run_dir: str | Path, progress
     predictor.save(run / BUNDLE_FILE)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     metrics["iterations"] = module.iteration
-    atomic.write_json(run / "train_metrics.json", metrics)
-    return {"iterations": module.iteration, **{k: round(v, 4) for k, v in metrics.items() if k.startswith("val/")}}
+    metrics = record_metrics(run / "train_metrics.json", metrics, trainer)
+    return {"iterations": metrics["iterations"],
+            **{k: round(v, 4) for k, v in metrics.items() if k.startswith("val/")}}

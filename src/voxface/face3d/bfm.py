@@ -31,13 +31,13 @@ therefore exactly the whitened output of CMP's and SynergyNet's regressors. With
 from __future__ import annotations
 
 import logging
-import pickle
 from pathlib import Path
 
 import numpy as np
 import scipy.io
 from scipy.spatial import cKDTree
 
+from ..checkpoints import load_array_pickle
 from ..errors import VoxfaceError
 from ..paths import shared_data_dir
 from .morphable_model import MorphableModel
@@ -149,15 +149,13 @@ def _load_3ddfa_53215(folder: Path) -> MorphableModel:
 
 
 def _load_3ddfa_noneck(folder: Path) -> MorphableModel:
-    with open(folder / NONECK_FILE, "rb") as f:
-        data = pickle.load(f)
+    data = load_array_pickle(folder / NONECK_FILE, "3DDFA model file")
     missing = {"u", "w_shp", "w_exp", "keypoints"} - set(data)
     if missing:
         raise VoxfaceError(f"{folder / NONECK_FILE} lacks the keys {sorted(missing)}")
     u = np.asarray(data["u"], dtype=np.float32).reshape(-1)
     tri_file = _first_file(folder, TRIANGLE_FILES_38365)
-    with open(tri_file, "rb") as f:
-        triangles = np.asarray(pickle.load(f), dtype=np.int64)
+    triangles = np.asarray(load_array_pickle(tri_file, "3DDFA triangle file"), dtype=np.int64)
     triangles = triangles.T if triangles.shape[0] == 3 else triangles
     subset = _load_npy(_first_file(folder, (NONECK_INDEX_FILE,))).astype(np.int64)
     if len(subset) != u.size // 3:
@@ -209,8 +207,7 @@ def _standardised_model(name, folder, u, w_shp, w_exp, triangles, landmarks, mea
 
 def _parameter_statistics(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """(62,) float64 mean and std of 3DDFA's parameter vector from either statistics pickle."""
-    with open(path, "rb") as f:
-        stats = pickle.load(f)
+    stats = load_array_pickle(path, "3DDFA parameter statistics")
     for mean_key, std_key in (("mean", "std"), ("param_mean", "param_std")):
         if mean_key in stats and std_key in stats:
             mean = np.asarray(stats[mean_key], dtype=np.float64).ravel()
