@@ -15,8 +15,26 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from .errors import VoxfaceError
 
 TEMPORARY_MARKER = ".tmp"
+_CREATE_MODE = 0o666
+"""Mode of a new file before the umask, as ``open(path, "w")`` makes it (mkstemp makes 0600)."""
+
+
+def _umask() -> int:
+    """The process's umask: from /proc on Linux (no change to the process), else by setting it and
+    setting it back."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
@@ -27,10 +45,15 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     (trimesh, matplotlib, soundfile) still work.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise VoxfaceError(f"cannot write {path}: a file stands where its folder should be; "
+                           "choose another output folder") from None
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f"{TEMPORARY_MARKER}{path.suffix}", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    tmp_path.chmod(_CREATE_MODE & ~_umask())
     try:
         yield tmp_path
         os.replace(tmp_path, path)

@@ -8,25 +8,26 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .audio.duration import PREDICT_MAX_MINUTES
+from .config import cli_number
+from .devices import add_device_argument
 from .errors import VoxfaceError
+from .paths import output_folder
 
 log = logging.getLogger("voxface")
 
 
 def _cmd_synth(args: argparse.Namespace) -> None:
     from .config import build, load_yaml, parse_overrides
-    from .corpus.synthetic import LOG_FILE, SynthConfig, generate_corpus
-    from .logs import add_log_file
+    from .corpus.synthetic import SynthConfig, generate_corpus
 
     flags = {"identities": args.identities, "utterances": args.utterances, "images": args.images,
              "seed": args.seed, "model": args.model, "link_strength": args.link_strength,
              "workers": args.workers}
     config = build(SynthConfig, load_yaml(args.config) if args.config else {}, parse_overrides(args.set), flags)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    add_log_file(out / LOG_FILE)
     log.info("voxface synth: %s", config)
-    corpus = generate_corpus(out, config, progress=not args.quiet)
+    corpus = generate_corpus(out, config, progress=not args.quiet, log_file=True)
     m = corpus.manifest["counts"]
     print(f"corpus: {out} ({m['identities']} identities, {m['utterances']} utterances, {m['faces']} faces)")
     print(f"preview: {out / 'preview.png'}")
@@ -53,7 +54,7 @@ def _cmd_model(args: argparse.Namespace) -> None:
         from .face3d.mesh_io import save_mesh
         from .face3d.render import render_mesh, save_png
 
-        out = Path(args.out)
+        out = output_folder(args.out)
         save_mesh(out / f"{model.name}_mean.obj", model.mean, model.triangles)
         save_png(out / f"{model.name}_mean.png", render_mesh(model.mean, model.triangles, size=512))
         print(f"mean mesh and render written to {out}")
@@ -88,7 +89,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
 def _cmd_evaluate(args: argparse.Namespace) -> None:
     from .experiments.evaluate3d import evaluate_run
 
-    metrics = evaluate_run(args.run, args.corpus, per_identity=args.utterances, progress=not args.quiet)
+    metrics = evaluate_run(args.run, args.corpus, per_identity=args.utterances, progress=not args.quiet,
+                           device=args.device)
     _print_summary(metrics)
     print(f"report: {Path(args.run) / 'report' / 'report.html'}")
 
@@ -103,15 +105,17 @@ def _print_summary(metrics: dict) -> None:
 
 
 def _cmd_predict(args: argparse.Namespace) -> None:
+    from .devices import place_predictor
     from .experiments.predict import predict_files
     from .inference import VoiceTo3D
 
-    predictor = VoiceTo3D.load(args.checkpoint)
+    output_folder(args.out)
+    predictor = place_predictor(VoiceTo3D.load(args.checkpoint), args.device)
     if args.model:
         from .face3d.loading import load_morphable_model
 
         predictor.check_model(load_morphable_model(args.model))
-    outcomes = predict_files(predictor, args.voices, args.out, args.format)
+    outcomes = predict_files(predictor, args.voices, args.out, args.format, max_minutes=args.max_minutes)
     failed = [o for o in outcomes if o.error]
     for o in outcomes:
         if o.error:
@@ -119,7 +123,9 @@ def _cmd_predict(args: argparse.Namespace) -> None:
         else:
             print(f"{o.source}: {', '.join(o.outputs)}")
     if failed:
-        raise VoxfaceError(f"{len(failed)} of {len(outcomes)} file(s) failed (see above); the others were written")
+        written = len(outcomes) - len(failed)
+        raise VoxfaceError(f"{len(failed)} of {len(outcomes)} file(s) failed (see above); "
+                           + (f"the other {written} were written to {args.out}" if written else "nothing was written"))
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:
@@ -194,7 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Writes metrics.json and report/ (report.md, report.html, figures) into the run.")
     p.add_argument("run", help="run folder of `voxface train supervised`")
     p.add_argument("--corpus", help="corpus folder (default: the run's)")
-    p.add_argument("--utterances", type=int, default=3, help="utterances per test identity (default 3, as the paper)")
+    p.add_argument("--utterances", type=cli_number(int, ge=1), default=3,
+                   help="utterances per test identity (default 3, as the paper)")
+    add_device_argument(p)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_evaluate)
 
@@ -206,6 +214,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--format", default="obj", choices=["obj", "ply", "glb"], help="mesh format (default obj)")
     p.add_argument("--model", help="refuse the checkpoint unless it was trained for this morphable model spec")
+    p.add_argument("--max-minutes", type=cli_number(float, gt=0), default=PREDICT_MAX_MINUTES, dest="max_minutes",
+                   help="refuse recordings longer than this, read from the file before decoding it (default: "
+                        "%(default)s; memory grows by about 65 MB a minute)")
+    add_device_argument(p)
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("demo", help="the whole supervised pipeline on the embedded synthetic default",

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .config import cli_number
+
 TRAIN_METHODS = {
     "speaker-cnn": "voxface.experiments.gan2d:SpeakerCNNConfig:train_speaker_cnn",
     "speaker-cnn-fsdd": "voxface.experiments.gan2d:SpeakerCNNConfig:train_speaker_cnn_fsdd",
@@ -45,9 +47,9 @@ def add_commands(sub) -> None:
                                    "report/ into each run and, with --out, a comparison table.")
     p.add_argument("runs", nargs="+", metavar="RUN", help="run folders of `voxface train gan2d`")
     p.add_argument("--out", help="folder for comparison.md / comparison.json (and the tau sweep figure)")
-    p.add_argument("--tau", type=float, help="face-verification threshold (default: grid search on the real faces)")
+    p.add_argument("--tau", type=cli_number(float, gt=0), help="face-verification threshold (default: grid search on the real faces)")
     p.add_argument("--calibration", help="use tau from a `voxface calibrate-faces` output folder or its JSON")
-    p.add_argument("--per-identity", type=int, default=20, dest="per_identity",
+    p.add_argument("--per-identity", type=cli_number(int, ge=1), default=20, dest="per_identity",
                    help="test voice patches per identity (default: %(default)s)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_evaluate_2d)

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from .config import cli_number
+
 
 def _run(args: argparse.Namespace, plan) -> None:
     from .corpus.prepare import PREPARE_DIR, parse_shard, run_plan
@@ -69,7 +71,7 @@ def _common(p: argparse.ArgumentParser, name: str) -> None:
     p.add_argument("--out", required=True, help="corpus folder (a rerun with the same arguments resumes)")
     p.add_argument("--model", default="builtin", help="morphable model the faces are fitted with: builtin | "
                    "sfm[:PATH] | bfm2009:PATH | 3ddfa:PATH (default: %(default)s)")
-    p.add_argument("--workers", type=int, default=2, help="processes (default: %(default)s)")
+    p.add_argument("--workers", type=cli_number(int, ge=0), default=2, help="processes (default: %(default)s)")
     p.add_argument("--shard", default="1/1", metavar="K/N", help="process only shard K of N (by identity); "
                    "finish with `voxface prepare merge` (default: %(default)s, everything)")
     p.add_argument("--name", default=name, help="corpus name in the manifest (default: %(default)s)")
@@ -108,7 +110,7 @@ def add_commands(sub) -> None:
                    "(repeat for VoxCeleb1 and VoxCeleb2)")
     v.add_argument("--faces", required=True, help="photo tree <Name>/*.jpg (VGGFace or VGGFace2, not aligned)")
     _people_flags(v, meta_required=True)
-    v.add_argument("--min-seconds", dest="min_seconds", type=float, default=1.0,
+    v.add_argument("--min-seconds", dest="min_seconds", type=cli_number(float, ge=0), default=1.0,
                    help="skip utterances with less speech after VAD (default: %(default)s)")
     _common(v, "voxceleb-3d")
     _fitter_flag(v)
@@ -142,7 +144,7 @@ def add_commands(sub) -> None:
                          description="For speaker pre-training: decode, VAD, CMP features; no faces.")
     a.add_argument("audio", help="the audio tree")
     _people_flags(a)
-    a.add_argument("--min-seconds", dest="min_seconds", type=float, default=1.0,
+    a.add_argument("--min-seconds", dest="min_seconds", type=cli_number(float, ge=0), default=1.0,
                    help="skip utterances with less speech after VAD (default: %(default)s)")
     _common(a, "audio-import")
     a.set_defaults(func=_cmd_import_audio)

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import argparse
 
+from .config import cli_number
+from .devices import add_device_argument
+
 
 def _cmd_serve(args: argparse.Namespace) -> None:
     from .app.web import serve
 
-    serve(args.run, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb, image_run=args.image_run)
+    serve(args.run, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb, image_run=args.image_run,
+          max_minutes=args.max_minutes, keep_minutes=args.keep_minutes, device=args.device)
 
 
 def _cmd_shard(args: argparse.Namespace) -> None:
@@ -23,7 +27,8 @@ def _cmd_shard(args: argparse.Namespace) -> None:
 
 
 def add_commands(sub) -> None:
-    from .app.web import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_RUN, MAX_UPLOAD_MB
+    from .app.web import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_RUN, KEEP_MINUTES, MAX_UPLOAD_MB
+    from .audio.duration import SERVE_MAX_MINUTES
 
     p = sub.add_parser("serve", help="a web page: record or upload a voice, see and download the predicted 3D face",
                        description="Serve a web page (Gradio) that predicts a 3D face from a voice recorded in the "
@@ -35,9 +40,17 @@ def add_commands(sub) -> None:
     p.add_argument("--image-run", help="run folder of `voxface train gan2d` (or its voice_to_image.pt): also show "
                                        "the generated 2D face image")
     p.add_argument("--host", default=DEFAULT_HOST, help="address to bind (default: %(default)s, this machine only)")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (default: %(default)s)")
-    p.add_argument("--max-upload-mb", type=float, default=MAX_UPLOAD_MB, dest="max_upload_mb",
+    p.add_argument("--port", type=cli_number(int, ge=1, le=65535), default=DEFAULT_PORT,
+                   help="port (default: %(default)s)")
+    p.add_argument("--max-upload-mb", type=cli_number(float, gt=0), default=MAX_UPLOAD_MB, dest="max_upload_mb",
                    help="largest accepted audio file in MB (default: %(default)s)")
+    p.add_argument("--max-minutes", type=cli_number(float, gt=0), default=SERVE_MAX_MINUTES, dest="max_minutes",
+                   help="longest accepted recording in minutes, read from the file before it is decoded "
+                        "(default: %(default)s)")
+    p.add_argument("--keep-minutes", type=cli_number(float, gt=0), default=KEEP_MINUTES, dest="keep_minutes",
+                   help="how long the files of an answer stay downloadable; everything is removed when the "
+                        "server stops (default: %(default)s)")
+    add_device_argument(p)
     p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("shard", help="pack a corpus's per-utterance features into a few large shard files",
@@ -50,8 +63,9 @@ def add_commands(sub) -> None:
     p.add_argument("--out", required=True, help="shard folder to write")
     p.add_argument("--kind", default="cmp_logmel", choices=["cmp_logmel", "resemblyzer"],
                    help="feature kind (default: %(default)s)")
-    p.add_argument("--shard-mb", type=float, default=512.0, dest="shard_mb", help="target shard size in MB "
+    p.add_argument("--shard-mb", type=cli_number(float, gt=0), default=512.0, dest="shard_mb", help="target shard size in MB "
                    "(default: %(default)s)")
-    p.add_argument("--workers", type=int, default=2, help="processes computing missing features (default: %(default)s)")
+    p.add_argument("--workers", type=cli_number(int, ge=0), default=2,
+                   help="processes computing missing features (default: %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_shard)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .config import cli_number
 from .errors import VoxfaceError
 
 TRAIN_METHODS = {
@@ -83,7 +84,7 @@ def add_commands(sub) -> None:
     p.add_argument("--supervised-run", required=True, help="run folder of `voxface train supervised`")
     p.add_argument("--gan-run", help="run folder of the GAN alone (`train unsupervised --set student=false`)")
     p.add_argument("--corpus", help="corpus folder (default: the run's)")
-    p.add_argument("--utterances", type=int, default=3, help="utterances per test identity (default 3)")
+    p.add_argument("--utterances", type=cli_number(int, ge=1), default=3, help="utterances per test identity (default 3)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_evaluate)
 
@@ -119,7 +120,8 @@ def add_commands(sub) -> None:
     p = stats.add_parser("preference", help="one-sided binomial preference test (CMP Fig. 12)",
                          description="Is a method preferred in more than half of the votes? Prints the one-sided "
                                      "binomial p-value P(X >= votes | n, 0.5) and the critical count at the level.")
-    p.add_argument("votes", type=int, help="votes for the method")
-    p.add_argument("total", type=int, help="all votes (n)")
-    p.add_argument("--level", type=float, default=0.001, help="significance level (default 0.001, as the paper)")
+    p.add_argument("votes", type=cli_number(int, ge=0), help="votes for the method")
+    p.add_argument("total", type=cli_number(int, ge=1), help="all votes (n)")
+    p.add_argument("--level", type=cli_number(float, gt=0, lt=1), default=0.001,
+                   help="significance level (default 0.001, as the paper)")
     p.set_defaults(func=_cmd_preference)

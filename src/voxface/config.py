@@ -225,21 +225,52 @@ def _example(annotation: Any) -> str:
 
 def _check(owner: str, name: str, value: Any, meta: typing.Mapping) -> None:
     """Raise VoxfaceError if ``value`` breaks the bounds, choices or rule in ``meta``."""
+    problem = _problem(value, meta)
+    if problem:
+        raise VoxfaceError(f"{owner} setting {name}={value!r} {problem}; fix it in the config file or with "
+                           f"--set {name}=...")
+
+
+def _problem(value: Any, meta: typing.Mapping) -> str | None:
+    """What is wrong with ``value`` under the bounds, choices or rule in ``meta``; None when fine."""
     if value is None:
-        return
-    problem = None
+        return None
     if "choices" in meta and value not in meta["choices"]:
-        problem = f"must be one of {', '.join(map(str, meta['choices']))}"
+        return f"must be one of {', '.join(map(str, meta['choices']))}"
     numbers = value if isinstance(value, tuple) else (value,)
     for op, word, test in (("ge", ">=", lambda v, b: v >= b), ("gt", ">", lambda v, b: v > b),
                            ("le", "<=", lambda v, b: v <= b), ("lt", "<", lambda v, b: v < b)):
         if op in meta and not all(test(v, meta[op]) for v in numbers if isinstance(v, (int, float))):
-            problem = problem or f"must be {word} {meta[op]:g}"
-    if problem is None and "rule" in meta:
-        problem = meta["rule"](value)
+            return f"must be {word} {meta[op]:g}"
+    return meta["rule"](value) if "rule" in meta else None
+
+
+def check_number(what: str, value: Any, kind: type = float, **bounds: float) -> Any:
+    """``value`` as ``kind`` within ``bounds`` (ge, gt, le, lt), for a library argument that is not a
+    setting; VoxfaceError naming ``what`` ("port", "--shard-mb") otherwise."""
+    try:
+        number = _CONVERTERS[kind](value)
+    except (TypeError, ValueError, OverflowError):
+        raise VoxfaceError(f"{what} {value!r} is not {_TYPE_WORDS[kind]}") from None
+    problem = _problem(number, bounds)
     if problem:
-        raise VoxfaceError(f"{owner} setting {name}={value!r} {problem}; fix it in the config file or with "
-                           f"--set {name}=...")
+        raise VoxfaceError(f"{what} {value!r} {problem}")
+    return number
+
+
+def cli_number(kind: type = float, **bounds: float) -> Callable[[str], Any]:
+    """An argparse ``type`` reading a ``kind`` within ``bounds``; argparse then names the option and
+    exits with status 2 (``argument --port: 70000 must be <= 65535``)."""
+    import argparse
+
+    def parse(text: str) -> Any:
+        try:
+            return check_number("value", text, kind, **bounds)
+        except VoxfaceError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
 
 
 @functools.lru_cache(maxsize=None)

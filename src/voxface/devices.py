@@ -21,6 +21,12 @@ if TYPE_CHECKING:  # torch is imported where a device is resolved, not by the co
 _DEVICE = re.compile(r"^(auto|cpu|cuda)(:\d+)?$")
 
 
+def add_device_argument(parser) -> None:
+    """The ``--device`` option of the commands that run a trained network (evaluate, predict, serve)."""
+    parser.add_argument("--device", default="auto", help="where the networks compute: auto (a CUDA GPU when one "
+                        "is visible, else the CPU) | cpu | cuda | cuda:N (default: %(default)s)")
+
+
 def device_problem(spec: str) -> str | None:
     """None when ``spec`` is a device setting voxface knows, else what is wrong (for config checks)."""
     match = _DEVICE.match(str(spec))
@@ -86,3 +92,75 @@ def lightning_accelerator(device: torch.device) -> tuple[str, list[int] | int]:
     if device.type == "cuda":
         return "cuda", [device.index or 0]
     return "cpu", 1
+
+
+def place_predictor(predictor, spec: str = "auto"):
+    """Move a loaded predictor's networks (its ``torch.nn.Module`` attributes) to the device of
+    ``spec``; callers keep handing it CPU tensors and get CPU tensors back (see :class:`OnDevice`).
+    On the CPU nothing changes. Returns ``predictor``.
+
+    Raises:
+        VoxfaceError: as :func:`resolve_device`.
+    """
+    import torch
+
+    device = resolve_device(spec)
+    if device.type == "cpu":
+        return predictor
+    for name, value in list(vars(predictor).items()):
+        if isinstance(value, torch.nn.Module) and not isinstance(value, OnDevice):
+            setattr(predictor, name, OnDevice(value, device))
+    return predictor
+
+
+def _moved(value, device):
+    """Tensors in ``value`` (nested in tuples, lists, dicts) moved to ``device``."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_moved(v, device) for v in value)
+    if isinstance(value, dict):
+        return {k: _moved(v, device) for k, v in value.items()}
+    return value
+
+
+def _module_base():
+    import torch
+
+    return torch.nn.Module
+
+
+class OnDevice(_module_base()):
+    """A network computing on ``device`` for code written for the CPU.
+
+    Calling it, or any method of the wrapped network (``embed``, ``generate``), moves tensor
+    arguments to ``device`` and tensor results back to the CPU; other attributes (``embed_dim``) and
+    ``state_dict`` are the wrapped network's, so saving writes the same file.
+    """
+
+    def __init__(self, module, device):
+        super().__init__()
+        self.inner = module.to(device)
+        self.target = device
+
+    def forward(self, *args, **kwargs):
+        return _moved(self.inner(*_moved(args, self.target), **_moved(kwargs, self.target)), "cpu")
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            pass
+        value = getattr(super().__getattr__("inner"), name)
+        if not callable(value) or not hasattr(value, "__self__"):
+            return value
+
+        def on_device(*args, **kwargs):
+            return _moved(value(*_moved(args, self.target), **_moved(kwargs, self.target)), "cpu")
+
+        return on_device
+
+    def state_dict(self, *args, **kwargs):
+        return self.inner.state_dict(*args, **kwargs)

@@ -18,6 +18,20 @@ def shared_data_dir() -> Path:
     return Path(os.environ.get(SHARED_DATA_ENV, "../shared/data")).expanduser()
 
 
+def output_folder(path: str | os.PathLike, flag: str = "--out") -> Path:
+    """``path`` as a Path to write a folder of outputs into: it may exist (as a folder) or not yet.
+
+    Raises:
+        VoxfaceError: naming ``path`` and ``flag``, if it (or a folder above it) is an existing file.
+    """
+    p = Path(path)
+    for folder in (p, *p.parents):
+        if folder.exists() and not folder.is_dir():
+            raise VoxfaceError(f"{flag} {p}: {folder} is a file, not a folder; give a folder path (it is created "
+                               "if missing)")
+    return p
+
+
 def require_file(path: str | os.PathLike, what: str, hint: str = "") -> Path:
     """Return ``path`` as a Path if it is an existing file, else raise a VoxfaceError naming it."""
     p = Path(path)

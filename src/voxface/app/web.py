@@ -14,23 +14,28 @@ code in the same process (e.g. ``voxface predict`` at 512 px on the main thread)
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
-import tempfile
-import uuid
+import signal
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..audio.duration import SERVE_MAX_MINUTES, check_duration
+from ..config import check_number
+from ..devices import place_predictor
 from ..errors import VoxfaceError
 from ..experiments.predict import predict_files
 from ..face3d.mesh_io import save_mesh
 from ..face3d.render import save_png
 from ..inference import VoiceTo3D
 from ..inference2d import VoiceToImage
+from .storage import RequestFolders, sweep_abandoned
 
 log = logging.getLogger(__name__)
 logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio polls its own server once per launch
@@ -47,6 +52,8 @@ FACE_IMAGE_SIZE = 256
 """Pixels of the shown 2D face image (the generators make 64×64; enlarged with bicubic interpolation)."""
 CONCURRENCY = 4
 """Requests Gradio accepts at once (uploads, decoding); predictions themselves queue on one thread."""
+KEEP_MINUTES = 60.0
+"""How long Gradio keeps the files of an answer (uploads, meshes, renders) for the page's links."""
 
 _RENDER_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="voxface-predict")
 """The one thread of this process that predicts and renders for the page (see the module note)."""
@@ -73,16 +80,22 @@ class FaceFromVoice:
 
     Args:
         predictor: the trained voice-to-3D predictor.
-        out_root: folder receiving one sub-folder per request.
+        out_root: folder receiving one sub-folder per request (the newest few are kept, see
+            :class:`RequestFolders`), or a :class:`RequestFolders`.
         max_upload_mb: larger inputs are refused with a message.
         image_model: a voice-to-2D-image model, or None.
+        max_minutes: longer recordings are refused, from their header, before they are decoded.
+        keep_minutes: how long Gradio keeps the files of an answer (stated on the page).
     """
 
-    def __init__(self, predictor: VoiceTo3D, out_root: str | Path, max_upload_mb: float = MAX_UPLOAD_MB,
-                 image_model: VoiceToImage | None = None):
+    def __init__(self, predictor: VoiceTo3D, out_root: str | Path | RequestFolders,
+                 max_upload_mb: float = MAX_UPLOAD_MB, image_model: VoiceToImage | None = None,
+                 max_minutes: float = SERVE_MAX_MINUTES, keep_minutes: float = KEEP_MINUTES):
         self.predictor = predictor
-        self.out_root = Path(out_root)
+        self.folders = out_root if isinstance(out_root, RequestFolders) else RequestFolders(out_root)
+        self.out_root = self.folders.root
         self.max_upload_mb = max_upload_mb
+        self.max_minutes, self.keep_minutes = max_minutes, keep_minutes
         self.image_model = image_model
 
     def predict(self, audio_path: str | os.PathLike | None) -> FacePrediction:
@@ -93,11 +106,13 @@ class FaceFromVoice:
         if size_mb > self.max_upload_mb:
             raise VoxfaceError(f"the file {Path(audio_path).name} is {size_mb:.1f} MB; the limit is "
                                f"{self.max_upload_mb:g} MB: upload a shorter recording")
+        check_duration(audio_path, 60 * self.max_minutes, Path(audio_path).name, "upload a shorter recording")
         return _RENDER_THREAD.submit(self._predict, Path(audio_path)).result()
 
     def _predict(self, audio_path: Path) -> FacePrediction:
-        folder = self.out_root / uuid.uuid4().hex
-        outcome = predict_files(self.predictor, [str(audio_path)], folder, "glb", RENDER_SIZE)[0]
+        folder = self.folders.new()
+        outcome = predict_files(self.predictor, [str(audio_path)], folder, "glb", RENDER_SIZE,
+                                max_minutes=self.max_minutes, labels=[audio_path.name])[0]
         if outcome.error:
             message = outcome.error.replace(str(audio_path), audio_path.name)
             raise VoxfaceError(f"{message} (only speech recordings can be used: wav, flac, ogg, mp3, m4a)")
@@ -140,7 +155,9 @@ def build_page(service: FaceFromVoice | None, note: str):
     """The Gradio Blocks page; with no service, only the note saying how to make a model."""
     import gradio as gr
 
-    with gr.Blocks(title="voxface: a face from a voice", analytics_enabled=False) as page:
+    keep_s = int(60 * (service.keep_minutes if service else KEEP_MINUTES))
+    with gr.Blocks(title="voxface: a face from a voice", analytics_enabled=False,
+                   delete_cache=(max(60, min(600, keep_s // 4)), keep_s)) as page:
         gr.Markdown("# voxface: what a voice says about a face\nRecord a few seconds of speech or upload "
                     "an audio file, then press **Predict** to see the 3D face the model expects.")
         gr.Markdown(note, elem_id="voxface-note")
@@ -151,7 +168,9 @@ def build_page(service: FaceFromVoice | None, note: str):
                 audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Voice",
                                  elem_id="voxface-audio")
                 button = gr.Button("Predict", variant="primary", elem_id="voxface-predict")
-                gr.Markdown(f"Audio files up to {service.max_upload_mb:g} MB; at least 0.5 s of speech.")
+                gr.Markdown(f"Audio files up to {service.max_upload_mb:g} MB and {service.max_minutes:g} minutes; "
+                            f"at least 0.5 s of speech. Results stay downloadable for {service.keep_minutes:g} "
+                            "minutes.", elem_id="voxface-limits")
             with gr.Column():
                 viewer = gr.Model3D(label="Predicted face (drag to rotate)", elem_id="voxface-viewer")
                 render = gr.Image(label="Render", type="filepath", interactive=False, elem_id="voxface-render")
@@ -175,29 +194,66 @@ def build_page(service: FaceFromVoice | None, note: str):
 
 
 def serve(run: str | Path | None = None, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-          max_upload_mb: float = MAX_UPLOAD_MB, image_run: str | Path | None = None, block: bool = True):
+          max_upload_mb: float = MAX_UPLOAD_MB, image_run: str | Path | None = None, block: bool = True,
+          max_minutes: float = SERVE_MAX_MINUTES, keep_minutes: float = KEEP_MINUTES, device: str = "auto"):
     """Load the predictor (or explain how to make one) and serve the page on ``host:port``.
 
     ``image_run``: a run of ``voxface train gan2d`` (or its voice_to_image.pt) whose generated face
-    image the page shows beside the 3D face. Returns the launched Gradio page (useful with
-    ``block=False``; ``page.close()`` stops it).
+    image the page shows beside the 3D face. ``max_minutes``: longer recordings are refused before
+    decoding. ``keep_minutes``: how long the files of an answer stay downloadable. ``device``: where
+    the networks compute. Everything the server writes is removed when it stops (Ctrl-C, SIGTERM,
+    ``page.close()``). Returns the launched Gradio page (useful with ``block=False``).
     """
+    port = check_number("--port", port, int, ge=1, le=65535)
+    max_upload_mb = check_number("--max-upload-mb", max_upload_mb, float, gt=0)
+    max_minutes = check_number("--max-minutes", max_minutes, float, gt=0)
+    keep_minutes = check_number("--keep-minutes", keep_minutes, float, gt=0)
     path, note = find_run(run)
     service = None
     if path is not None:
         image_model = None
         if image_run is not None:
-            image_model = VoiceToImage.load(image_run)
+            image_model = place_predictor(VoiceToImage.load(image_run), device)
             note += (f" 2D face model: `{image_run}` ({image_model.settings['generator']}, trained on the "
                      "corpus of that run).")
-        out_root = Path(tempfile.mkdtemp(prefix="voxface-serve-"))
-        service = FaceFromVoice(VoiceTo3D.load(path), out_root, max_upload_mb, image_model)
+        predictor = place_predictor(VoiceTo3D.load(path), device)
+        sweep_abandoned()
+        service = FaceFromVoice(predictor, RequestFolders.for_this_process(), max_upload_mb, image_model,
+                                max_minutes, keep_minutes)
     else:
         log.warning("%s", note)
     page = build_page(service, note)
     page.queue(default_concurrency_limit=CONCURRENCY)
+    cleanup = _cleanup_on_close(page, service, on_sigterm=block)
     print(f"voxface serve: http://{host}:{port}  (Ctrl-C stops it)", flush=True)
-    page.launch(server_name=host, server_port=port, max_file_size=f"{max_upload_mb:g}mb",
-                allowed_paths=[str(service.out_root)] if service else None, prevent_thread_lock=not block,
-                quiet=True, show_error=True, ssr_mode=False)
+    try:
+        page.launch(server_name=host, server_port=port, max_file_size=f"{max_upload_mb:g}mb",
+                    allowed_paths=[str(service.out_root)] if service else None, prevent_thread_lock=not block,
+                    quiet=True, show_error=True, ssr_mode=False)
+    finally:
+        if block:
+            cleanup()
     return page
+
+
+def _cleanup_on_close(page, service: FaceFromVoice | None, on_sigterm: bool):
+    """Make ``page.close()``, SIGTERM and interpreter exit remove what the server wrote (Gradio
+    deletes its cached files when its server stops; this removes the request folders). Returns the
+    clean-up function."""
+    close = page.close
+
+    def cleanup() -> None:
+        close()
+        if service is not None:
+            service.folders.close()
+
+    page.close = cleanup
+    atexit.register(cleanup)
+    if on_sigterm and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
+    return cleanup
+
+
+def _interrupt(signum, frame) -> None:
+    """SIGTERM stops the server as Ctrl-C does (Gradio then closes and the files are removed)."""
+    raise KeyboardInterrupt

@@ -27,6 +27,9 @@ from ..errors import VoxfaceError
 from ..face3d import MorphableModel
 from ..face3d.loading import load_morphable_model
 from ..face3d.render import save_png
+from ..integrity import changed_files, file_sizes
+from ..logs import add_log_file
+from ..paths import output_folder
 from .face_images import mild_expression_limits, render_face_image, sample_appearance
 from .format import (
     FACE_COLUMNS,
@@ -45,6 +48,7 @@ log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
 LOG_FILE = "synth.log"
+DONE_FILE = ".done.json"
 IMAGE_SIZES = (64, 120)
 
 
@@ -87,20 +91,24 @@ class PlannedIdentity:
     voice: VoiceParams
 
 
-def generate_corpus(out: str | Path, config: SynthConfig, progress: bool = True) -> Corpus:
+def generate_corpus(out: str | Path, config: SynthConfig, progress: bool = True, log_file: bool = False) -> Corpus:
     """Write the synthetic corpus described by ``config`` into ``out`` and return it.
 
-    Resumes an interrupted run with the same config; refuses a folder holding another corpus.
+    Resumes an interrupted run with the same config (and repairs identities whose files went
+    missing); refuses a folder holding another corpus. Nothing is written before the target, the
+    morphable model and the plan are checked. ``log_file``: also log into ``out/synth.log``.
     """
-    out = Path(out)
+    out = output_folder(out)
     _check_target(out, config)
     start = time.perf_counter()
     model = load_morphable_model(config.model)
     jobs = plan_identities(model, config)
+    if log_file:
+        add_log_file(out / LOG_FILE)
     atomic.write_json(out / "generator.json", config.identity_key())
     atomic.remove_stale_temporaries(out)
 
-    pending = [j for j in jobs if not (out / "audio" / j.identity / ".done.json").is_file()]
+    pending = [j for j in jobs if not _identity_done(out, j)]
     if len(pending) < len(jobs):
         log.info("resuming: %d of %d identities already done", len(jobs) - len(pending), len(jobs))
     bar = tqdm(total=len(jobs), initial=len(jobs) - len(pending), desc="synth identities",
@@ -129,7 +137,12 @@ def generate_corpus(out: str | Path, config: SynthConfig, progress: bool = True)
 def _check_target(out: Path, config: SynthConfig) -> None:
     marker = out / "generator.json"
     if marker.is_file():
-        if json.loads(marker.read_text()) != config.identity_key():
+        try:
+            made_with = json.loads(marker.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise VoxfaceError(f"{marker} is damaged (not JSON), so what {out} holds cannot be told; delete the "
+                               "folder and generate it again, or choose another --out folder") from None
+        if made_with != config.identity_key():
             raise VoxfaceError(
                 f"{out} holds a synthetic corpus made with other settings (see {marker}); "
                 "choose another --out folder or delete this one")
@@ -190,14 +203,35 @@ def _run_identity(job: PlannedIdentity) -> None:
         row["expression"] = np.asarray(appearance.expression, dtype=np.float32).tolist()
         row["pose"] = [float(appearance.yaw), float(appearance.pitch), float(appearance.roll)]
         faces.append(row)
-    atomic.write_json(root / "audio" / job.identity / ".done.json",
-                      {"utterances": utterances, "faces": faces})
+    written = [u["audio"] for u in utterances] + [f[f"image_{size}"] for f in faces for size in IMAGE_SIZES]
+    atomic.write_json(root / "audio" / job.identity / DONE_FILE,
+                      {"utterances": utterances, "faces": faces, "files": file_sizes(root, written)})
+
+
+def _identity_done(root: Path, job: PlannedIdentity) -> bool:
+    """True when the identity's done-record exists and every file it lists is on disk with the size
+    it had when written; otherwise (a deleted WAV, a truncated PNG, a damaged record) the identity
+    is made again, so a resumed or repeated ``synth`` repairs the corpus."""
+    marker = root / "audio" / job.identity / DONE_FILE
+    if not marker.is_file():
+        return False
+    try:
+        done = json.loads(marker.read_text())
+        sizes = done.get("files") or {u["audio"]: (root / u["audio"]).stat().st_size for u in done["utterances"]}
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError, OSError):
+        log.warning("%s is damaged: identity %s is made again", marker, job.identity)
+        return False
+    changed = changed_files(root, sizes)
+    if changed:
+        log.warning("identity %s: %d file(s) missing or changed since it was made (e.g. %s): it is made again",
+                    job.identity, len(changed), changed[0])
+    return not changed
 
 
 def _write_tables(out: Path, model: MorphableModel, config: SynthConfig, jobs: list[PlannedIdentity]) -> None:
     utterances, faces = [], []
     for job in jobs:
-        done = json.loads((out / "audio" / job.identity / ".done.json").read_text())
+        done = json.loads((out / "audio" / job.identity / DONE_FILE).read_text())
         utterances += done["utterances"]
         faces += done["faces"]
     identities = [{"identity": j.identity, "name": j.name, "gender": j.gender,

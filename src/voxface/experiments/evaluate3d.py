@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from .. import atomic
+from ..config import check_number
 from ..corpus.format import Corpus
 from ..corpus.validate import check_corpus
 from ..errors import VoxfaceError
@@ -22,6 +23,7 @@ from ..evaluate.geometry import absolute_ratio_error, coherence, gain, nme, with
 from ..evaluate.headroom import corpus_identity_set
 from ..evaluate.icp import point_to_plane_rmse
 from ..evaluate.oracles import gender_oracle, mean_face_oracle, voice_parameter_ceiling
+from ..devices import place_predictor
 from ..face3d import MorphableModel
 from ..inference import VoiceTo3D
 from ..train.runs import read_run_config
@@ -92,15 +94,17 @@ def score(model: MorphableModel, predictions: np.ndarray, references: np.ndarray
 
 def evaluate_run(run_dir: str | Path, corpus_dir: str | None = None, per_identity: int = UTTERANCES_PER_IDENTITY,
                  progress: bool = True, method_name: str | None = None,
-                 extra_methods: dict[str, np.ndarray] | None = None) -> dict:
+                 extra_methods: dict[str, np.ndarray] | None = None, device: str = "auto") -> dict:
     """Score the run's predictor and the oracles; write ``metrics.json`` into the run folder.
 
     ``extra_methods``: name -> (N, U, V, 3) predictions of other methods for the test identities in
     corpus order (e.g. the unsupervised method and cascade baselines), scored beside the others.
+    ``device``: where the predictor's networks compute (:mod:`voxface.devices`).
     """
+    per_identity = check_number("--utterances (utterances per test identity)", per_identity, int, ge=1)
     run = Path(run_dir)
     start = time.perf_counter()
-    predictor = VoiceTo3D.load(run)
+    predictor = place_predictor(VoiceTo3D.load(run), device)
     method_name = method_name or METHOD_NAMES[predictor.backbone]
     corpus = check_corpus(corpus_dir or read_run_config(run)["corpus"])
     predictor.check_model(corpus.model)

@@ -1,0 +1,110 @@
+"""Where ``voxface serve`` writes the files of each request, and how long they stay.
+
+Each request gets a folder under one root that belongs to this server process
+(``$TMPDIR/voxface-serve-<pid>-*``). Gradio copies what the page shows into its own cache (aged
+out by its ``delete_cache`` setting), so a request's folder is needed only until its answer has
+been sent: :class:`RequestFolders` keeps the newest few and removes older ones as new requests
+come, removes the whole root when the server stops, and :func:`sweep_abandoned` removes the roots
+of servers that were killed before they could.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+ROOT_PREFIX = "voxface-serve-"
+KEEP_REQUESTS = 16
+"""Request folders kept besides the newest (the page answers from Gradio's copies)."""
+GRACE_S = 120.0
+"""A request folder younger than this is never removed (its answer may still be on its way)."""
+
+
+class RequestFolders:
+    """One new folder per request under ``root``; at most ``keep`` old ones are kept.
+
+    Args:
+        root: the folder to hold them (made if missing).
+        keep: request folders kept once older than :data:`GRACE_S`.
+        owned: remove ``root`` itself in :meth:`close` (True for a root this server made).
+    """
+
+    def __init__(self, root: str | os.PathLike, keep: int = KEEP_REQUESTS, owned: bool = False):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.keep, self.owned = keep, owned
+
+    @classmethod
+    def for_this_process(cls, keep: int = KEEP_REQUESTS) -> "RequestFolders":
+        """A fresh root ``$TMPDIR/voxface-serve-<pid>-*`` that :meth:`close` removes."""
+        root = tempfile.mkdtemp(prefix=f"{ROOT_PREFIX}{os.getpid()}-")
+        return cls(root, keep, owned=True)
+
+    def new(self) -> Path:
+        """A new, empty folder for one request (older folders beyond ``keep`` are removed first)."""
+        self.prune()
+        folder = self.root / uuid.uuid4().hex
+        folder.mkdir()
+        return folder
+
+    def prune(self, now: float | None = None) -> int:
+        """Remove the request folders beyond the newest ``keep`` that are older than :data:`GRACE_S`;
+        return how many were removed."""
+        now = time.time() if now is None else now
+        folders = sorted((p for p in self.root.iterdir() if p.is_dir()), key=_mtime, reverse=True)
+        removed = 0
+        for folder in folders[self.keep:]:
+            if now - _mtime(folder) > GRACE_S:
+                shutil.rmtree(folder, ignore_errors=True)
+                removed += 1
+        return removed
+
+    def close(self) -> None:
+        """Remove every request folder (and the root, if this server made it)."""
+        if self.owned:
+            shutil.rmtree(self.root, ignore_errors=True)
+        elif self.root.is_dir():
+            for folder in self.root.iterdir():
+                shutil.rmtree(folder, ignore_errors=True)
+
+
+def sweep_abandoned(temp_dir: str | os.PathLike | None = None) -> int:
+    """Remove the request roots of ``voxface serve`` processes of this user that no longer run
+    (killed before they could clean up); return how many were removed."""
+    removed = 0
+    for root in Path(temp_dir or tempfile.gettempdir()).glob(f"{ROOT_PREFIX}*"):
+        pid = root.name[len(ROOT_PREFIX):].split("-")[0]
+        try:
+            mine = root.is_dir() and root.stat().st_uid == os.getuid()
+        except OSError:
+            continue
+        if mine and pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(root, ignore_errors=True)
+            removed += 1
+    if removed:
+        log.info("removed %d folder(s) of voxface serve processes that were killed", removed)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
