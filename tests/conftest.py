@@ -28,3 +28,22 @@ def shared_data() -> Path:
     if not root.is_dir():
         pytest.skip(f"shared reference data not found at {root} (set VOXFACE_SHARED_DATA)")
     return root
+
+
+@pytest.fixture(scope="session")
+def predictor_file(tmp_path_factory) -> Path:
+    """An untrained (seeded) CMP predictor on the built-in model, for tests of what surrounds a
+    prediction (files, refusals, the page), not of its quality."""
+    import torch
+
+    from voxface.face3d.loading import load_morphable_model
+    from voxface.inference import VoiceTo3D
+    from voxface.models.regressor import ParameterRegressor
+    from voxface.models.voice_encoders import CMPVoiceEncoder
+
+    torch.manual_seed(0)
+    model = load_morphable_model("builtin")
+    encoder = CMPVoiceEncoder().eval()
+    path = tmp_path_factory.mktemp("predictor") / "predictor.pt"
+    VoiceTo3D("cmp", encoder, ParameterRegressor(encoder.embed_dim, model.n_shape), model).save(path)
+    return path

@@ -34,3 +34,24 @@ def test_stale_temporaries_are_swept_and_nothing_else(tmp_path):
         p.write_bytes(b"data")
     assert atomic.remove_stale_temporaries(tmp_path) == 1
     assert not stale.exists() and all(p.exists() for p in keep)
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_written_files_follow_the_umask(tmp_path, umask, mode):
+    import os
+    import stat
+
+    previous = os.umask(umask)
+    try:
+        atomic.write_text(tmp_path / "shared.txt", "for colleagues")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "shared.txt").stat().st_mode) == mode
+
+
+def test_a_file_where_the_folder_should_be_is_one_error(tmp_path):
+    from voxface.errors import VoxfaceError
+
+    (tmp_path / "out").write_text("a file")
+    with pytest.raises(VoxfaceError, match="a file stands where its folder should be"):
+        atomic.write_text(tmp_path / "out" / "x.json", "{}")

@@ -100,3 +100,58 @@ def test_identity_accuracy_and_distances():
     dist, same = ver.pair_distances(gallery, labels)
     np.testing.assert_allclose(dist, [1.0, 3.0, np.hypot(3, 1)])
     np.testing.assert_array_equal(same, [True, False, False])
+
+
+def test_library_metrics_equal_the_closed_forms_exactly(photo_pair):
+    """MSE, PSNR and SSIM come from scikit-image; they equal Wang et al.'s formulas as written out
+    here (Gaussian σ = 1.5 window truncated at 3.5 σ, reflected borders, population covariances,
+    5-pixel border dropped, channels averaged) to the last bit."""
+    from scipy import ndimage
+
+    def blur(a):
+        return ndimage.gaussian_filter(a, 1.5, truncate=3.5, mode="reflect")
+
+    def ssim_formula(x, y):
+        if x.ndim == 3:
+            return float(np.mean([ssim_formula(x[..., c], y[..., c]) for c in range(x.shape[2])]))
+        mx, my = blur(x), blur(y)
+        vx, vy, cxy = blur(x * x) - mx ** 2, blur(y * y) - my ** 2, blur(x * y) - mx * my
+        c1, c2 = 0.01 ** 2, 0.03 ** 2
+        s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx ** 2 + my ** 2 + c1) * (vx + vy + c2))
+        return float(s[5:-5, 5:-5].mean())
+
+    ref, test = (np.asarray(a, np.float64) for a in photo_pair)
+    for x, y in ((ref, test), (ref.mean(2), test.mean(2))):
+        error = float(np.mean((x - y) ** 2))
+        assert im.mse(x, y) == error
+        assert im.psnr(x, y) == float(10.0 * np.log10(1.0 / error))
+        assert im.ssim(x, y) == ssim_formula(x, y)
+
+
+def test_threshold_sweep_equals_counting_every_pair_at_every_tau():
+    rng = np.random.default_rng(1)
+    distances = np.round(rng.uniform(0, 1.5, 3000), 2)  # ties with the grid's thresholds on purpose
+    same = rng.random(3000) < 0.2
+    taus = np.round(np.arange(0, 2.01, 0.01), 2)
+    sweep = ver.threshold_sweep(distances, same, taus)
+    accept = distances[None] < taus[:, None]
+    tp, tn = (accept & same).sum(1), (~accept & ~same).sum(1)
+    np.testing.assert_array_equal(sweep["tpr"], tp / same.sum())
+    np.testing.assert_array_equal(sweep["tnr"], tn / (~same).sum())
+    np.testing.assert_array_equal(sweep["accuracy"], (tp + tn) / len(same))
+
+
+def test_threshold_sweep_memory_does_not_grow_with_thresholds_times_pairs():
+    """The sweep over 201 thresholds of 200,000 pairs (a few thousand photos give millions) must not
+    build a thresholds × pairs table (201 × 200,000 booleans are 40 MB per table)."""
+    import tracemalloc
+
+    rng = np.random.default_rng(2)
+    distances, same = rng.uniform(0, 1.5, 200_000), rng.random(200_000) < 0.1
+    taus = np.round(np.arange(0, 2.01, 0.01), 2)
+    table_mb = len(taus) * len(distances) / 2**20
+    tracemalloc.start()
+    ver.threshold_sweep(distances, same, taus)
+    peak_mb = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
+    assert peak_mb < table_mb / 2

@@ -16,27 +16,13 @@ import trimesh
 
 from voxface.app.web import FACE_IMAGE_SIZE, RENDER_SIZE, FaceFromVoice, build_page, find_run, serve
 from voxface.errors import VoxfaceError
-from voxface.face3d.loading import load_morphable_model
 from voxface.inference import VoiceTo3D
 from voxface.inference2d import VoiceToImage
 from voxface.models.generators2d import VoiceVAE
-from voxface.models.regressor import ParameterRegressor
 from voxface.models.speaker_cnn import SpeakerCNN
-from voxface.models.voice_encoders import CMPVoiceEncoder
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
-
-
-@pytest.fixture(scope="module")
-def predictor_file(tmp_path_factory) -> Path:
-    """An untrained (seeded) CMP predictor on the built-in model: the page does not care about quality."""
-    torch.manual_seed(0)
-    model = load_morphable_model("builtin")
-    encoder = CMPVoiceEncoder().eval()
-    path = tmp_path_factory.mktemp("predictor") / "predictor.pt"
-    VoiceTo3D("cmp", encoder, ParameterRegressor(encoder.embed_dim, model.n_shape), model).save(path)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -178,3 +178,33 @@ def test_stats_preference_command(capsys):
     assert "critical count at level 0.001 is 832" in out and "significant" in out
     assert main(["stats", "preference", "20", "10"]) == 2
     assert "0 <= votes <= total" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("n", [5, 37, 100, 1540])
+@pytest.mark.parametrize("level", [0.5, 0.05, 0.001])
+def test_critical_count_is_exact_at_the_boundary(n, level):
+    """Against the exact rational tail: at n = 5, level 0.5 the tail P(X >= 3) is exactly 1/2."""
+    from fractions import Fraction
+    from math import comb
+
+    def tail(k):
+        return Fraction(sum(comb(n, i) for i in range(k, n + 1)), 2 ** n)
+
+    exact = next((k for k in range(n + 1) if tail(k) <= Fraction(level)), n + 1)
+    assert critical_count(n, level) == exact
+    k = min(exact, n)
+    assert binomial_upper_tail(k, n) == pytest.approx(float(tail(k)), rel=1e-12)
+
+
+@pytest.mark.parametrize("name", ["pkt", "sp", "cc", "rkd", "attention"])
+def test_distillers_compute_in_float32_under_autocast(name):
+    """Mixed precision must not round the distillation losses (PKT is weighted 10,000): under bf16
+    autocast a distiller returns exactly its float32 value."""
+    torch.manual_seed(0)
+    student = [torch.randn(8, 16, 4, 4), torch.randn(8, 32)]
+    teacher = [torch.randn(8, 16, 4, 4), torch.randn(8, 32)]
+    distiller, _ = D.create_distiller(name, [256, 32], [256, 32])
+    reference = distiller(student, teacher)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = distiller(student, teacher)
+    assert mixed.dtype == torch.float32 and torch.equal(mixed, reference)

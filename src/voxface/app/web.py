@@ -15,6 +15,7 @@ code in the same process (e.g. ``voxface predict`` at 512 px on the main thread)
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import logging
 import os
@@ -30,6 +31,7 @@ from ..audio.duration import SERVE_MAX_MINUTES, check_duration
 from ..config import check_number
 from ..devices import place_predictor
 from ..errors import VoxfaceError
+from ..extras import optional_module
 from ..experiments.predict import predict_files
 from ..face3d.mesh_io import save_mesh
 from ..face3d.render import save_png
@@ -153,8 +155,7 @@ def find_run(run: str | Path | None) -> tuple[Path | None, str]:
 
 def build_page(service: FaceFromVoice | None, note: str):
     """The Gradio Blocks page; with no service, only the note saying how to make a model."""
-    import gradio as gr
-
+    gr = optional_module("gradio", "voxface serve (the web page)")
     keep_s = int(60 * (service.keep_minutes if service else KEEP_MINUTES))
     with gr.Blocks(title="voxface: a face from a voice", analytics_enabled=False,
                    delete_cache=(max(60, min(600, keep_s // 4)), keep_s)) as page:
@@ -243,7 +244,11 @@ def _cleanup_on_close(page, service: FaceFromVoice | None, on_sigterm: bool):
     close = page.close
 
     def cleanup() -> None:
-        close()
+        cached = {Path(f).parent for files in page.temp_file_sets for f in files}
+        close()  # Gradio's server stops and deletes the files it cached for this page
+        for folder in cached:
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # the per-file folders it leaves, where empty
         if service is not None:
             service.folders.close()
 

@@ -4,7 +4,8 @@ Kinds:
 - ``cmp_logmel``: CMP's 64-bin log-mel, float32 (T, 64), T >= 1000 (the CMP release's layout);
 - ``resemblyzer``: the pretrained Resemblyzer utterance embedding, float32 (256,).
 
-Files are written atomically, so an interrupted run resumes where it stopped.
+Files are written atomically, so an interrupted run resumes where it stopped; a cached file that is
+not a complete ``.npy`` (truncated, or damaged since) is computed again.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from tqdm import tqdm
 
 from .. import atomic
 from ..errors import VoxfaceError
+from ..integrity import npy_problem
 from .format import Corpus, Utterance
 
 log = logging.getLogger(__name__)
@@ -35,7 +37,7 @@ def ensure_features(corpus: Corpus, utterances: list[Utterance], kind: str = "cm
     if kind not in KINDS:
         raise VoxfaceError(f"unknown feature kind {kind!r}; choose one of {KINDS}")
     paths = [feature_path(corpus, u, kind) for u in utterances]
-    todo = [(str(corpus.path(u.audio)), str(p)) for u, p in zip(utterances, paths) if not p.is_file()]
+    todo = [(str(corpus.path(u.audio)), str(p)) for u, p in zip(utterances, paths) if _needs_computing(p, u)]
     if todo:
         log.info("computing %s features for %d utterances", kind, len(todo))
         bar = tqdm(total=len(todo), desc=f"{kind} features", unit="utt", disable=not progress)
@@ -51,6 +53,29 @@ def ensure_features(corpus: Corpus, utterances: list[Utterance], kind: str = "cm
                 bar.update()
         bar.close()
     return paths
+
+
+def _needs_computing(path: Path, utterance: Utterance) -> bool:
+    problem = npy_problem(path)
+    if problem is None:
+        return False
+    if problem != "missing":
+        if not utterance.audio:
+            raise VoxfaceError(f"cached feature {path} is damaged ({problem}) and its utterance has no audio to "
+                               "compute it from; import the features again")
+        log.warning("cached feature %s is damaged (%s); it is computed again", path, problem)
+    return True
+
+
+def damaged_features(corpus: Corpus) -> list[str]:
+    """The cached feature files of ``corpus`` (any kind) that are not complete ``.npy`` files, as
+    "path: what is wrong" (paths relative to the corpus)."""
+    found = []
+    for path in sorted((corpus.root / "features").glob("*/*/*.npy")):
+        problem = npy_problem(path)
+        if problem:
+            found.append(f"{path.relative_to(corpus.root)}: {problem}")
+    return found
 
 
 def load_features(paths: list[Path]) -> list[np.ndarray]:

@@ -28,7 +28,10 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from .. import atomic
+from ..config import check_number
 from ..errors import VoxfaceError
+from ..integrity import npy_problem
+from ..paths import output_folder
 from .features import KINDS, feature_path
 from .format import Corpus, Utterance
 
@@ -61,8 +64,10 @@ def pack_shards(features: Callable[[int], Iterable[np.ndarray]], utterances: lis
     """
     if not utterances:
         raise VoxfaceError(f"nothing to pack into {out_dir}: the utterance list is empty")
-    out = Path(out_dir)
+    shard_mb = check_number("--shard-mb (target shard size in MB)", shard_mb, float, gt=0)
+    out = output_folder(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    atomic.remove_stale_temporaries(out)
     settings = {"kind": kind, "shard_mb": shard_mb, "utterances": len(utterances)}
     done = _read_progress(out, settings)
     start = done["packed_utterances"]
@@ -98,6 +103,12 @@ def _read_progress(out: Path, settings: dict) -> dict:
     saved = json.loads(path.read_text())
     if saved.pop("settings") != settings:
         raise VoxfaceError(f"{out} holds a pack made with other settings; use another --out folder or delete it")
+    intact = next((k for k in range(len(saved["shards"])) if npy_problem(out / shard_name(k))), len(saved["shards"]))
+    if intact < len(saved["shards"]):
+        log.warning("%s is %s: the pack resumes from it", out / shard_name(intact), npy_problem(out / shard_name(intact)))
+        saved["shards"] = saved["shards"][:intact]
+        saved["packed_utterances"] = sum(saved["shards"])
+        saved["rows"] = saved["rows"][:saved["packed_utterances"]]
     log.info("resuming the pack in %s after %d utterances", out, saved["packed_utterances"])
     return saved
 
@@ -152,10 +163,11 @@ def _features_in_order(items: list[tuple[str, str, str]], workers: int) -> Itera
 
 def _feature_of(item: tuple[str, str, str]) -> np.ndarray:
     cached, audio, kind = item
-    if Path(cached).is_file():
+    problem = npy_problem(cached)
+    if problem is None:
         return np.load(cached)
     if kind != "cmp_logmel":
-        raise VoxfaceError(f"no cached {kind} feature at {cached}; compute them first (voxface train ... does) "
+        raise VoxfaceError(f"cached {kind} feature {cached} is {problem}; compute them first (voxface train ... does) "
                            "or pack cmp_logmel features, which are computed on the fly")
     from ..audio.features import cmp_logmel
     from ..audio.voice import prepare_voice

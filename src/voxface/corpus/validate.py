@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import VoxfaceError
-from .features import feature_path
+from .features import damaged_features, feature_path
 from .format import Corpus, split_for_name
 
 MAX_LISTED = 20
@@ -69,6 +69,10 @@ def find_problems(root: str | Path, check_files: bool = True) -> list[str]:
         missing = [str(p.relative_to(corpus.root)) for p in paths if not p.is_file()]
         if missing:
             problems.append(f"{len(missing)} file(s) named in the tables are missing, e.g. {missing[:3]}")
+        damaged = damaged_features(corpus)
+        if damaged:
+            problems.append(f"{len(damaged)} cached feature file(s) are damaged, e.g. {damaged[:3]}; delete them "
+                            "(training and evaluation compute them again from the audio)")
     return problems
 
 

@@ -7,36 +7,33 @@ P(X ≥ k) ≤ α (the paper: n = 1,540, α = 0.001).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+
+from scipy.stats import binom, binomtest
 
 from ..errors import VoxfaceError
 
 
 def binomial_upper_tail(k: int, n: int, p: float = 0.5) -> float:
-    """P(X ≥ k) for X ~ Binomial(n, p), summed in log space (exact to float precision for n ≤ 10⁶)."""
+    """P(X ≥ k) for X ~ Binomial(n, p): the one-sided p-value of ``scipy.stats.binomtest``."""
     _check_counts(k, n)
-    if k <= 0:
-        return 1.0
-    log_terms = [math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1)
-                 + (i * math.log(p) if i else 0.0) + ((n - i) * math.log1p(-p) if n - i else 0.0)
-                 for i in range(k, n + 1)]
-    top = max(log_terms)
-    return min(1.0, math.exp(top) * math.fsum(math.exp(t - top) for t in log_terms))
+    return float(binomtest(k, n, p, alternative="greater").pvalue)
 
 
 def critical_count(n: int, level: float = 0.001, p: float = 0.5) -> int:
-    """Smallest k with P(X ≥ k) ≤ ``level`` (n + 1 when even k = n is not significant)."""
+    """Smallest k with P(X ≥ k) ≤ ``level`` (n + 1 when even k = n is not significant).
+
+    ``binom.isf(level)`` is the smallest x with P(X > x) ≤ level, so k = x + 1; the neighbours are
+    checked against the exact tail, so rounding in the inverse cannot move the answer.
+    """
     if not 0 < level < 1:
         raise VoxfaceError(f"significance level must be in (0, 1), got {level}")
-    lo, hi = 0, n + 1  # the tail is decreasing in k: binary search
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if mid <= n and binomial_upper_tail(mid, n, p) <= level:
-            hi = mid
-        else:
-            lo = mid + 1
-    return lo
+    k = int(binom.isf(level, n, p)) + 1
+    while k > 0 and binom.sf(k - 2, n, p) <= level:
+        k -= 1
+    while k <= n and binom.sf(k - 1, n, p) > level:
+        k += 1
+    return k
 
 
 @dataclass(frozen=True)

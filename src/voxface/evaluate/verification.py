@@ -35,21 +35,29 @@ def pair_distances(embeddings: np.ndarray, labels: np.ndarray) -> tuple[np.ndarr
 def threshold_sweep(distances: np.ndarray, same: np.ndarray, taus: np.ndarray) -> dict[str, np.ndarray]:
     """Verification scores of "same identity iff distance < τ" at each τ.
 
+    The true- and false-positive counts come from ``sklearn.metrics.roc_curve`` on the scores −distance
+    (one pass over the sorted pairs, O(P) memory; no τ × pairs table): at τ they are those of the
+    lowest ROC threshold above −τ, i.e. of the pairs with distance < τ.
+
     Returns:
         ``{"tau", "accuracy", "balanced_accuracy", "f1", "tpr", "tnr"}``, each (T,) float64:
         accuracy over all pairs, the mean of the true-positive and true-negative rates, and F1 of the
         "same" class.
     """
-    d = np.asarray(distances, dtype=np.float64)[None, :]
-    same = np.asarray(same, dtype=bool)[None, :]
+    from sklearn.metrics import roc_curve
+
+    d = np.asarray(distances, dtype=np.float64)
+    same = np.asarray(same, dtype=bool)
     n_pos, n_neg = int(same.sum()), int((~same).sum())
     if n_pos == 0 or n_neg == 0:
         raise VoxfaceError(f"threshold search needs same- and different-identity pairs, got {n_pos} and {n_neg}")
     taus = np.asarray(taus, dtype=np.float64)
-    accept = d < taus[:, None]
-    tp = (accept & same).sum(1)
-    fp = (accept & ~same).sum(1)
-    tn = (~accept & ~same).sum(1)
+    fpr, tpr_curve, thresholds = roc_curve(same, -d, drop_intermediate=False)
+    # thresholds fall from +inf; point i accepts the pairs with distance <= -thresholds[i]
+    point = np.searchsorted(-thresholds, taus, side="left") - 1
+    tp = np.rint(tpr_curve[point] * n_pos).astype(np.int64)
+    fp = np.rint(fpr[point] * n_neg).astype(np.int64)
+    tn = n_neg - fp
     tpr, tnr = tp / n_pos, tn / n_neg
     f1_denominator = np.maximum(2 * tp + fp + (n_pos - tp), 1)
     return {"tau": taus, "accuracy": (tp + tn) / (n_pos + n_neg), "balanced_accuracy": (tpr + tnr) / 2,

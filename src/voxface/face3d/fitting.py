@@ -34,6 +34,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import VoxfaceError
+from ..extras import optional_module
 from .morphable_model import MorphableModel
 
 FITTERS = ("voxface", "eos")
@@ -139,8 +140,7 @@ class EosFitter:
     """
 
     def __init__(self, model: MorphableModel):
-        import eos
-
+        eos = optional_module("eos", "3DMM landmark fitting")
         from .sfm import BLENDSHAPES_FILE, CONTOURS_FILE, MAPPING_FILE
 
         if model.name != "sfm" or model.n_expression != 6:
@@ -164,8 +164,7 @@ class EosFitter:
 
     def __call__(self, landmarks: np.ndarray, image_size: tuple[int, int]) -> LandmarkFit:
         """Fit (68, 2) pixel landmarks of an image of ``image_size`` = (height, width)."""
-        import eos
-
+        eos = optional_module("eos", "3DMM landmark fitting")
         points = _checked(landmarks)
         height, width = image_size
         named = [eos.core.Landmark(str(k + 1), [float(x), float(y)]) for k, (x, y) in enumerate(points)]

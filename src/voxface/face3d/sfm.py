@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import VoxfaceError
+from ..extras import optional_module
 from .morphable_model import MorphableModel
 from .regions import regions_from_landmarks
 
@@ -83,8 +84,7 @@ def load_sfm(path: str | Path) -> MorphableModel:
     Raises:
         VoxfaceError: a required file is missing or the model is not the 3,448-vertex SFM.
     """
-    import eos
-
+    eos = optional_module("eos", "the Surrey Face Model")
     path = Path(path).expanduser()
     shape_file = path / SHAPE_FILE if path.is_dir() else path
     folder = shape_file.parent
@@ -133,8 +133,7 @@ def sfm_landmarks68(mean: np.ndarray, mapping_file: str | Path, contours_file: s
     Returns:
         (68,) int64 vertex indices.
     """
-    import eos
-
+    eos = optional_module("eos", "the Surrey Face Model")
     mapper = eos.core.LandmarkMapper(str(mapping_file))
     landmarks = np.full(68, -1, dtype=np.int64)
     for k in range(68):
@@ -187,8 +186,7 @@ def _blendshapes(path: Path) -> tuple[np.ndarray | None, np.ndarray | None]:
     if not path.is_file():
         log.info("no %s beside the SFM: the model has no expression basis", path.name)
         return None, None
-    import eos
-
+    eos = optional_module("eos", "the Surrey Face Model")
     shapes = eos.morphablemodel.load_blendshapes(str(path))
     basis = np.stack([np.asarray(b.deformation, dtype=np.float32).ravel() for b in shapes], axis=1)
     return basis, np.ones(basis.shape[1], dtype=np.float32)

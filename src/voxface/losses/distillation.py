@@ -137,8 +137,14 @@ class Distiller(nn.Module):
         return type(self).pairwise(student, teacher)
 
     def forward(self, student: Sequence[torch.Tensor], teacher: Sequence[torch.Tensor]) -> torch.Tensor:
-        """Scalar loss; teacher features are treated as constants."""
-        return sum(self.pair(i, s, t.detach()) for i, (s, t) in enumerate(zip(student, teacher)))
+        """Scalar float32 loss; teacher features are treated as constants.
+
+        It is computed in float32 with autocast off, whatever the training precision: these losses
+        compare small differences of similarities and are then weighted up (PKT by 10,000), which
+        bf16 or fp16 rounding would swamp.
+        """
+        with torch.autocast(device_type=student[0].device.type, enabled=False):
+            return sum(self.pair(i, s.float(), t.detach().float()) for i, (s, t) in enumerate(zip(student, teacher)))
 
 
 class _SameSize(Distiller):

@@ -57,8 +57,11 @@ def open_run(run_dir: str | Path, config, kind: str) -> Path:
     got going (no checkpoint, nothing but its config and logs) takes the new settings.
 
     Raises:
-        VoxfaceError: when the folder holds a run of another kind or with other settings.
+        VoxfaceError: when the folder holds a run of another kind or with other settings, or the
+            ``device`` / ``precision`` settings ask for hardware this machine does not have.
     """
+    if hasattr(config, "device"):  # a device that is not there is refused before the folder is made
+        lightning_precision(config.precision, resolve_device(config.device))
     run = Path(run_dir)
     path = run / CONFIG_FILE
     resolved = {"kind": kind, **_plain(dataclasses.asdict(config))}

@@ -13,6 +13,7 @@ import threading
 import numpy as np
 
 from ..errors import VoxfaceError
+from ..extras import optional_module
 
 Box = tuple[int, int, int, int]
 """(left, top, right, bottom) pixel box, as dlib reports it."""
@@ -22,25 +23,19 @@ _LOCK = threading.Lock()
 
 @functools.cache
 def _detector():
-    import dlib
-
+    dlib = optional_module("dlib", "face detection")
     return dlib.get_frontal_face_detector()
 
 
 def model_file(location: str, what: str) -> str:
     """Path of a dlib model shipped in face_recognition_models (``location``: its function name)."""
-    try:
-        import face_recognition_models
-    except ImportError as exc:
-        raise VoxfaceError(f"{what} needs the face_recognition_models package: "
-                           "pip install face_recognition_models==0.3.0") from exc
+    face_recognition_models = optional_module("face_recognition_models", what)
     return getattr(face_recognition_models, location)()
 
 
 @functools.cache
 def _predictor():
-    import dlib
-
+    dlib = optional_module("dlib", "68 face landmarks")
     return dlib.shape_predictor(model_file("pose_predictor_model_location", "the 68-landmark predictor"))
 
 
@@ -82,8 +77,7 @@ def landmarks68(image: np.ndarray, box: Box) -> np.ndarray:
     Returns:
         (68, 2) float32 pixel coordinates (column, row).
     """
-    import dlib
-
+    dlib = optional_module("dlib", "68 face landmarks")
     image = _as_rgb_uint8(image)
     left, top, right, bottom = (int(v) for v in box)
     if right <= left or bottom <= top:

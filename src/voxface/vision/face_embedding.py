@@ -20,6 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import VoxfaceError
+from ..extras import optional_module
 from .dlib_faces import detect_faces, landmarks68, model_file
 
 log = logging.getLogger(__name__)
@@ -39,8 +40,7 @@ class FaceEmbedder(Protocol):
 
 @functools.cache
 def _descriptor_model():
-    import dlib
-
+    dlib = optional_module("dlib", "face embeddings")
     return dlib.face_recognition_model_v1(model_file("face_recognition_model_location", "face embeddings"))
 
 
@@ -74,8 +74,7 @@ class DlibFaceEmbedder:
 
     def embed_one(self, image: np.ndarray) -> tuple[np.ndarray, bool]:
         """(H, W, 3) uint8 RGB (or grey / float in [0, 1]) -> ((128,) float32, face detected)."""
-        import dlib
-
+        dlib = optional_module("dlib", "face embeddings")
         image = as_rgb_uint8(image)
         h, w = image.shape[:2]
         boxes = detect_faces(image, upsample=1 if min(h, w) < SMALL_IMAGE else 0)
