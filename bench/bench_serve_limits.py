@@ -1,6 +1,7 @@
 """What one long upload and many requests cost ``voxface serve``: peak memory and disk.
 
 Usage: .venv/bin/python bench/bench_serve_limits.py [--minutes 120] [--requests 100] [--src SRC]
+       [--serve-args '--keep-minutes 0.5']
 
 Starts ``voxface serve`` (an untrained predictor: the cost of a request does not depend on the
 weights) as a subprocess on 127.0.0.1, with its temporary folders (``TMPDIR``, ``GRADIO_TEMP_DIR``)
@@ -43,6 +44,7 @@ def main() -> None:
     parser.add_argument("--src", default=str(Path(__file__).resolve().parents[1] / "src"),
                         help="source tree to serve (default: this checkout's src)")
     parser.add_argument("--skip-long", action="store_true", help="only the disk measurement")
+    parser.add_argument("--serve-args", default="", help="more options for `voxface serve`, e.g. '--keep-minutes 0.5'")
     args = parser.parse_args()
     if shutil.which("ffmpeg") is None:
         sys.exit("needs ffmpeg")
@@ -62,7 +64,7 @@ def run(args: argparse.Namespace, scratch: Path) -> None:
     clip = speech_clip(scratch, env)
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "voxface.cli", "serve", "--run", str(predictor),
-                               "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               "--port", str(port), *args.serve_args.split()], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               text=True)
     try:
         client = connect(port, server)

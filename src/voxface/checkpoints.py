@@ -42,11 +42,18 @@ def load_weights(path: str | Path, what: str, hint: str = "") -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        refused = str(e).strip().splitlines()[-1][:200]
-        raise VoxfaceError(f"{path} is not loadable as a {what}: {UNTRUSTED} [{refused}]{tail}") from None
+        raise VoxfaceError(f"{path} is not loadable as a {what}: {UNTRUSTED} [{_refused_global(str(e))}]{tail}") from None
     except Exception as e:  # a truncated or foreign file
         reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
         raise VoxfaceError(f"{path} is not a readable {what} ({type(e).__name__}: {reason}){tail}") from None
+
+
+def _refused_global(message: str) -> str:
+    """The part of torch's weights-only refusal that names what the file wanted to run."""
+    for line in message.splitlines():
+        if "WeightsUnpickler error:" in line:
+            return line.split("WeightsUnpickler error:", 1)[1].split(". ")[0].strip()[:200]
+    return message.strip().splitlines()[0][:200] if message.strip() else "refused"
 
 
 def load_tagged(run_or_file: str | Path, default_name: str, fmt: str, what: str, hint: str) -> tuple[dict, Path]:

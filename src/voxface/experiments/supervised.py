@@ -10,7 +10,6 @@ import lightning as L
 import numpy as np
 import torch
 
-from .. import atomic
 from ..config import TrainingSettings, count, positive, random_seed, setting, weight
 from ..corpus.datasets import CROP_FRAMES, MIN_FRAMES, Triplets, random_crop
 from ..corpus.validate import check_corpus
