@@ -64,8 +64,8 @@ def run(args: argparse.Namespace, scratch: Path) -> None:
     clip = speech_clip(scratch, env)
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "voxface.cli", "serve", "--run", str(predictor),
-                               "--port", str(port), *args.serve_args.split()], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True)
+                               "--port", str(port), *args.serve_args.split()], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
     try:
         client = connect(port, server)
         print(f"source: {args.src}")

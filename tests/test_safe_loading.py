@@ -105,3 +105,17 @@ def test_published_pickles_load_only_arrays(tmp_path, shared_data):
     with pytest.raises(VoxfaceError, match="param_whitening.pkl is not loadable .*pathlib"):
         load_array_pickle(evil, "statistics")
     assert not marker.exists()
+
+
+def test_numpy_scalars_in_an_older_bundle_still_load(tmp_path):
+    """Older speaker-CNN runs saved their identity names as numpy strings: plain values, allowed."""
+    from voxface.experiments.gan2d import MODEL_FILE, load_speaker_cnn
+    from voxface.models.speaker_cnn import SpeakerCNN
+
+    classes = sorted(set(np.array(["id00002", "id00001"])))
+    assert isinstance(classes[0], np.str_)
+    net = SpeakerCNN(2, channels=8)
+    torch.save({"format": "voxface-speaker-cnn", "classes": classes, "channels": 8, "state_dict": net.state_dict()},
+               tmp_path / MODEL_FILE)
+    loaded = load_speaker_cnn(tmp_path)
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), net.state_dict().values()))

@@ -62,7 +62,7 @@ def test_predict_refuses_past_its_limit_and_the_flag_raises_it(predictor, long_o
     from voxface.experiments.predict import predict_files
 
     outcome = predict_files(predictor, [str(long_ogg)], tmp_path / "out", max_minutes=2)[0]
-    assert "limit is 2.0 minutes" in outcome.error and "--max-minutes 4" in outcome.error
+    assert "limit is 2.0 minutes" in outcome.error and "--max-minutes 3 " in outcome.error
     outcome = predict_files(predictor, [str(long_ogg)], tmp_path / "out", max_minutes=4)[0]
     assert "minutes long" not in (outcome.error or "")  # decoded (noise: no speech found, or a face)
 

@@ -13,6 +13,7 @@ weights of another shape into a :class:`VoxfaceError` naming the file, not a tra
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import pickle
 from pathlib import Path
@@ -39,13 +40,31 @@ def load_weights(path: str | Path, what: str, hint: str = "") -> Any:
             values (the unpickler refuses; nothing in it is run).
     """
     tail = f"; {hint}" if hint else ""
+    allowed = _numpy_scalar_globals()
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(allowed):
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        raise VoxfaceError(f"{path} is not loadable as a {what}: {UNTRUSTED} [{_refused_global(str(e))}]{tail}") from None
+        refused = _refused_global(str(e))
+        raise VoxfaceError(f"{path} is not loadable as a {what}: {UNTRUSTED} [{refused}]{tail}") from None
     except Exception as e:  # a truncated or foreign file
         reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
         raise VoxfaceError(f"{path} is not a readable {what} ({type(e).__name__}: {reason}){tail}") from None
+
+
+def _numpy_scalar_globals() -> list:
+    """What numpy scalars in a saved dict need (e.g. identity names saved as ``np.str_`` by older
+    speaker-CNN runs): constructors of plain values, not of callables."""
+    import importlib
+
+    import numpy as np
+
+    scalars = []
+    for name in ("numpy.core.multiarray", "numpy._core.multiarray"):  # numpy 1 / numpy 2
+        with contextlib.suppress(ImportError, AttributeError):
+            scalars.append(importlib.import_module(name).scalar)
+    dtypes = [getattr(np.dtypes, n) for n in dir(np.dtypes) if n.endswith("DType") and n != "ObjectDType"]
+    return [*scalars, np.dtype, *dtypes]
 
 
 def _refused_global(message: str) -> str:

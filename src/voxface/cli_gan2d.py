@@ -47,7 +47,8 @@ def add_commands(sub) -> None:
                                    "report/ into each run and, with --out, a comparison table.")
     p.add_argument("runs", nargs="+", metavar="RUN", help="run folders of `voxface train gan2d`")
     p.add_argument("--out", help="folder for comparison.md / comparison.json (and the tau sweep figure)")
-    p.add_argument("--tau", type=cli_number(float, gt=0), help="face-verification threshold (default: grid search on the real faces)")
+    p.add_argument("--tau", type=cli_number(float, gt=0),
+                   help="face-verification threshold (default: grid search on the real faces)")
     p.add_argument("--calibration", help="use tau from a `voxface calibrate-faces` output folder or its JSON")
     p.add_argument("--per-identity", type=cli_number(int, ge=1), default=20, dest="per_identity",
                    help="test voice patches per identity (default: %(default)s)")

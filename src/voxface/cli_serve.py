@@ -63,8 +63,8 @@ def add_commands(sub) -> None:
     p.add_argument("--out", required=True, help="shard folder to write")
     p.add_argument("--kind", default="cmp_logmel", choices=["cmp_logmel", "resemblyzer"],
                    help="feature kind (default: %(default)s)")
-    p.add_argument("--shard-mb", type=cli_number(float, gt=0), default=512.0, dest="shard_mb", help="target shard size in MB "
-                   "(default: %(default)s)")
+    p.add_argument("--shard-mb", type=cli_number(float, gt=0), default=512.0, dest="shard_mb",
+                   help="target shard size in MB (default: %(default)s)")
     p.add_argument("--workers", type=cli_number(int, ge=0), default=2,
                    help="processes computing missing features (default: %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

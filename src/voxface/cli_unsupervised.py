@@ -84,7 +84,8 @@ def add_commands(sub) -> None:
     p.add_argument("--supervised-run", required=True, help="run folder of `voxface train supervised`")
     p.add_argument("--gan-run", help="run folder of the GAN alone (`train unsupervised --set student=false`)")
     p.add_argument("--corpus", help="corpus folder (default: the run's)")
-    p.add_argument("--utterances", type=cli_number(int, ge=1), default=3, help="utterances per test identity (default 3)")
+    p.add_argument("--utterances", type=cli_number(int, ge=1), default=3,
+                   help="utterances per test identity (default 3)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_evaluate)
 

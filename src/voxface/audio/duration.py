@@ -9,6 +9,7 @@ limit before it is decoded.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import subprocess
@@ -58,7 +59,8 @@ def check_duration(path: str | os.PathLike, max_seconds: float | None, name: str
         path: the audio file.
         max_seconds: the longest accepted duration in seconds, or None.
         name: how messages name the file (default: its path).
-        hint: what the user can do, for the message ("pass --max-minutes 30 to allow longer ones").
+        hint: what the user can do, for the message; ``{needed}`` in it becomes the recording's length
+            in whole minutes, rounded up ("pass --max-minutes {needed} to allow it").
 
     Returns:
         The duration in seconds, or None when the container does not tell (the decoder then judges
@@ -72,7 +74,7 @@ def check_duration(path: str | os.PathLike, max_seconds: float | None, name: str
     seconds = audio_seconds(path)
     if seconds is not None and seconds > max_seconds:
         raise VoxfaceError(f"audio file {name or path} is {_minutes(seconds)} long; the limit is "
-                           f"{_minutes(max_seconds)}: {hint}")
+                           f"{_minutes(max_seconds)}: {hint.format(needed=math.ceil(seconds / 60))}")
     return seconds
 
 

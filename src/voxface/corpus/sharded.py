@@ -105,7 +105,8 @@ def _read_progress(out: Path, settings: dict) -> dict:
         raise VoxfaceError(f"{out} holds a pack made with other settings; use another --out folder or delete it")
     intact = next((k for k in range(len(saved["shards"])) if npy_problem(out / shard_name(k))), len(saved["shards"]))
     if intact < len(saved["shards"]):
-        log.warning("%s is %s: the pack resumes from it", out / shard_name(intact), npy_problem(out / shard_name(intact)))
+        damaged = out / shard_name(intact)
+        log.warning("%s is %s: the pack resumes from it", damaged, npy_problem(damaged))
         saved["shards"] = saved["shards"][:intact]
         saved["packed_utterances"] = sum(saved["shards"])
         saved["rows"] = saved["rows"][:saved["packed_utterances"]]

@@ -204,7 +204,7 @@ def train_speaker_cnn(config: SpeakerCNNConfig, run_dir: str | Path, progress: b
         metrics["test_patch_accuracy"] = patch_accuracy(model, data["patches"][test], label[test])
     embeddings = embed_patches(model, data["patches"])
     with atomic.atomic_path(run / MODEL_FILE) as tmp:
-        torch.save({"format": "voxface-speaker-cnn", "classes": classes, "channels": config.channels,
+        torch.save({"format": "voxface-speaker-cnn", "classes": [str(c) for c in classes], "channels": config.channels,
                     "state_dict": model.state_dict()}, tmp)
     atomic.write_npz(run / EMBEDDINGS_FILE, embedding=embeddings, utterance=data["utterance"],
                      identity=identity, role=role)

@@ -45,32 +45,27 @@ def predict_files(predictor: VoiceTo3D, sources: list[str], out_dir: str | Path,
     limit = None if max_minutes is None else 60 * max_minutes
     for n, source in enumerate(sources):
         try:
-            check_duration(source, limit, hint=f"split it, or pass --max-minutes {_minutes_needed(source)} "
-                                               "to allow it (memory grows by about 65 MB a minute)")
+            check_duration(source, limit, hint="split it, or pass --max-minutes {needed} to allow it (memory grows "
+                                               "by about 65 MB a minute)")
             wave = prepare_voice(source)
         except VoxfaceError as e:
             log.debug("skipped %s: %s", source, e)
             outcomes.append(Outcome(source, [], str(e)))
             continue
         stem = _unique_stem(Path(source).stem, used)
+        label = str(source) if labels is None else labels[n]
         coefficients = predictor.coefficients([wave])[0]
         mesh = predictor.model.reconstruct(coefficients)
         paths = [out / f"{stem}.{mesh_format}", out / f"{stem}.png", out / f"{stem}.json"]
         save_mesh(paths[0], mesh, predictor.model.triangles)
         save_png(paths[1], render_mesh(mesh, predictor.model.triangles, size=render_size))
         atomic.write_json(paths[2], {
-            "source": str(source) if labels is None else labels[n], "backbone": predictor.backbone, "morphable_model": predictor.model.name,
+            "source": label, "backbone": predictor.backbone, "morphable_model": predictor.model.name,
             "units": predictor.model.units, "speech_seconds": round(len(wave) / 16000, 3),
             "shape": coefficients.tolist(),
             "convention": "standardised shape coefficients (z-scores of the model prior)"})
         outcomes.append(Outcome(source, [str(p) for p in paths]))
     return outcomes
-
-
-def _minutes_needed(source: str) -> int:
-    from ..audio.duration import audio_seconds
-
-    return int((audio_seconds(source) or 0) // 60) + 1
 
 
 def _unique_stem(stem: str, used: set[str]) -> str:
