@@ -1,11 +1,11 @@
 """What one long upload and many requests cost ``voxface serve``: peak memory and disk.
 
 Usage: .venv/bin/python bench/bench_serve_limits.py [--minutes 120] [--requests 100] [--src SRC]
-       [--serve-args '--keep-minutes 0.5']
+       [--serve-args '--keep-minutes 0.5'] [--idle 30] [--skip-long]
 
 Starts ``voxface serve`` (an untrained predictor: the cost of a request does not depend on the
-weights) as a subprocess on 127.0.0.1, with its temporary folders (``TMPDIR``, ``GRADIO_TEMP_DIR``)
-inside a scratch folder so that their disk use can be measured, then:
+weights) as a subprocess on 127.0.0.1, with its ``TMPDIR`` (where voxface's request folders and
+Gradio's cache go) inside a scratch folder so that their disk use can be measured, then:
 
 1. uploads a ``--minutes`` long Opus recording (real speech from ``$VOXFACE_SHARED_DATA/fsdd``
    looped by ffmpeg, or a synthetic voice without shared data; a few MB, under the 20 MB limit)
@@ -44,6 +44,7 @@ def main() -> None:
     parser.add_argument("--src", default=str(Path(__file__).resolve().parents[1] / "src"),
                         help="source tree to serve (default: this checkout's src)")
     parser.add_argument("--skip-long", action="store_true", help="only the disk measurement")
+    parser.add_argument("--idle", type=float, default=0.0, help="then wait this long and measure the disk again")
     parser.add_argument("--serve-args", default="", help="more options for `voxface serve`, e.g. '--keep-minutes 0.5'")
     args = parser.parse_args()
     if shutil.which("ffmpeg") is None:
@@ -56,8 +57,8 @@ def main() -> None:
 
 
 def run(args: argparse.Namespace, scratch: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": args.src, "TMPDIR": str(scratch / "tmp"),
-           "GRADIO_TEMP_DIR": str(scratch / "gradio"), "GRADIO_ANALYTICS_ENABLED": "False"}
+    env = {k: v for k, v in os.environ.items() if k != "GRADIO_TEMP_DIR"}
+    env.update(PYTHONPATH=args.src, TMPDIR=str(scratch / "tmp"), GRADIO_ANALYTICS_ENABLED="False")
     (scratch / "tmp").mkdir()
     predictor = scratch / "predictor.pt"
     subprocess.run([sys.executable, "-c", PREDICTOR_SCRIPT, str(predictor)], env=env, check=True)
@@ -72,13 +73,17 @@ def run(args: argparse.Namespace, scratch: Path) -> None:
         print(f"server idle: RSS {rss_mb(server.pid):.0f} MB")
         if not args.skip_long:
             long_upload(args.minutes, clip, scratch, client, server, env)
-        for n in range(args.requests):
-            client.predict(handle(clip), api_name=API)
-        print(f"after {args.requests} short requests: server folders {disk_mb(scratch):.2f} MB "
-              f"({files(scratch)} files)")
+        start = time.perf_counter()
+        for n in range(args.requests):  # distinct uploads, as from distinct visitors (Gradio dedupes equal files)
+            client.predict(handle(variant(clip, n, scratch)), api_name=API)
+        print(f"after {args.requests} short requests ({time.perf_counter() - start:.0f} s): server folders "
+              f"{disk_mb(scratch)}, {files(scratch)} files")
+        if args.idle:
+            time.sleep(args.idle)
+            print(f"after {args.idle:g} s idle: server folders {disk_mb(scratch)}, {files(scratch)} files")
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=60)
-        print(f"after shutdown (SIGTERM): server folders {disk_mb(scratch):.2f} MB ({files(scratch)} files); "
+        print(f"after shutdown (SIGTERM): server folders {disk_mb(scratch)}, {files(scratch)} files; "
               f"exit status {server.returncode}")
     finally:
         if server.poll() is None:
@@ -149,6 +154,16 @@ def speech_clip(scratch: Path, env: dict) -> Path:
     return clip
 
 
+def variant(clip: Path, n: int, scratch: Path) -> Path:
+    """``clip`` with ``n + 1`` samples of silence appended: another file of the same speech."""
+    import soundfile as sf
+
+    wave, sr = sf.read(clip, dtype="float32")
+    path = scratch / f"visitor_{n:03d}.wav"
+    sf.write(path, np.concatenate([wave, np.zeros(n + 1, np.float32)]), sr)
+    return path
+
+
 def rss_mb(pid: int) -> float:
     return _status_kb(pid, "VmRSS") / 1024
 
@@ -164,14 +179,22 @@ def _status_kb(pid: int, key: str) -> float:
     return float("nan")
 
 
-def disk_mb(root: Path) -> float:
-    """Disk use of the server's folders (TMPDIR and Gradio's cache), as ``du`` counts it."""
-    out = subprocess.run(["du", "-sk", str(root / "tmp"), str(root / "gradio")], capture_output=True, text=True)
-    return sum(int(line.split()[0]) for line in out.stdout.splitlines()) / 1024
+def disk_mb(root: Path) -> str:
+    """Disk use of the server's TMPDIR (voxface's request folders and Gradio's cache, wherever the
+    version under test puts it there), as ``du`` counts it, and of its Gradio cache alone."""
+    tmp = root / "tmp"
+    total = _du_kb(tmp) / 1024
+    gradio = sum(_du_kb(p) for p in tmp.glob("**/gradio") if p.is_dir()) / 1024
+    return f"{total:.2f} MB (Gradio cache {gradio:.2f} MB)"
+
+
+def _du_kb(path: Path) -> int:
+    out = subprocess.run(["du", "-sk", str(path)], capture_output=True, text=True)
+    return int(out.stdout.split()[0]) if out.stdout else 0
 
 
 def files(root: Path) -> int:
-    return sum(1 for folder in ("tmp", "gradio") for p in (root / folder).rglob("*") if p.is_file())
+    return sum(1 for p in (root / "tmp").rglob("*") if p.is_file())
 
 
 def free_port() -> int:

@@ -1,7 +1,7 @@
 """Where ``voxface serve`` writes the files of each request, and how long they stay.
 
 Each request gets a folder under one root that belongs to this server process
-(``$TMPDIR/voxface-serve-<pid>-*``). Gradio copies what the page shows into its own cache (aged
+(``$TMPDIR/voxface-serve-<pid>-*``; ``voxface serve`` also puts Gradio's cache there, in ``gradio/``). Gradio copies what the page shows into its own cache (aged
 out by its ``delete_cache`` setting), so a request's folder is needed only until its answer has
 been sent: :class:`RequestFolders` keeps the newest few and removes older ones as new requests
 come, removes the whole root when the server stops, and :func:`sweep_abandoned` removes the roots
@@ -23,8 +23,10 @@ log = logging.getLogger(__name__)
 ROOT_PREFIX = "voxface-serve-"
 KEEP_REQUESTS = 16
 """Request folders kept besides the newest (the page answers from Gradio's copies)."""
-GRACE_S = 120.0
-"""A request folder younger than this is never removed (its answer may still be on its way)."""
+GRACE_S = 10.0
+"""A request folder younger than this is never removed: Gradio copies an answer's files into its
+cache right after the handler returns (milliseconds), and at most ``CONCURRENCY`` requests are in
+the handler at once, so the newest folders beyond :data:`KEEP_REQUESTS` are long copied."""
 
 
 class RequestFolders:
@@ -58,7 +60,7 @@ class RequestFolders:
         """Remove the request folders beyond the newest ``keep`` that are older than :data:`GRACE_S`;
         return how many were removed."""
         now = time.time() if now is None else now
-        folders = sorted((p for p in self.root.iterdir() if p.is_dir()), key=_mtime, reverse=True)
+        folders = sorted((p for p in self.root.iterdir() if _is_request(p)), key=_mtime, reverse=True)
         removed = 0
         for folder in folders[self.keep:]:
             if now - _mtime(folder) > GRACE_S:
@@ -71,7 +73,7 @@ class RequestFolders:
         if self.owned:
             shutil.rmtree(self.root, ignore_errors=True)
         elif self.root.is_dir():
-            for folder in self.root.iterdir():
+            for folder in filter(_is_request, self.root.iterdir()):
                 shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -101,6 +103,11 @@ def _running(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _is_request(path: Path) -> bool:
+    """A request folder: named by a uuid4 hex (other folders under the root are left alone)."""
+    return len(path.name) == 32 and all(c in "0123456789abcdef" for c in path.name) and path.is_dir()
 
 
 def _mtime(path: Path) -> float:

@@ -158,7 +158,7 @@ def build_page(service: FaceFromVoice | None, note: str):
     gr = optional_module("gradio", "voxface serve (the web page)")
     keep_s = int(60 * (service.keep_minutes if service else KEEP_MINUTES))
     with gr.Blocks(title="voxface: a face from a voice", analytics_enabled=False,
-                   delete_cache=(max(60, min(600, keep_s // 4)), keep_s)) as page:
+                   delete_cache=(max(10, min(600, keep_s // 4)), keep_s)) as page:
         gr.Markdown("# voxface: what a voice says about a face\nRecord a few seconds of speech or upload "
                     "an audio file, then press **Predict** to see the 3D face the model expects.")
         gr.Markdown(note, elem_id="voxface-note")
@@ -219,8 +219,10 @@ def serve(run: str | Path | None = None, host: str = DEFAULT_HOST, port: int = D
                      "corpus of that run).")
         predictor = place_predictor(VoiceTo3D.load(path), device)
         sweep_abandoned()
-        service = FaceFromVoice(predictor, RequestFolders.for_this_process(), max_upload_mb, image_model,
-                                max_minutes, keep_minutes)
+        folders = RequestFolders.for_this_process()
+        if block and "GRADIO_TEMP_DIR" not in os.environ:  # this process serves until it exits: keep
+            os.environ["GRADIO_TEMP_DIR"] = str(folders.root / "gradio")  # all it writes under one folder
+        service = FaceFromVoice(predictor, folders, max_upload_mb, image_model, max_minutes, keep_minutes)
     else:
         log.warning("%s", note)
     page = build_page(service, note)

@@ -31,6 +31,7 @@ from ..config import build, run_identity
 from ..devices import lightning_accelerator, lightning_precision, resolve_device
 from ..errors import VoxfaceError
 from ..logs import add_log_file
+from ..paths import output_folder
 from .distributed import global_rank, launch_from_environment
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ def open_run(run_dir: str | Path, config, kind: str) -> Path:
     """
     if hasattr(config, "device"):  # a device that is not there is refused before the folder is made
         lightning_precision(config.precision, resolve_device(config.device))
-    run = Path(run_dir)
+    run = output_folder(run_dir, "--run")
     path = run / CONFIG_FILE
     resolved = {"kind": kind, **_plain(dataclasses.asdict(config))}
     existing = _existing_config(path)
