@@ -114,3 +114,17 @@ def test_the_page_states_the_limits_and_closing_removes_what_it_wrote(predictor_
     finally:
         page.close()
     assert not any(r.exists() for r in roots)
+
+
+def test_cached_answers_expire_after_keep_minutes(tmp_path):
+    from voxface.app.storage import expire_cached
+
+    files = set()
+    for n in range(3):
+        path = tmp_path / "gradio" / f"hash{n}" / "face.glb"
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b"x")
+        files.add(str(path))
+    assert expire_cached([files], max_age_s=60) == 0 and len(files) == 3  # young: kept
+    assert expire_cached([files], max_age_s=60, now=time.time() + 61) == 3
+    assert files == set() and list((tmp_path / "gradio").iterdir()) == []

@@ -10,6 +10,7 @@ of servers that were killed before they could.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -75,6 +76,38 @@ class RequestFolders:
         elif self.root.is_dir():
             for folder in filter(_is_request, self.root.iterdir()):
                 shutil.rmtree(folder, ignore_errors=True)
+
+
+def expire_cached(file_sets: list[set], max_age_s: float, now: float | None = None) -> int:
+    """Delete the files in ``file_sets`` (a Gradio page's ``temp_file_sets``) created more than
+    ``max_age_s`` ago, and their folders once empty; return how many files went.
+
+    Gradio's own ``delete_cache`` task does the same on a timer, but it stops for good when a request
+    adds a file while it iterates (a RuntimeError in its loop), so the page also calls this on each
+    request; a round that meets a set being changed leaves the rest to the next one.
+    """
+    now = time.time() if now is None else now
+    removed = 0
+    for files in file_sets:
+        try:
+            candidates = list(files)
+        except RuntimeError:  # changed while copied: the next request tries again
+            continue
+        for name in candidates:
+            path = Path(name)
+            try:
+                if now - path.lstat().st_ctime <= max_age_s:
+                    continue
+                path.unlink()
+            except FileNotFoundError:
+                pass
+            except OSError:
+                continue
+            files.discard(name)
+            removed += 1
+            with contextlib.suppress(OSError):
+                path.parent.rmdir()
+    return removed
 
 
 def sweep_abandoned(temp_dir: str | os.PathLike | None = None) -> int:

@@ -37,7 +37,7 @@ from ..face3d.mesh_io import save_mesh
 from ..face3d.render import save_png
 from ..inference import VoiceTo3D
 from ..inference2d import VoiceToImage
-from .storage import RequestFolders, sweep_abandoned
+from .storage import RequestFolders, expire_cached, sweep_abandoned
 
 log = logging.getLogger(__name__)
 logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio polls its own server once per launch
@@ -183,6 +183,7 @@ def build_page(service: FaceFromVoice | None, note: str):
                                     interactive=False, elem_id="voxface-downloads")
 
         def answer(audio_path):
+            expire_cached(page.temp_file_sets, keep_s)
             try:
                 result = service.predict(audio_path)
             except VoxfaceError as e:
