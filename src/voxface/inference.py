@@ -57,26 +57,41 @@ class VoiceTo3D:
         with torch.no_grad():
             return torch.cat([self.encoder(torch.from_numpy(cmp_logmel(w).T[None].copy())) for w in waves])
 
+    def parameters_from_embeddings(self, embeddings: torch.Tensor) -> dict[str, np.ndarray]:
+        """(B, D) -> ``scale`` (B,), ``shape`` (B, K) and ``expression`` (B, E) float32; the scale is 1
+        and E = 0 for voxface's own regressors (the CMP release predicts both)."""
+        with torch.no_grad():
+            parts = self.regressor.split(self.regressor(embeddings))
+        return {k: v.numpy().astype(np.float32) for k, v in parts.items()}
+
     def coefficients_from_embeddings(self, embeddings: torch.Tensor) -> np.ndarray:
         """(B, D) -> (B, K) float32 standardised shape coefficients."""
-        with torch.no_grad():
-            return self.regressor(embeddings).numpy().astype(np.float32)
+        return self.parameters_from_embeddings(embeddings)["shape"]
 
     def coefficients(self, waves: list[np.ndarray]) -> np.ndarray:
         """Waveforms -> (B, K) float32 standardised shape coefficients."""
         return self.coefficients_from_embeddings(self.embed(waves))
 
+    def mesh_from_parameters(self, parameters: dict[str, np.ndarray]) -> np.ndarray:
+        """``parameters_from_embeddings``' output -> (B, V, 3) faces: scale · reconstruct(shape, expression)."""
+        expression = parameters["expression"] if parameters["expression"].shape[-1] else None
+        meshes = self.model.reconstruct(parameters["shape"], expression)
+        return parameters["scale"][:, None, None] * meshes
+
+    def meshes_from_embeddings(self, embeddings: torch.Tensor) -> np.ndarray:
+        """(B, D) -> (B, V, 3) predicted faces in the model's units (times the predicted scale)."""
+        return self.mesh_from_parameters(self.parameters_from_embeddings(embeddings))
+
     def meshes(self, waves: list[np.ndarray]) -> np.ndarray:
-        """Waveforms -> (B, V, 3) predicted neutral faces in the model's units."""
-        return self.model.reconstruct(self.coefficients(waves))
+        """Waveforms -> (B, V, 3) predicted faces (neutral for voxface's own regressors)."""
+        return self.meshes_from_embeddings(self.embed(waves))
 
     def save(self, path: str | Path) -> None:
         bundle = {
             "format": FORMAT, "backbone": self.backbone,
             "encoder": None if self.encoder is None else {"embed_dim": self.encoder.embed_dim,
                                                            "state_dict": self.encoder.state_dict()},
-            "regressor": {"embed_dim": self.regressor.head.in_features, "n_shape": self.regressor.n_shape,
-                          "state_dict": self.regressor.state_dict()},
+            "regressor": {"config": self.regressor.config, "state_dict": self.regressor.state_dict()},
             "model": self.model.to_npz_bytes(),
         }
         with atomic.atomic_path(path) as tmp:
@@ -94,16 +109,14 @@ class VoiceTo3D:
             encoder.load_state_dict(bundle["encoder"]["state_dict"])
             encoder.eval().requires_grad_(False)
         r = bundle["regressor"]
-        regressor = ParameterRegressor(r["embed_dim"], r["n_shape"])
+        config = r.get("config") or {"embed_dim": r["embed_dim"], "n_shape": r["n_shape"]}  # before scale/expression
+        regressor = ParameterRegressor(**config)
         regressor.load_state_dict(r["state_dict"])
         return cls(bundle["backbone"], encoder, regressor, MorphableModel.from_npz(io.BytesIO(bundle["model"])))
 
     def check_model(self, expected: MorphableModel) -> None:
         """Refuse a predictor trained for another morphable model than ``expected``."""
-        same = (self.model.name == expected.name and self.model.n_vertices == expected.n_vertices
-                and self.model.n_shape >= self.regressor.n_shape
-                and np.allclose(self.model.mean, expected.mean))
-        if not same:
+        if not (self.model.same_as(expected) and expected.n_shape >= self.regressor.n_shape):
             raise VoxfaceError(f"this predictor was trained for morphable model {self.model.name!r} "
                                f"({self.model.n_vertices} vertices), not {expected.name!r} "
                                f"({expected.n_vertices} vertices); use a predictor trained on this model")

@@ -73,7 +73,7 @@ def unsupervised_predictions(run: Path, gan_run: Path | None, corpus: Corpus, pe
         gan_faces = test_faces(VoiceToImageTo3D.load(gan_run), corpus, per_identity, progress)
         images = to_uint8(gan_faces)
         expert_run = read_run_config(run)["expert_run"]
-        experts = {BASE_1: FittingExpert(model), BASE_2: NetworkExpert(load_expert_network(expert_run))}
+        experts = {BASE_1: FittingExpert(model), BASE_2: NetworkExpert(load_expert_network(expert_run, model))}
         for name, expert in experts.items():
             faces[name] = gan_faces
             shapes[name] = expert.predict(images)["shape"]
