@@ -111,15 +111,35 @@ def _cmd_predict(args: argparse.Namespace) -> None:
         from .face3d.loading import load_morphable_model
 
         predictor.check_model(load_morphable_model(args.model))
-    outcomes = predict_files(predictor, args.voices, args.out, args.format)
-    failed = [o for o in outcomes if o.error]
+    _report_outcomes(predict_files(predictor, args.voices, args.out, args.format))
+
+
+def _cmd_features(args: argparse.Namespace) -> None:
+    from .experiments.features import write_cmp_features
+
+    outcomes = write_cmp_features(args.audio, args.out)
+    _report_outcomes(outcomes)
+
+
+def _cmd_voice_reference(args: argparse.Namespace) -> None:
+    from .experiments.voice_reference import fit_voice_reference
+
+    reference = fit_voice_reference(args.run, corpus=args.corpus, audio=args.audio, progress=not args.quiet)
+    print(f"{args.run}: voice reference of {reference.source} ({len(reference.calibration)} calibration distances)")
+
+
+def _report_outcomes(outcomes: list) -> None:
+    """One line per input file; VoxfaceError (exit 2) when any failed."""
     for o in outcomes:
         if o.error:
             print(f"{o.source}: error: {o.error}", file=sys.stderr)
         else:
             print(f"{o.source}: {', '.join(o.outputs)}")
+    failed = [o for o in outcomes if o.error]
     if failed:
-        raise VoxfaceError(f"{len(failed)} of {len(outcomes)} file(s) failed (see above); the others were written")
+        written = len(outcomes) - len(failed)
+        raise VoxfaceError(f"{len(failed)} of {len(outcomes)} file(s) failed (see above)"
+                           + (f"; the other {written} were written" if written else "; nothing was written"))
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:
@@ -207,6 +227,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="obj", choices=["obj", "ply", "glb"], help="mesh format (default obj)")
     p.add_argument("--model", help="refuse the checkpoint unless it was trained for this morphable model spec")
     p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("features", help="audio files -> CMP log-mel features (.npy), as the official preprocessing",
+                       description="For each audio file: CMP's front end exactly as the official code (webrtcvad "
+                                   "collector, 64-bin log-mel, per-utterance normalisation, tiled to 1,000 frames) "
+                                   "-> OUT/<name>.npy, float32 (T >= 1000, 64), the layout of the CMP / Wen et al. "
+                                   "feature releases. Files that are not 16 kHz mono 16-bit are converted first "
+                                   "(docs/release_models.md). A bad file gets one line; the others go on.")
+    p.add_argument("audio", nargs="+", metavar="AUDIO", help="audio files (wav, flac, ogg, mp3, m4a)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.set_defaults(func=_cmd_features)
+
+    p = sub.add_parser("voice-reference", help="store in a predictor what its typical voices are like",
+                       description="Fit the reference the in-distribution score compares voices with (docs/"
+                                   "release_models.md) and store it in the predictor: from a corpus's training "
+                                   "identities, or from recordings (one folder per speaker). For models that do not "
+                                   "carry one, e.g. an imported CMP release.")
+    p.add_argument("run", help="a run folder or its predictor.pt")
+    p.add_argument("--corpus", help="fit on this corpus's training identities")
+    p.add_argument("--audio", nargs="+", metavar="AUDIO", help="fit on these recordings")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_voice_reference)
 
     p = sub.add_parser("demo", help="the whole supervised pipeline on the embedded synthetic default",
                        description="Generate the synthetic corpus, pre-train the voice encoder, train CMP "

@@ -7,7 +7,7 @@ another morphable model than the one the regressor was trained for.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -16,12 +16,15 @@ import torch
 from . import atomic
 from .checkpoints import load_tagged
 from .errors import VoxfaceError
+from .evaluate.novelty import VoiceReference
 from .face3d import MorphableModel
 from .models.regressor import ParameterRegressor
 from .models.voice_encoders import CMPVoiceEncoder
 
 FORMAT = "voxface-voice-to-3d"
 BACKBONES = ("cmp", "resemblyzer")
+DESCRIPTORS = {"cmp": "cmp-first-block", "resemblyzer": "resemblyzer-embedding"}
+"""The per-utterance descriptor each backbone's voice reference is fitted on (see ``descriptors``)."""
 
 
 @dataclass
@@ -33,29 +36,63 @@ class VoiceTo3D:
         encoder: the CMP encoder (None for resemblyzer).
         regressor: embedding -> (K,) coefficients.
         model: the morphable model the coefficients belong to.
+        reference: what the training voices looked like (:mod:`voxface.evaluate.novelty`), or None
+            when unknown (an imported release, or a run trained before references existed).
+        provenance: ``trained_on`` (a sentence for users) and ``synthetic`` (whether its training
+            voices were synthetic) — said wherever a prediction is shown.
     """
 
     backbone: str
     encoder: CMPVoiceEncoder | None
     regressor: ParameterRegressor
     model: MorphableModel
+    reference: VoiceReference | None = None
+    provenance: dict = field(default_factory=dict)
 
     def __post_init__(self):
         self.regressor.eval()
         self._resemblyzer = None
 
-    def embed(self, waves: list[np.ndarray]) -> torch.Tensor:
-        """Waveforms (N_i,) float32 16 kHz (speech, already VAD-trimmed) -> (B, D) embeddings."""
+    def voice_features(self, waves: list[np.ndarray]) -> list[np.ndarray]:
+        """Speech (N_i,) float32 16 kHz (VAD-trimmed) -> the backbone's input per utterance: (T, 64)
+        CMP log-mel, or (256,) Resemblyzer embeddings (the corpus feature kinds of the same names)."""
         if self.backbone == "resemblyzer":
             if self._resemblyzer is None:
                 from .audio.speaker_encoder import ResemblyzerEncoder
 
                 self._resemblyzer = ResemblyzerEncoder()
-            return torch.from_numpy(self._resemblyzer.embed(waves))
+            return list(self._resemblyzer.embed(waves))
         from .audio.features import cmp_logmel
 
+        return [cmp_logmel(w) for w in waves]
+
+    def embed_features(self, features: list[np.ndarray]) -> torch.Tensor:
+        """``voice_features`` output -> (B, D) embeddings."""
+        if self.backbone == "resemblyzer":
+            return torch.from_numpy(np.stack(features).astype(np.float32))
         with torch.no_grad():
-            return torch.cat([self.encoder(torch.from_numpy(cmp_logmel(w).T[None].copy())) for w in waves])
+            return torch.cat([self.encoder(torch.from_numpy(f.T[None].copy())) for f in features])
+
+    def embed(self, waves: list[np.ndarray]) -> torch.Tensor:
+        """Waveforms (N_i,) float32 16 kHz (speech, already VAD-trimmed) -> (B, D) embeddings."""
+        return self.embed_features(self.voice_features(waves))
+
+    def descriptors(self, features: list[np.ndarray]) -> np.ndarray:
+        """``voice_features`` output -> (B, D') descriptors the voice reference is fitted on: the CMP
+        encoder's first-block statistics, or the Resemblyzer embedding."""
+        if self.backbone == "resemblyzer":
+            return np.stack(features).astype(np.float64)
+        with torch.no_grad():
+            return torch.cat([self.encoder.frame_statistics(torch.from_numpy(f.T[None].copy()))
+                              for f in features]).numpy()
+
+    def fit_reference(self, features: list[np.ndarray], groups: np.ndarray, source: str) -> VoiceReference:
+        """A :class:`VoiceReference` of these voices (``voice_features`` output; (B,) identity of each)."""
+        return VoiceReference.fit(self.descriptors(features), groups, DESCRIPTORS[self.backbone], source)
+
+    def in_distribution(self, features: list[np.ndarray]) -> np.ndarray | None:
+        """``voice_features`` output -> (B,) in-distribution scores in [0, 1], or None without a reference."""
+        return None if self.reference is None else self.reference.scores(self.descriptors(features))
 
     def parameters_from_embeddings(self, embeddings: torch.Tensor) -> dict[str, np.ndarray]:
         """(B, D) -> ``scale`` (B,), ``shape`` (B, K) and ``expression`` (B, E) float32; the scale is 1
@@ -93,6 +130,8 @@ class VoiceTo3D:
                                                            "state_dict": self.encoder.state_dict()},
             "regressor": {"config": self.regressor.config, "state_dict": self.regressor.state_dict()},
             "model": self.model.to_npz_bytes(),
+            "reference": None if self.reference is None else self.reference.to_saved(),
+            "provenance": self.provenance,
         }
         with atomic.atomic_path(path) as tmp:
             torch.save(bundle, tmp)
@@ -112,7 +151,8 @@ class VoiceTo3D:
         config = r.get("config") or {"embed_dim": r["embed_dim"], "n_shape": r["n_shape"]}  # before scale/expression
         regressor = ParameterRegressor(**config)
         regressor.load_state_dict(r["state_dict"])
-        return cls(bundle["backbone"], encoder, regressor, MorphableModel.from_npz(io.BytesIO(bundle["model"])))
+        return cls(bundle["backbone"], encoder, regressor, MorphableModel.from_npz(io.BytesIO(bundle["model"])),
+                   VoiceReference.from_saved(bundle.get("reference")), bundle.get("provenance") or {})
 
     def check_model(self, expected: MorphableModel) -> None:
         """Refuse a predictor trained for another morphable model than ``expected``."""

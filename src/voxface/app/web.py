@@ -54,14 +54,25 @@ _RENDER_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="voxface-p
 
 @dataclass
 class FacePrediction:
-    """The files of one request: mesh in both formats, a PNG render, the parameters as JSON, and the
-    generated 2D face image (None without a 2D model)."""
+    """The files of one request: mesh in both formats, a PNG render, the parameters as JSON, what to
+    say about the voice (``voice_notice``), and the generated 2D face image (None without a 2D model)."""
 
     glb: Path
     obj: Path
     png: Path
     parameters: Path
+    voice: dict
     face_image: Path | None = None
+
+    def notice(self) -> str:
+        """Markdown shown beside the face: the warning (if any) and the in-distribution score."""
+        score = self.voice["in_distribution_score"]
+        typical = ("unknown (no reference of the model's training voices)" if score is None else
+                   f"**{score:.3f}** (share of held-out training voices at least as unusual; "
+                   f"below {self.voice['warn_below']:g} is flagged)")
+        lines = [f"⚠️ **Warning: {self.voice['warning']}.**"] if self.voice["warning"] else []
+        return "\n\n".join(lines + [f"How typical this voice is for the model: {typical}. "
+                                      f"Model trained on {self.voice['trained_on']}."])
 
     def downloads(self) -> list[str]:
         files = [self.obj, self.glb, self.parameters] + ([self.face_image] if self.face_image else [])
@@ -102,9 +113,8 @@ class FaceFromVoice:
             message = outcome.error.replace(str(audio_path), audio_path.name)
             raise VoxfaceError(f"{message} (only speech recordings can be used: wav, flac, ogg, mp3, m4a)")
         glb, png, parameters = (Path(p) for p in outcome.outputs)
-        shape = np.asarray(json.loads(parameters.read_text())["shape"], np.float32)
-        obj = save_mesh(glb.with_suffix(".obj"), self.predictor.model.reconstruct(shape),
-                        self.predictor.model.triangles)
+        obj = save_mesh(glb.with_suffix(".obj"), outcome.mesh, self.predictor.model.triangles)
+        voice = json.loads(parameters.read_text())["voice"]
         face_image = None
         if self.image_model is not None:
             from PIL import Image
@@ -113,7 +123,7 @@ class FaceFromVoice:
             face_image = save_png(glb.with_name(glb.stem + "_face2d.png"),
                                   np.asarray(image.resize((FACE_IMAGE_SIZE,) * 2, Image.BICUBIC)))
         log.info("served %s -> %s", audio_path.name, folder)
-        return FacePrediction(glb, obj, png, parameters, face_image)
+        return FacePrediction(glb, obj, png, parameters, voice, face_image)
 
 
 def find_run(run: str | Path | None) -> tuple[Path | None, str]:
@@ -155,7 +165,8 @@ def build_page(service: FaceFromVoice | None, note: str):
             with gr.Column():
                 viewer = gr.Model3D(label="Predicted face (drag to rotate)", elem_id="voxface-viewer")
                 render = gr.Image(label="Render", type="filepath", interactive=False, elem_id="voxface-render")
-                outputs = [viewer, render]
+                voice_notice = gr.Markdown("", elem_id="voxface-voice-notice")
+                outputs = [voice_notice, viewer, render]
                 if service.image_model is not None:
                     outputs.append(gr.Image(label="Generated face image (2D model)", type="filepath",
                                             interactive=False, elem_id="voxface-face-image"))
@@ -167,7 +178,8 @@ def build_page(service: FaceFromVoice | None, note: str):
                 result = service.predict(audio_path)
             except VoxfaceError as e:
                 raise gr.Error(str(e), print_exception=False) from None
-            shown = [str(result.glb), str(result.png)] + ([str(result.face_image)] if result.face_image else [])
+            shown = [result.notice(), str(result.glb), str(result.png)]
+            shown += [str(result.face_image)] if result.face_image else []
             return *shown, result.downloads()
 
         button.click(answer, inputs=audio, outputs=outputs + [downloads], concurrency_limit=CONCURRENCY)

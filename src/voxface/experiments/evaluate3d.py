@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .. import atomic
 from ..corpus.format import Corpus
@@ -21,6 +20,7 @@ from ..errors import VoxfaceError
 from ..evaluate.geometry import absolute_ratio_error, coherence, gain, nme, within_between_distances
 from ..evaluate.headroom import corpus_identity_set
 from ..evaluate.icp import point_to_plane_rmse
+from ..evaluate.novelty import novelty_report
 from ..evaluate.oracles import gender_oracle, mean_face_oracle, voice_parameter_ceiling
 from ..face3d import MorphableModel
 from ..inference import VoiceTo3D
@@ -37,8 +37,9 @@ METHOD_NAMES = {"cmp": "CMP-supervised", "resemblyzer": "CMP-supervised (Resembl
 
 
 def predict_test_meshes(predictor: VoiceTo3D, corpus: Corpus, test_ids: list[str], per_identity: int,
-                        progress: bool = True) -> np.ndarray:
-    """(N, U, V, 3) predictions from each test identity's first U utterances (identities need >= U)."""
+                        progress: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """(N, U, V, 3) predictions from each test identity's first U utterances (identities need >= U),
+    and the (N·U,) in-distribution scores of those voices (None when the predictor has no reference)."""
     kind = "cmp_logmel" if predictor.backbone == "cmp" else "resemblyzer"
     data = utterance_set(corpus, test_ids, kind, per_identity=per_identity, progress=progress)
     counts = np.bincount(data.identity_index, minlength=len(test_ids))
@@ -46,13 +47,8 @@ def predict_test_meshes(predictor: VoiceTo3D, corpus: Corpus, test_ids: list[str
         short = [test_ids[i] for i in np.flatnonzero(counts < per_identity)][:5]
         raise VoxfaceError(f"corpus {corpus.root}: test identities with fewer than {per_identity} utterances "
                            f"({short}); evaluate with a smaller --utterances")
-    with torch.no_grad():
-        if predictor.backbone == "cmp":
-            embeddings = torch.cat([predictor.encoder(torch.from_numpy(f.T[None].copy())) for f in data.features])
-        else:
-            embeddings = torch.from_numpy(np.stack(data.features))
-    coefficients = predictor.coefficients_from_embeddings(embeddings)
-    return predictor.model.reconstruct(coefficients).reshape(len(test_ids), per_identity, -1, 3)
+    meshes = predictor.meshes_from_embeddings(predictor.embed_features(data.features))
+    return meshes.reshape(len(test_ids), per_identity, -1, 3), predictor.in_distribution(data.features)
 
 
 def oracle_predictions(corpus: Corpus, test_ids: list[str]) -> dict[str, np.ndarray]:
@@ -102,19 +98,23 @@ def evaluate_run(run_dir: str | Path, corpus_dir: str | None = None, per_identit
     start = time.perf_counter()
     predictor = VoiceTo3D.load(run)
     method_name = method_name or METHOD_NAMES[predictor.backbone]
-    corpus = check_corpus(corpus_dir or read_run_config(run)["corpus"])
+    corpus_dir = corpus_dir or read_run_config(run).get("corpus")
+    if not corpus_dir:
+        raise VoxfaceError(f"{run} was not trained here (an imported model); pass --corpus CORPUS, a corpus "
+                           "built on the same morphable model")
+    corpus = check_corpus(corpus_dir)
     predictor.check_model(corpus.model)
     model = corpus.model
     test_ids = corpus.identity_ids("test")
     references = model.reconstruct(corpus.reference_shapes(test_ids))
-    methods = {method_name: predict_test_meshes(predictor, corpus, test_ids, per_identity, progress)}
+    ours, scores = predict_test_meshes(predictor, corpus, test_ids, per_identity, progress)
+    methods = {method_name: ours}
     methods.update(extra_methods or {})
     methods.update(oracle_predictions(corpus, test_ids))
     results = {name: score(model, preds, references) for name, preds in methods.items()}
     for name, r in results.items():
         r["gain_vs_mean_face"] = gain(r["ARE"]["mean"], results[MEAN_FACE]["ARE"]["mean"])
         r["gain_vs_gender_oracle"] = gain(r["ARE"]["mean"], results[GENDER]["ARE"]["mean"])
-    ours = methods[method_name]
     within, between = within_between_distances(ours)
     per_identity_coherence = np.array([coherence(p) for p in ours])
     metrics = {
@@ -126,6 +126,8 @@ def evaluate_run(run_dir: str | Path, corpus_dir: str | None = None, per_identit
                       "std": float(per_identity_coherence[:, 1].mean()),
                       "within_speaker_distance": within, "between_speaker_distance": between},
         "units": model.units, "seconds": round(time.perf_counter() - start, 2),
+        "in_distribution": None if scores is None else {**novelty_report(scores),
+                                                        "reference": predictor.reference.source},
     }
     if CEILING in results:
         gap = results[MEAN_FACE]["ARE"]["mean"] - results[CEILING]["ARE"]["mean"]

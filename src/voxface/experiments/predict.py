@@ -6,9 +6,12 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from .. import atomic
 from ..audio.voice import prepare_voice
 from ..errors import VoxfaceError
+from ..evaluate.novelty import WARN_BELOW
 from ..face3d.mesh_io import save_mesh
 from ..face3d.render import render_mesh, save_png
 from ..inference import VoiceTo3D
@@ -20,11 +23,12 @@ MESH_FORMATS = ("obj", "ply", "glb")
 
 @dataclass
 class Outcome:
-    """What happened to one input file: its outputs, or the one-line reason it failed."""
+    """What happened to one input file: its outputs (and the (V, 3) mesh), or the one-line reason it failed."""
 
     source: str
     outputs: list[str]
     error: str | None = None
+    mesh: np.ndarray | None = None
 
 
 def predict_files(predictor: VoiceTo3D, sources: list[str], out_dir: str | Path, mesh_format: str = "obj",
@@ -35,28 +39,54 @@ def predict_files(predictor: VoiceTo3D, sources: list[str], out_dir: str | Path,
     out = Path(out_dir)
     outcomes, used = [], set()
     for source in sources:
-        stem = _unique_stem(Path(source).stem, used)
         try:
             wave = prepare_voice(source)
         except VoxfaceError as e:
             log.debug("skipped %s: %s", source, e)
             outcomes.append(Outcome(source, [], str(e)))
             continue
-        coefficients = predictor.coefficients([wave])[0]
-        mesh = predictor.model.reconstruct(coefficients)
+        features = predictor.voice_features([wave])
+        parameters = predictor.parameters_from_embeddings(predictor.embed_features(features))
+        mesh = predictor.mesh_from_parameters(parameters)[0]
+        scores = predictor.in_distribution(features)
+        voice = voice_notice(predictor, None if scores is None else float(scores[0]))
+        if voice["warning"]:
+            log.warning("%s: %s", source, voice["warning"])
+        stem = unique_stem(Path(source).stem, used)
         paths = [out / f"{stem}.{mesh_format}", out / f"{stem}.png", out / f"{stem}.json"]
         save_mesh(paths[0], mesh, predictor.model.triangles)
         save_png(paths[1], render_mesh(mesh, predictor.model.triangles, size=render_size))
         atomic.write_json(paths[2], {
             "source": str(source), "backbone": predictor.backbone, "morphable_model": predictor.model.name,
             "units": predictor.model.units, "speech_seconds": round(len(wave) / 16000, 3),
-            "shape": coefficients.tolist(),
-            "convention": "standardised shape coefficients (z-scores of the model prior)"})
-        outcomes.append(Outcome(source, [str(p) for p in paths]))
+            **{k: v[0].tolist() for k, v in parameters.items() if v[0].size and not (k == "scale" and v[0] == 1)},
+            "convention": "standardised coefficients (z-scores of the model prior); mesh = scale * face",
+            "voice": voice})
+        outcomes.append(Outcome(source, [str(p) for p in paths], mesh=mesh))
     return outcomes
 
 
-def _unique_stem(stem: str, used: set[str]) -> str:
+def voice_notice(predictor: VoiceTo3D, score: float | None) -> dict:
+    """What to tell the user beside a prediction: what the model was trained on, how typical the voice
+    is for it (``score``: its in-distribution score, None when unknown), and a warning or None."""
+    trained_on = predictor.provenance.get("trained_on", "unknown voices (the predictor does not say)")
+    synthetic = predictor.provenance.get("synthetic")
+    warning = None
+    if score is not None and score < WARN_BELOW:
+        warning = (f"this model was trained on {trained_on}; your voice is unlike any of them (in-distribution "
+                   f"score {score:.3f}, below {WARN_BELOW:g}), so the face says nothing about it: load a model "
+                   "trained on real speech, e.g. the CMP release (voxface import cmp-release)")
+    elif synthetic:
+        warning = (f"this model was trained on {trained_on}: on a real voice its face carries no information "
+                   "(a model trained on real speech is needed for that, e.g. the CMP release)")
+    return {"trained_on": trained_on, "synthetic_training_voices": synthetic,
+            "in_distribution_score": None if score is None else round(score, 4),
+            "reference": None if predictor.reference is None else predictor.reference.source,
+            "warn_below": WARN_BELOW, "warning": warning}
+
+
+def unique_stem(stem: str, used: set[str]) -> str:
+    """``stem``, or ``stem_2``, ``stem_3``, ... if taken; the result is added to ``used``."""
     candidate, k = stem, 1
     while candidate in used:
         k += 1

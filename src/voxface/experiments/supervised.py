@@ -98,12 +98,28 @@ def train_supervised(config: SupervisedConfig, run_dir: str | Path, progress: bo
     trainer = make_trainer(run, config.max_steps, config.val_every, progress)
     trainer.fit(module, data_loader(datasets["fit"], config.batch_size),
                 data_loader(datasets["val"], config.batch_size), ckpt_path=resume_checkpoint(run))
-    predictor = VoiceTo3D(config.backbone, encoder, module.regressor.cpu(), model)
+    predictor = VoiceTo3D(config.backbone, encoder, module.regressor.cpu(), model,
+                          provenance=training_provenance(corpus, len(train_ids)))
     if trainer.is_global_zero:
+        predictor.reference = voice_reference(predictor, [sets["fit"], sets["val"]], predictor.provenance["trained_on"])
         predictor.save(run / PREDICTOR_FILE)
         atomic.write_json(run / "train_metrics.json",
                           {k: float(v) for k, v in trainer.callback_metrics.items()})
     return predictor
+
+
+def training_provenance(corpus, n_identities: int) -> dict:
+    """What a predictor says about its training voices wherever its predictions are shown."""
+    kind = "synthetic" if corpus.synthetic else "real"
+    return {"trained_on": f"the {kind} voices of {n_identities} identities of corpus {corpus.root}",
+            "synthetic": bool(corpus.synthetic)}
+
+
+def voice_reference(predictor: VoiceTo3D, sets: list[UtteranceSet], source: str) -> VoiceReference:
+    """The reference of the training voices (``evaluate.novelty``), identities as the folds' groups."""
+    features = [f for s in sets for f in s.features]
+    groups = np.array([s.identity_ids[i] for s in sets for i in s.identity_index])
+    return predictor.fit_reference(features, groups, source)
 
 
 def _embedding_bank(encoder, data: UtteranceSet, per_utterance: int, seed: int) -> UtteranceSet:
