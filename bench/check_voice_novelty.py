@@ -8,7 +8,7 @@ real speech (every 4th FSDD recording with at least 0.5 s of speech, and the 18 
 clips); prints the AUC and the share flagged (score < 0.01) in each group. With ``--release`` (an
 imported CMP release, e.g. from tests' fixture: ``voxface import cmp-release``), fits its reference
 on the FSDD recordings of four speakers (a copy of the predictor; the original is untouched) and
-scores the ``cmp_reference`` clips of the other two: the same rule then flags no real voice.
+scores the recordings and ``cmp_reference`` clips of the other two speakers by the same rule.
 """
 
 import argparse
@@ -83,11 +83,15 @@ def check_release(run: Path) -> None:
             target.symlink_to(Path(f).resolve())
         fit_voice_reference(copy, audio=[str(p) for p in sorted(by_speaker.glob("*/*.wav"))], progress=False)
         predictor = VoiceTo3D.load(copy)
-        others = [f for f in sorted((SHARED / "cmp_reference" / "wav").glob("*.wav")) if not f.name.startswith(speakers)]
-        s = predictor.in_distribution(real_features(predictor, others))
         print(f"release {run}: reference {predictor.reference.source}")
-        print(f"  cmp_reference clips of theo and yweweler: n={len(s)}  scores {np.round(np.sort(s), 3).tolist()}  "
-              f"flagged {int(np.sum(s < WARN_BELOW))}")
+        held_out = {"FSDD recordings of theo and yweweler": sorted(
+            f for s in ("theo", "yweweler") for f in (SHARED / "fsdd" / "recordings").glob(f"*_{s}_*.wav")),
+            "cmp_reference clips of theo and yweweler": sorted(
+                f for f in (SHARED / "cmp_reference" / "wav").glob("*.wav") if not f.name.startswith(speakers))}
+        for name, files in held_out.items():
+            s = predictor.in_distribution(real_features(predictor, files))
+            print(f"  {name:42s} n={len(s):4d}  median score {np.median(s):.3f}  flagged (< {WARN_BELOW:g}) "
+                  f"{100 * np.mean(s < WARN_BELOW):5.1f}%")
 
 
 if __name__ == "__main__":

@@ -149,7 +149,7 @@ def test_a_file_that_would_run_code_is_refused_and_nothing_runs(release, tmp_pat
     (hostile / "supervised_64").unlink()
     (hostile / "supervised_64").mkdir()
     with open(hostile / "supervised_64" / "generator_48000.pth", "wb") as f:
-        pickle.dump({"classifier_scale.1.weight": Payload()}, f)
+        pickle.dump({"classifier_scale.1.weight": Payload()}, f, protocol=2)
     with pytest.raises(VoxfaceError, match="without running code"):
         import_cmp_release(hostile, tmp_path / "out")
     assert not marker.exists() and not (tmp_path / "out").exists()
@@ -172,3 +172,46 @@ def test_cmp_logmel_of_the_wav_feeds_the_release_like_the_official_features(shar
         ours = cmp_logmel(prepare_voice(shared_data / "cmp_reference" / "wav" / f"{clip}.wav"))
         embedding = predictor.encoder(torch.from_numpy(ours.T[None].copy()))
         assert relative_error(embedding.detach(), expected(shared_data, clip)["embedding"]) < TOLERANCE
+
+
+def test_features_command_writes_the_official_features_and_goes_on_after_a_bad_file(shared_data, tmp_path, capsys):
+    from voxface.cli import main
+
+    clips = [shared_data / "cmp_reference" / "wav" / f"{c}.wav" for c in ("george_0", "theo_2")]
+    bad = tmp_path / "notes.wav"
+    bad.write_text("not audio")
+    assert main(["features", str(clips[0]), str(bad), str(clips[1]), "--out", str(tmp_path / "f")]) == 2
+    captured = capsys.readouterr()
+    assert "notes.wav: error:" in captured.err and "the other 2 were written" in captured.err
+    for clip in clips:
+        ours = np.load(tmp_path / "f" / f"{clip.stem}.npy")
+        official = np.load(shared_data / "cmp_reference" / "official_features" / f"{clip.stem}.npy")
+        assert ours.dtype == np.float32 and ours.shape == official.shape and np.abs(ours - official).max() <= 1e-4
+    assert sorted(p.name for p in (tmp_path / "f").iterdir()) == ["george_0.npy", "theo_2.npy"]
+
+
+def test_import_predict_and_voice_reference_from_the_command_line(shared_data, release, tmp_path, capsys):
+    import json
+
+    from voxface.cli import main
+
+    assert main(["import", "cmp-release", str(release), "--out", str(tmp_path / "cmp")]) == 0
+    assert "supervised: " in capsys.readouterr().out
+    assert main(["import", "cmp-release", str(release), "--out", str(tmp_path / "cmp")]) == 2  # occupied
+    assert "already holds" in capsys.readouterr().err
+    clip = shared_data / "cmp_reference" / "wav" / "nicolas_1.wav"
+    run = tmp_path / "cmp" / "supervised"
+    assert main(["predict", str(clip), "--checkpoint", str(run), "--out", str(tmp_path / "p")]) == 0
+    from voxface.face3d.mesh_io import load_mesh
+
+    vertices = load_mesh(tmp_path / "p" / "nicolas_1.obj")[0]
+    assert relative_error(vertices, expected(shared_data, "nicolas_1")["mesh_supervised"]) < TOLERANCE
+    voice = json.loads((tmp_path / "p" / "nicolas_1.json").read_text())["voice"]
+    assert voice["in_distribution_score"] is None and voice["warning"] is None  # the release ships no voices
+    assert "VoxCeleb" in voice["trained_on"]
+    voices = sorted((shared_data / "fsdd" / "recordings").glob("*_jackson_*.wav"))[:20]
+    voices += sorted((shared_data / "fsdd" / "recordings").glob("*_lucas_*.wav"))[:20]
+    assert main(["voice-reference", str(run), "--audio", *map(str, voices), "--quiet"]) == 0
+    assert VoiceTo3D.load(run).reference.source.endswith("in 1 folder(s) given by the user")  # FSDD: one folder
+    assert main(["voice-reference", str(run)]) == 2
+    assert "--corpus CORPUS or --audio" in capsys.readouterr().err

@@ -163,9 +163,9 @@ def build_page(service: FaceFromVoice | None, note: str):
                 button = gr.Button("Predict", variant="primary", elem_id="voxface-predict")
                 gr.Markdown(f"Audio files up to {service.max_upload_mb:g} MB; at least 0.5 s of speech.")
             with gr.Column():
+                voice_notice = gr.Markdown("", elem_id="voxface-voice-notice")
                 viewer = gr.Model3D(label="Predicted face (drag to rotate)", elem_id="voxface-viewer")
                 render = gr.Image(label="Render", type="filepath", interactive=False, elem_id="voxface-render")
-                voice_notice = gr.Markdown("", elem_id="voxface-voice-notice")
                 outputs = [voice_notice, viewer, render]
                 if service.image_model is not None:
                     outputs.append(gr.Image(label="Generated face image (2D model)", type="filepath",
@@ -200,10 +200,13 @@ def serve(run: str | Path | None = None, host: str = DEFAULT_HOST, port: int = D
         image_model = None
         if image_run is not None:
             image_model = VoiceToImage.load(image_run)
-            note += (f" 2D face model: `{image_run}` ({image_model.settings['generator']}, trained on the "
-                     "corpus of that run).")
+            origin = ("Wen et al. 2019's release" if image_model.settings["generator"] == "wen2019"
+                      else "trained on the corpus of that run")
+            note += f" 2D face model: `{image_run}` ({image_model.settings['generator']}, {origin})."
         out_root = Path(tempfile.mkdtemp(prefix="voxface-serve-"))
-        service = FaceFromVoice(VoiceTo3D.load(path), out_root, max_upload_mb, image_model)
+        predictor = VoiceTo3D.load(path)
+        note += f" Trained on {predictor.provenance.get('trained_on', 'voices it does not describe')}."
+        service = FaceFromVoice(predictor, out_root, max_upload_mb, image_model)
     else:
         log.warning("%s", note)
     page = build_page(service, note)

@@ -74,6 +74,6 @@ def _recorded_voices(predictor: VoiceTo3D, audio: list[str], progress: bool):
         except VoxfaceError as e:
             log.info("skipped %s", e)
             continue
-        folders.append(str(Path(file).resolve().parent))
+        folders.append(str(Path(file).absolute().parent))
     groups = folders if len(set(folders)) > 1 else [str(i) for i in range(len(folders))]
     return features, groups, f"{len(features)} recordings in {len(set(folders))} folder(s) given by the user"

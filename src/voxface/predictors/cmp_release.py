@@ -58,6 +58,9 @@ STUDENT_PREFIX = "backbone."
 EXPERT_PREFIX = "module.IGM.backbone."
 KIND = "cmp-release"
 WEN_KIND = "wen-release"
+PROVENANCE = {"trained_on": "the real voices of VoxCeleb1 identities that are also in VGGFace (the CMP release; "
+                            "it ships no voices, so how typical a voice is for it is unknown until "
+                            "`voxface voice-reference` fits one)", "synthetic": False}
 
 
 @dataclass(frozen=True)
@@ -129,7 +132,7 @@ def import_cmp_release(folder: str | Path, out: str | Path, topology: str | Path
     if files.regressor is not None:
         regressor = networks.supervised_regressor(_state_dict(files.regressor, "the supervised regressor"),
                                                   files.regressor)
-        parts["supervised"] = (VoiceTo3D("cmp", encoder, regressor, model), "predictor.pt")
+        parts["supervised"] = (VoiceTo3D("cmp", encoder, regressor, model, provenance=PROVENANCE), "predictor.pt")
     if files.generator is not None and files.student is not None:
         generator = networks.face_generator(_state_dict(files.generator, "the face generator"), files.generator)
         student = networks.synergynet(_state_dict(files.student, "the image-to-3D student"), STUDENT_PREFIX,
