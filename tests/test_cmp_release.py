@@ -215,3 +215,49 @@ def test_import_predict_and_voice_reference_from_the_command_line(shared_data, r
     assert VoiceTo3D.load(run).reference.source.endswith("in 1 folder(s) given by the user")  # FSDD: one folder
     assert main(["voice-reference", str(run)]) == 2
     assert "--corpus CORPUS or --audio" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def bfm_corpus(release, tmp_path_factory) -> Path:
+    """A tiny synthetic corpus on the release's own BFM model (``--model cmp-release:DIR``)."""
+    from voxface.corpus.synthetic import SynthConfig, generate_corpus
+
+    out = tmp_path_factory.mktemp("bfm") / "corpus"
+    generate_corpus(out, SynthConfig(identities=12, utterances=3, images=2, seed=1, workers=1,
+                                     duration_s=(1.2, 1.6), model=f"cmp-release:{release}"), progress=False)
+    return out
+
+
+@pytest.mark.slow
+def test_the_released_models_are_scored_on_a_corpus_of_their_model(imported, bfm_corpus, tmp_path):
+    """evaluate (CMP-supervised) and evaluate-unsupervised (CMP-unsupervised beside it) of the release."""
+    from voxface.experiments.evaluate3d import evaluate_run
+    from voxface.experiments.unsupervised_eval import evaluate_unsupervised
+
+    supervised = evaluate_run(imported["supervised"], str(bfm_corpus), per_identity=2, progress=False)
+    assert supervised["morphable_model"]["name"] == "bfm" and supervised["in_distribution"] is None
+    metrics = evaluate_unsupervised(imported["unsupervised"], imported["supervised"], corpus_dir=str(bfm_corpus),
+                                    per_identity=2, progress=False)
+    for method in ("CMP-supervised", "CMP-unsupervised"):
+        assert np.isfinite(metrics["methods"][method]["ARE"]["mean"])
+    assert (imported["unsupervised"] / "evaluation" / "samples" / "cmp-unsupervised_faces.png").is_file()
+    with pytest.raises(VoxfaceError, match="pass --corpus CORPUS"):
+        evaluate_run(imported["supervised"], per_identity=2, progress=False)
+
+
+@pytest.mark.slow
+def test_synergynet_is_the_expert_of_cmp_unsupervised_training_on_a_bfm_corpus(imported, bfm_corpus, tmp_path):
+    from voxface.experiments.speaker import save_encoder
+    from voxface.experiments.unsupervised import UnsupervisedConfig, train_unsupervised
+    from voxface.models.voice_encoders import CMPVoiceEncoder
+
+    torch.manual_seed(0)
+    save_encoder(tmp_path / "speaker" / "encoder.pt", CMPVoiceEncoder(), 8)
+    config = UnsupervisedConfig(corpus=str(bfm_corpus), speaker_run=str(tmp_path / "speaker"),
+                                expert_run=str(imported["expert"]), student_init="expert", generator_base=2,
+                                critic_base=4, embedding_bank=2, max_steps=2, batch_size=4, val_every=2,
+                                grid_every=2, channels_last=False)
+    train_unsupervised(config, tmp_path / "joint", progress=False)
+    trained = VoiceToImageTo3D.load(tmp_path / "joint")
+    assert trained.student.input_size == 120 and trained.student.align_corners
+    assert trained.model.same_as(VoiceTo3D.load(imported["supervised"]).model)

@@ -24,7 +24,7 @@ from ..evaluate.novelty import novelty_report
 from ..evaluate.oracles import gender_oracle, mean_face_oracle, voice_parameter_ceiling
 from ..face3d import MorphableModel
 from ..inference import VoiceTo3D
-from ..train.runs import read_run_config
+from ..train.runs import run_corpus
 from .data import utterance_set
 
 log = logging.getLogger(__name__)
@@ -98,11 +98,7 @@ def evaluate_run(run_dir: str | Path, corpus_dir: str | None = None, per_identit
     start = time.perf_counter()
     predictor = VoiceTo3D.load(run)
     method_name = method_name or METHOD_NAMES[predictor.backbone]
-    corpus_dir = corpus_dir or read_run_config(run).get("corpus")
-    if not corpus_dir:
-        raise VoxfaceError(f"{run} was not trained here (an imported model); pass --corpus CORPUS, a corpus "
-                           "built on the same morphable model")
-    corpus = check_corpus(corpus_dir)
+    corpus = check_corpus(run_corpus(run, corpus_dir))
     predictor.check_model(corpus.model)
     model = corpus.model
     test_ids = corpus.identity_ids("test")

@@ -14,6 +14,7 @@ from .. import atomic
 from ..corpus.datasets import CROP_FRAMES, MIN_FRAMES, Triplets, random_crop
 from ..corpus.validate import check_corpus
 from ..errors import VoxfaceError
+from ..evaluate.novelty import VoiceReference
 from ..inference import BACKBONES, VoiceTo3D
 from ..train.distributed import data_loader
 from ..train.runs import make_trainer, open_run, resume_checkpoint

@@ -82,23 +82,12 @@ class CMPReleaseFiles:
         ``topology``: a folder with ``tri_53215.mat``/``tri.mat`` and ``keypoints_sim.npy`` (3DDFA's,
         or ``shared/data/bfm_topology``) used when the release lacks ``train.configs``.
         """
-        root = Path(folder).expanduser()
-        if not root.is_dir():
-            raise VoxfaceError(f"CMP release folder not found: {root} (unpack the release there first)")
-        places = [root] + ([Path(topology).expanduser()] if topology else [])
-        found = {
-            "encoder": _first(root, ENCODER_FILES),
-            "expert_tar": _first(root, (EXPERT_TAR,)),
-            "triangles": next((f for p in places if (f := _first(p, TRIANGLE_FILES))), None),
-            "keypoints": next((f for p in places if (f := _first(p, KEYPOINT_FILES))), None),
-            "regressor": _latest(root / "supervised_64", "generator"),
-            "generator": _latest(root / "pretrained_models", "generator"),
-            "student": _latest(root / "pretrained_models", "image3D"),
-        }
-        wanted = {"encoder": " or ".join(ENCODER_FILES), "expert_tar": EXPERT_TAR,
-                  "triangles": TRIANGLE_FILES[0] + " (or --topology with tri_53215.mat)",
-                  "keypoints": KEYPOINT_FILES[0] + " (or --topology with keypoints_sim.npy)"}
-        missing = [text for key, text in wanted.items() if found[key] is None]
+        root, found, missing = _model_files(folder, topology)
+        found.update(encoder=_first(root, ENCODER_FILES), regressor=_latest(root / "supervised_64", "generator"),
+                     generator=_latest(root / "pretrained_models", "generator"),
+                     student=_latest(root / "pretrained_models", "image3D"))
+        if found["encoder"] is None:
+            missing.insert(0, " or ".join(ENCODER_FILES))
         if found["regressor"] is None and (found["generator"] is None or found["student"] is None):
             missing.append("supervised_64/generator_<it>.pth, or pretrained_models/generator_<it>.pth "
                            "with pretrained_models/image3D_<it>.pth")
@@ -124,7 +113,7 @@ def import_cmp_release(folder: str | Path, out: str | Path, topology: str | Path
     out = Path(out)
     _refuse_occupied(out, ("supervised", "unsupervised", "expert"))
     tar = _state_dict(files.expert_tar, "the SynergyNet expert archive", key="state_dict")
-    model = release_model(tar, files)
+    model = release_model(tar, files.expert_tar, files.triangles, files.keypoints)
     param_mean, param_std = (_tar_tensor(tar, name, files.expert_tar) for name in ("param_mean", "param_std"))
     encoder = networks.voice_encoder(_state_dict(files.encoder, "the voice encoder"), files.encoder)
     expert = networks.synergynet(tar, EXPERT_PREFIX, param_mean, param_std, files.expert_tar)
@@ -151,14 +140,39 @@ def import_cmp_release(folder: str | Path, out: str | Path, topology: str | Path
     return written
 
 
-def release_model(tar: Mapping[str, torch.Tensor], files: CMPReleaseFiles) -> MorphableModel:
+def release_model(tar: Mapping[str, torch.Tensor], expert_tar: Path, triangles: Path,
+                  keypoints: Path) -> MorphableModel:
     """The BFM model the release's coefficients belong to: ``u``, ``w_shp``, ``w_exp`` and the
-    whitening statistics of the expert archive, the release's triangles and landmarks."""
-    u, w_shp, w_exp, mean, std = (_tar_tensor(tar, k, files.expert_tar).double().numpy()
+    whitening statistics of the expert archive ``tar`` (read from ``expert_tar``), the release's
+    triangles and landmarks."""
+    u, w_shp, w_exp, mean, std = (_tar_tensor(tar, k, expert_tar).double().numpy()
                                   for k in ("u", "w_shp", "w_exp", "param_mean", "param_std"))
-    return whitened_model("bfm", u, w_shp, w_exp, (mean, std), read_triangles_mat(files.triangles),
-                          keypoint_vertices(files.keypoints), dict(CMP_MEASUREMENTS),
-                          source=f"CMP release {files.expert_tar}")
+    return whitened_model("bfm", u, w_shp, w_exp, (mean, std), read_triangles_mat(triangles),
+                          keypoint_vertices(keypoints), dict(CMP_MEASUREMENTS), source=f"CMP release {expert_tar}")
+
+
+def load_release_model(folder: str | Path, topology: str | Path | None = None) -> MorphableModel:
+    """The release's BFM model from an unpacked release (the ``cmp-release:PATH`` model spec), so
+    that corpora built on it (``synth``, ``prepare``) can be scored with the imported predictors."""
+    root, found, missing = _model_files(folder, topology)
+    if missing:
+        raise VoxfaceError(f"{root} does not hold the release's BFM model: missing {'; '.join(missing)}")
+    tar = _state_dict(found["expert_tar"], "the SynergyNet expert archive", key="state_dict")
+    return release_model(tar, **found)
+
+
+def _model_files(folder, topology) -> tuple[Path, dict[str, Path | None], list[str]]:
+    """The release folder, its files of the BFM model (archive, triangles, landmarks) and what is missing."""
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise VoxfaceError(f"CMP release folder not found: {root} (unpack the release there first)")
+    places = [root] + ([Path(topology).expanduser()] if topology else [])
+    found = {"expert_tar": _first(root, (EXPERT_TAR,)),
+             "triangles": next((f for p in places if (f := _first(p, TRIANGLE_FILES))), None),
+             "keypoints": next((f for p in places if (f := _first(p, KEYPOINT_FILES))), None)}
+    wanted = {"expert_tar": EXPERT_TAR, "triangles": TRIANGLE_FILES[0] + " (or --topology with tri_53215.mat)",
+              "keypoints": KEYPOINT_FILES[0] + " (or --topology with keypoints_sim.npy)"}
+    return root, found, [text for key, text in wanted.items() if found[key] is None]
 
 
 def import_wen_release(folder: str | Path, out: str | Path) -> Path:
