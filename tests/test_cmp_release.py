@@ -261,3 +261,24 @@ def test_synergynet_is_the_expert_of_cmp_unsupervised_training_on_a_bfm_corpus(i
     trained = VoiceToImageTo3D.load(tmp_path / "joint")
     assert trained.student.input_size == 120 and trained.student.align_corners
     assert trained.model.same_as(VoiceTo3D.load(imported["supervised"]).model)
+
+
+@pytest.mark.slow
+def test_wen_release_is_scored_by_evaluate_2d(release, tiny_corpus_dir, tmp_path, capsys):
+    import json
+
+    from voxface.cli import main
+
+    wen = tmp_path / "wen_files"
+    wen.mkdir()
+    (wen / "voice_embedding.pth").symlink_to(release / "pretrained_models" / "voice_embedding.pth")
+    (wen / "generator.pth").symlink_to(release / "pretrained_models" / "generator_48000.pth")
+    assert main(["import", "wen-release", str(wen), "--out", str(tmp_path / "wen")]) == 0
+    assert main(["evaluate-2d", str(tmp_path / "wen"), "--per-identity", "2", "--quiet"]) == 2
+    assert "pass --corpus" in capsys.readouterr().err
+    assert main(["evaluate-2d", str(tmp_path / "wen"), "--corpus", str(tiny_corpus_dir), "--per-identity", "2",
+                 "--tau", "0.55", "--quiet"]) == 0
+    metrics = json.loads((tmp_path / "wen" / "metrics.json").read_text())
+    assert metrics["generator"] == "wen-release" and metrics["image_quality"] is None
+    assert 0 <= metrics["identity_accuracy"] <= 1 and 0 <= metrics["matching_1v2"] <= 1
+    assert "no target: trained elsewhere" in (tmp_path / "wen" / "report" / "report.md").read_text()
