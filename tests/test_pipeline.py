@@ -39,7 +39,7 @@ def test_evaluation_writes_every_table(runs):
     metrics = evaluate_run(root / "supervised", per_identity=2, progress=False)
     assert set(metrics["methods"]) == {"CMP-supervised", "mean-face oracle", "gender oracle", "voice ceiling"}
     for r in metrics["methods"].values():
-        assert set(r["ARE"]) == {"ER", "FR", "MR", "CR", "mean"}
+        assert set(r["ARE"]) == {"ER", "FR", "MR", "CR", "mean", "per_identity"}
         assert set(r["RMSE"]) == {"holistic", *REGIONS}
         assert r["NME"]["cmp"] > r["NME"]["per_point"] > 0
     assert metrics["methods"]["mean-face oracle"]["gain_vs_mean_face"] == 0.0
@@ -47,6 +47,15 @@ def test_evaluation_writes_every_table(runs):
     assert c["within_speaker_distance"] > 0 and c["between_speaker_distance"] > 0
     on_disk = json.loads((root / "supervised" / "metrics.json").read_text())
     assert on_disk["methods"]["gender oracle"]["ARE"]["mean"] == metrics["methods"]["gender oracle"]["ARE"]["mean"]
+    stats = metrics["statistics"]["methods"]
+    ours = np.asarray(metrics["methods"]["CMP-supervised"]["ARE"]["per_identity"])
+    assert len(ours) == metrics["n_test_identities"] and np.mean(ours) == pytest.approx(
+        metrics["methods"]["CMP-supervised"]["ARE"]["mean"])
+    assert stats["CMP-supervised"]["mean"]["low"] <= np.mean(ours) <= stats["CMP-supervised"]["mean"]["high"]
+    versus = stats["CMP-supervised"]["vs"]
+    assert set(versus) == {"mean-face oracle", "gender oracle"} and 0 < versus["gender oracle"]["p_value"] <= 1
+    assert versus["gender oracle"]["significant"] == (versus["gender oracle"]["p_value"] < 0.05)
+    assert "significant at 5%" in (root / "supervised" / "report" / "report.md").read_text()
     novelty = metrics["in_distribution"]
     assert novelty["n"] == 2 * metrics["n_test_identities"]  # one score per test voice
     assert 0.0 <= novelty["median"] <= 1.0 and "synthetic voices" in novelty["reference"]

@@ -94,9 +94,15 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def _print_summary(metrics: dict) -> None:
+    stats = metrics["statistics"]["methods"]
     for name, r in metrics["methods"].items():
-        print(f"  {name:18s} mean ARE {r['ARE']['mean']:.4f}  gain vs gender oracle "
-              f"{100 * r['gain_vs_gender_oracle']:+.1f}%  NME {r['NME']['cmp']:.4f}  RMSE {r['RMSE']['holistic']:.3f}")
+        ci = stats[name]["mean"]
+        versus = stats[name]["vs"].get("gender oracle")
+        test = (f" (95% CI [{100 * versus['gain']['low']:+.1f}%, {100 * versus['gain']['high']:+.1f}%], "
+                f"p={versus['p_value']:.4f}{', significant' if versus['significant'] else ''})") if versus else ""
+        print(f"  {name:18s} mean ARE {r['ARE']['mean']:.4f} [{ci['low']:.4f}, {ci['high']:.4f}]  gain vs gender "
+              f"oracle {100 * r['gain_vs_gender_oracle']:+.1f}%{test}  NME {r['NME']['cmp']:.4f}  "
+              f"RMSE {r['RMSE']['holistic']:.3f}")
     c = metrics["coherence"]
     print(f"  coherence: within-speaker {c['within_speaker_distance']:.3f} vs between-speaker "
           f"{c['between_speaker_distance']:.3f} {metrics['units']}")

@@ -63,14 +63,28 @@ def _sections(metrics: dict) -> list[tuple[str, list[str], list[list[str]]]]:
     coh = [[metrics["method"], f"{c['mean']:.3f}", f"{c['std']:.3f}", f"{c['within_speaker_distance']:.3f}",
             f"{c['between_speaker_distance']:.3f}"]]
     units = metrics["units"]
+    stats = metrics["statistics"]["methods"]
+    ci = [[name, f"{s['mean']['estimate']:.4f}", f"[{s['mean']['low']:.4f}, {s['mean']['high']:.4f}]"]
+          for name, s in stats.items()]
+    tests = [[name, baseline, f"{100 * c['gain']['estimate']:+.1f}%",
+              f"[{100 * c['gain']['low']:+.1f}%, {100 * c['gain']['high']:+.1f}%]", _p_value(c["p_value"]),
+              "yes" if c["significant"] else "no"]
+             for name, s in stats.items() for baseline, c in s["vs"].items()]
     return [
         ("ARE (paper Table 1, S-6)", ["method", *RATIOS, "mean", "gain vs mean face", "gain vs gender"], t1),
+        ("Mean ARE with its 95% bootstrap interval over test identities", ["method", "mean ARE", "95% CI"], ci),
+        ("Each method against each oracle / baseline (paired over identities)",
+         ["method", "against", "gain in mean ARE", "95% CI", "p (sign-flip test)", "significant at 5%"], tests),
         ("NME over 68 landmarks (Table S-2)", ["method", "CMP script: ‖Δ‖₂ of 204-vector / √(w·h)",
                                                "per point: mean ‖Δ‖ / √(w·h)"], s2),
         (f"Point-to-plane RMSE after ICP, {units} (Tables S-3/S-4)", ["method", "holistic", *REGIONS], s3),
         (f"Coherence across utterances (Fig. 10), {units}",
          ["method", "mean distance to centre", "std", "within-speaker", "between-speaker"], coh),
     ]
+
+
+def _p_value(p: float) -> str:
+    return "< 0.0001" if p < 1e-4 else f"{p:.4f}"
 
 
 def _markdown(metrics: dict, sections, figures: dict[str, Path]) -> str:

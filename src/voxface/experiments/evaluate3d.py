@@ -21,6 +21,7 @@ from ..evaluate.geometry import absolute_ratio_error, coherence, gain, nme, with
 from ..evaluate.headroom import corpus_identity_set
 from ..evaluate.icp import point_to_plane_rmse
 from ..evaluate.novelty import novelty_report
+from ..evaluate.statistics import CONFIDENCE, method_statistics
 from ..evaluate.oracles import gender_oracle, mean_face_oracle, voice_parameter_ceiling
 from ..face3d import MorphableModel
 from ..inference import VoiceTo3D
@@ -33,6 +34,8 @@ UTTERANCES_PER_IDENTITY = 3  # as in the paper's evaluation
 MEAN_FACE = "mean-face oracle"
 GENDER = "gender oracle"
 CEILING = "voice ceiling"
+ORACLES = [MEAN_FACE, GENDER]
+"""What every method is tested against in the statistics (callers may add baselines)."""
 METHOD_NAMES = {"cmp": "CMP-supervised", "resemblyzer": "CMP-supervised (Resemblyzer)"}
 
 
@@ -70,8 +73,10 @@ def oracle_predictions(corpus: Corpus, test_ids: list[str]) -> dict[str, np.ndar
 
 
 def score(model: MorphableModel, predictions: np.ndarray, references: np.ndarray) -> dict:
-    """All metrics of (N, U, V, 3) predictions against (N, V, 3) references (model units for RMSE)."""
-    are = absolute_ratio_error(predictions, references, model.measurements).as_dict()
+    """All metrics of (N, U, V, 3) predictions against (N, V, 3) references (model units for RMSE);
+    ``ARE.per_identity`` is each identity's mean ARE over the four ratios (for the statistics)."""
+    result = absolute_ratio_error(predictions, references, model.measurements)
+    are = {**result.as_dict(), "per_identity": result.per_identity.mean(axis=1).tolist()}
     n, u = predictions.shape[:2]
     flat_pred = predictions.reshape(n * u, -1, 3)
     flat_ref = np.repeat(references, u, axis=0)
@@ -88,11 +93,12 @@ def score(model: MorphableModel, predictions: np.ndarray, references: np.ndarray
 
 def evaluate_run(run_dir: str | Path, corpus_dir: str | None = None, per_identity: int = UTTERANCES_PER_IDENTITY,
                  progress: bool = True, method_name: str | None = None,
-                 extra_methods: dict[str, np.ndarray] | None = None) -> dict:
+                 extra_methods: dict[str, np.ndarray] | None = None, baselines: tuple[str, ...] = ()) -> dict:
     """Score the run's predictor and the oracles; write ``metrics.json`` into the run folder.
 
     ``extra_methods``: name -> (N, U, V, 3) predictions of other methods for the test identities in
     corpus order (e.g. the unsupervised method and cascade baselines), scored beside the others.
+    ``baselines``: names among them that every method is also tested against (besides the oracles).
     """
     run = Path(run_dir)
     start = time.perf_counter()
@@ -111,6 +117,8 @@ def evaluate_run(run_dir: str | Path, corpus_dir: str | None = None, per_identit
     for name, r in results.items():
         r["gain_vs_mean_face"] = gain(r["ARE"]["mean"], results[MEAN_FACE]["ARE"]["mean"])
         r["gain_vs_gender_oracle"] = gain(r["ARE"]["mean"], results[GENDER]["ARE"]["mean"])
+    statistics = method_statistics({name: np.asarray(r["ARE"]["per_identity"]) for name, r in results.items()},
+                                   ORACLES + list(baselines))
     within, between = within_between_distances(ours)
     per_identity_coherence = np.array([coherence(p) for p in ours])
     metrics = {
@@ -118,6 +126,7 @@ def evaluate_run(run_dir: str | Path, corpus_dir: str | None = None, per_identit
         "link_strength": corpus.manifest.get("link_strength"),
         "morphable_model": corpus.manifest["morphable_model"], "n_test_identities": len(test_ids),
         "utterances_per_identity": per_identity, "method": method_name, "methods": results,
+        "statistics": {"metric": "mean ARE per identity", "confidence": CONFIDENCE, "methods": statistics},
         "coherence": {"mean": float(per_identity_coherence[:, 0].mean()),
                       "std": float(per_identity_coherence[:, 1].mean()),
                       "within_speaker_distance": within, "between_speaker_distance": between},

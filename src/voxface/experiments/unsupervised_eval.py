@@ -123,7 +123,8 @@ def evaluate_unsupervised(run_dir: str | Path, supervised_run: str | Path, gan_r
     for source in sources:
         shutil.copyfile(source, folder / source.name)
     save_samples(folder / "samples", corpus, meshes, faces, per_identity)
-    return evaluate_run(folder, str(corpus.root), per_identity, progress, extra_methods=meshes)
+    return evaluate_run(folder, str(corpus.root), per_identity, progress, extra_methods=meshes,
+                        baselines=(BASE_1, BASE_2))
 
 
 # ------------------------------------------------------------------------------- run settings
