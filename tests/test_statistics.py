@@ -90,3 +90,27 @@ def test_too_few_or_non_finite_values_are_refused():
         aggregate_seeds(np.array([1.0, np.nan]))
     with pytest.raises(ValueError, match="differ in length"):
         sign_flip_test(np.ones(3), np.ones(4))
+
+
+def test_aggregate_command_reads_runs_and_compares_methods_paired_by_seed(tmp_path, capsys):
+    import json
+
+    from voxface.cli import main
+
+    cmp = [0.0672, 0.0675, 0.0662, 0.0668, 0.0681]
+    base2 = [0.0687, 0.0655, 0.0687, 0.0690, 0.0679]
+    for seed, (a, b) in enumerate(zip(cmp, base2)):
+        methods = {"CMP-unsupervised": a, "Base-2": b, "mean-face oracle": 0.0746, "gender oracle": 0.0622}
+        folder = tmp_path / f"seed{seed}" / "cmp" / "evaluation"
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text(json.dumps({"methods": {k: {"ARE": {"mean": v}} for k, v in methods.items()}}))
+    runs = [str(tmp_path / f"seed{s}") for s in range(5)]
+    assert main(["aggregate", *runs, "--out", str(tmp_path / "agg"), "--compare", "CMP-unsupervised", "Base-2"]) == 0
+    summary = json.loads((tmp_path / "agg" / "aggregate.json").read_text())
+    assert summary["methods"]["CMP-unsupervised"]["mean"] == pytest.approx(np.mean(cmp))
+    [comparison] = summary["comparisons"]
+    assert comparison["paired_t_p"] == pytest.approx(stats.ttest_rel(cmp, base2).pvalue)
+    assert comparison["difference"]["mean"] == pytest.approx(np.mean(np.subtract(cmp, base2)))
+    assert "| CMP-unsupervised | Base-2 |" in capsys.readouterr().out
+    assert main(["aggregate", runs[0], "--out", str(tmp_path / "one")]) == 2
+    assert main(["aggregate", *runs, "--out", str(tmp_path / "x"), "--compare", "CMP-unsupervised", "Base-9"]) == 2

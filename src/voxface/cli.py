@@ -134,6 +134,15 @@ def _cmd_voice_reference(args: argparse.Namespace) -> None:
     print(f"{args.run}: voice reference of {reference.source} ({len(reference.calibration)} calibration distances)")
 
 
+def _cmd_aggregate(args: argparse.Namespace) -> None:
+    from .experiments.aggregate import aggregate_runs, write_aggregate
+
+    pairs = [tuple(p) for p in args.compare] if args.compare else None
+    report = write_aggregate(aggregate_runs(args.runs, pairs), args.out)
+    print(report.read_text())
+    print(f"written: {report} and aggregate.json")
+
+
 def _report_outcomes(outcomes: list) -> None:
     """One line per input file; VoxfaceError (exit 2) when any failed."""
     for o in outcomes:
@@ -254,6 +263,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--audio", nargs="+", metavar="AUDIO", help="fit on these recordings")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_voice_reference)
+
+    p = sub.add_parser("aggregate", help="one experiment over several seeds: mean ± sd, intervals, paired tests",
+                       description="Read the metrics.json of each run (evaluate, evaluate-unsupervised or an "
+                                   "unsupervised-pipeline folder), one run per seed, and write aggregate.md/json: "
+                                   "each method's mean ARE as mean ± sd with a 95% t interval, and each method "
+                                   "against each oracle and cascade, paired by seed (t test and sign-flip test).")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run folders (or metrics.json files), one per seed")
+    p.add_argument("--out", required=True, help="folder for aggregate.md and aggregate.json")
+    p.add_argument("--compare", nargs=2, action="append", metavar=("METHOD", "BASELINE"),
+                   help="compare only these (repeatable), e.g. --compare CMP-unsupervised Base-2")
+    p.set_defaults(func=_cmd_aggregate)
 
     p = sub.add_parser("demo", help="the whole supervised pipeline on the embedded synthetic default",
                        description="Generate the synthetic corpus, pre-train the voice encoder, train CMP "
