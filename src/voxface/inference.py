@@ -17,8 +17,10 @@ from . import atomic
 from .checkpoints import load_tagged
 from .errors import VoxfaceError
 from .evaluate.novelty import VoiceReference
+from .evaluate.population import FacePopulation
+from .evaluate.uncertainty import CoefficientDistribution
 from .face3d import MorphableModel
-from .models.regressor import ParameterRegressor
+from .models.regressor import regressor_from_saved
 from .models.voice_encoders import CMPVoiceEncoder
 
 FORMAT = "voxface-voice-to-3d"
@@ -34,20 +36,24 @@ class VoiceTo3D:
     Attributes:
         backbone: "cmp" (CMP log-mel + CMP encoder) or "resemblyzer" (pretrained GE2E encoder).
         encoder: the CMP encoder (None for resemblyzer).
-        regressor: embedding -> (K,) coefficients.
+        regressor: embedding -> (K,) coefficients: a ParameterRegressor (a point, as the paper), a
+            GaussianRegressor or a RegressorEnsemble (a predictive distribution too).
         model: the morphable model the coefficients belong to.
         reference: what the training voices looked like (:mod:`voxface.evaluate.novelty`), or None
             when unknown (an imported release, or a run trained before references existed).
         provenance: ``trained_on`` (a sentence for users) and ``synthetic`` (whether its training
             voices were synthetic) — said wherever a prediction is shown.
+        population: the training faces' ratio ranges, face types and gender classifier
+            (:mod:`voxface.evaluate.population`), or None (an imported release).
     """
 
     backbone: str
     encoder: CMPVoiceEncoder | None
-    regressor: ParameterRegressor
+    regressor: torch.nn.Module
     model: MorphableModel
     reference: VoiceReference | None = None
     provenance: dict = field(default_factory=dict)
+    population: FacePopulation | None = None
 
     def __post_init__(self):
         self.regressor.eval()
@@ -101,6 +107,33 @@ class VoiceTo3D:
             parts = self.regressor.split(self.regressor(embeddings))
         return {k: v.numpy().astype(np.float32) for k, v in parts.items()}
 
+    @property
+    def probabilistic(self) -> bool:
+        """Whether the regressor predicts a distribution (a Gaussian head or an ensemble of them)."""
+        return hasattr(self.regressor, "distribution") or hasattr(self.regressor, "members")
+
+    def distribution_from_embeddings(self, embeddings: torch.Tensor) -> CoefficientDistribution | None:
+        """(B, D) -> the predictive distribution of the (B, K) shape coefficients, or None for a point
+        regressor (the paper's)."""
+        if not self.probabilistic:
+            return None
+        with torch.no_grad():
+            heads = self.regressor.members if hasattr(self.regressor, "members") else [self.regressor]
+            members = [CoefficientDistribution(**{k: v.double().numpy() for k, v in h.distribution(embeddings).items()})
+                       for h in heads]
+        return members[0] if len(members) == 1 else CoefficientDistribution.mixture(members)
+
+    def describe(self, embedding: torch.Tensor) -> dict | None:
+        """(1, D) one voice's embedding -> where its face lies in the training population (ratios with
+        intervals, face type, gender; :meth:`FacePopulation.describe`), or None without a population."""
+        if self.population is None:
+            return None
+        distribution = self.distribution_from_embeddings(embedding)
+        if distribution is None:  # a point regressor: every sample is the prediction itself
+            mean = self.parameters_from_embeddings(embedding)["shape"].astype(np.float64)
+            distribution = CoefficientDistribution.diagonal(mean, np.zeros_like(mean))
+        return {**self.population.describe(self.model, distribution[0]), "probabilistic": self.probabilistic}
+
     def coefficients_from_embeddings(self, embeddings: torch.Tensor) -> np.ndarray:
         """(B, D) -> (B, K) float32 standardised shape coefficients."""
         return self.parameters_from_embeddings(embeddings)["shape"]
@@ -128,10 +161,12 @@ class VoiceTo3D:
             "format": FORMAT, "backbone": self.backbone,
             "encoder": None if self.encoder is None else {"embed_dim": self.encoder.embed_dim,
                                                            "state_dict": self.encoder.state_dict()},
-            "regressor": {"config": self.regressor.config, "state_dict": self.regressor.state_dict()},
+            "regressor": {"class": type(self.regressor).__name__, "config": self.regressor.config,
+                          "state_dict": self.regressor.state_dict()},
             "model": self.model.to_npz_bytes(),
             "reference": None if self.reference is None else self.reference.to_saved(),
             "provenance": self.provenance,
+            "population": None if self.population is None else self.population.to_saved(),
         }
         with atomic.atomic_path(path) as tmp:
             torch.save(bundle, tmp)
@@ -149,10 +184,11 @@ class VoiceTo3D:
             encoder.eval().requires_grad_(False)
         r = bundle["regressor"]
         config = r.get("config") or {"embed_dim": r["embed_dim"], "n_shape": r["n_shape"]}  # before scale/expression
-        regressor = ParameterRegressor(**config)
+        regressor = regressor_from_saved(r.get("class", "ParameterRegressor"), config)
         regressor.load_state_dict(r["state_dict"])
         return cls(bundle["backbone"], encoder, regressor, MorphableModel.from_npz(io.BytesIO(bundle["model"])),
-                   VoiceReference.from_saved(bundle.get("reference")), bundle.get("provenance") or {})
+                   VoiceReference.from_saved(bundle.get("reference")), bundle.get("provenance") or {},
+                   FacePopulation.from_saved(bundle.get("population")))
 
     def check_model(self, expected: MorphableModel) -> None:
         """Refuse a predictor trained for another morphable model than ``expected``."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,9 @@ from ..evaluate.geometry import absolute_ratio_error, coherence, gain, nme, with
 from ..evaluate.headroom import corpus_identity_set
 from ..evaluate.icp import point_to_plane_rmse
 from ..evaluate.novelty import novelty_report
+from ..evaluate.listener import perfect_listener
 from ..evaluate.statistics import CONFIDENCE, method_statistics
+from ..evaluate.uncertainty import CoefficientDistribution, calibration_report
 from ..evaluate.oracles import gender_oracle, mean_face_oracle, voice_parameter_ceiling
 from ..face3d import MorphableModel
 from ..inference import VoiceTo3D
@@ -39,10 +42,24 @@ ORACLES = [MEAN_FACE, GENDER]
 METHOD_NAMES = {"cmp": "CMP-supervised", "resemblyzer": "CMP-supervised (Resemblyzer)"}
 
 
+@dataclass
+class TestPredictions:
+    """A predictor's outputs for the test utterances (U per identity, identities in corpus order).
+
+    Attributes:
+        meshes: (N, U, V, 3).
+        scores: (N·U,) in-distribution scores, or None without a voice reference.
+        distribution: the (N·U, K) predictive distribution, or None for a point regressor.
+    """
+
+    meshes: np.ndarray
+    scores: np.ndarray | None
+    distribution: CoefficientDistribution | None
+
+
 def predict_test_meshes(predictor: VoiceTo3D, corpus: Corpus, test_ids: list[str], per_identity: int,
-                        progress: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
-    """(N, U, V, 3) predictions from each test identity's first U utterances (identities need >= U),
-    and the (N·U,) in-distribution scores of those voices (None when the predictor has no reference)."""
+                        progress: bool = True) -> TestPredictions:
+    """The predictor on each test identity's first U utterances (identities need >= U)."""
     kind = "cmp_logmel" if predictor.backbone == "cmp" else "resemblyzer"
     data = utterance_set(corpus, test_ids, kind, per_identity=per_identity, progress=progress)
     counts = np.bincount(data.identity_index, minlength=len(test_ids))
@@ -50,8 +67,10 @@ def predict_test_meshes(predictor: VoiceTo3D, corpus: Corpus, test_ids: list[str
         short = [test_ids[i] for i in np.flatnonzero(counts < per_identity)][:5]
         raise VoxfaceError(f"corpus {corpus.root}: test identities with fewer than {per_identity} utterances "
                            f"({short}); evaluate with a smaller --utterances")
-    meshes = predictor.meshes_from_embeddings(predictor.embed_features(data.features))
-    return meshes.reshape(len(test_ids), per_identity, -1, 3), predictor.in_distribution(data.features)
+    embeddings = predictor.embed_features(data.features)
+    meshes = predictor.meshes_from_embeddings(embeddings).reshape(len(test_ids), per_identity, -1, 3)
+    return TestPredictions(meshes, predictor.in_distribution(data.features),
+                           predictor.distribution_from_embeddings(embeddings))
 
 
 def oracle_predictions(corpus: Corpus, test_ids: list[str]) -> dict[str, np.ndarray]:
@@ -109,7 +128,8 @@ def evaluate_run(run_dir: str | Path, corpus_dir: str | None = None, per_identit
     model = corpus.model
     test_ids = corpus.identity_ids("test")
     references = model.reconstruct(corpus.reference_shapes(test_ids))
-    ours, scores = predict_test_meshes(predictor, corpus, test_ids, per_identity, progress)
+    predicted = predict_test_meshes(predictor, corpus, test_ids, per_identity, progress)
+    ours, scores = predicted.meshes, predicted.scores
     methods = {method_name: ours}
     methods.update(extra_methods or {})
     methods.update(oracle_predictions(corpus, test_ids))
@@ -134,6 +154,8 @@ def evaluate_run(run_dir: str | Path, corpus_dir: str | None = None, per_identit
         "in_distribution": None if scores is None else {**novelty_report(scores),
                                                         "reference": predictor.reference.source},
     }
+    if predicted.distribution is not None:
+        metrics["uncertainty"] = uncertainty_metrics(corpus, test_ids, per_identity, predicted.distribution)
     if CEILING in results:
         gap = results[MEAN_FACE]["ARE"]["mean"] - results[CEILING]["ARE"]["mean"]
         closed = results[MEAN_FACE]["ARE"]["mean"] - results[method_name]["ARE"]["mean"]
@@ -143,6 +165,26 @@ def evaluate_run(run_dir: str | Path, corpus_dir: str | None = None, per_identit
 
     write_report(run, metrics, model, test_ids, references, methods, corpus)
     return metrics
+
+
+def uncertainty_metrics(corpus: Corpus, test_ids: list[str], per_identity: int,
+                        distribution: CoefficientDistribution) -> dict:
+    """The predictive distribution against the truth (``evaluate.uncertainty.calibration_report``),
+    with a perfect listener's floor and explained variances on synthetic corpora."""
+    gender = {i.identity: i.gender for i in corpus.identities}
+    train_ids = corpus.identity_ids("train")
+    truth = np.repeat(corpus.reference_shapes(test_ids), per_identity, axis=0)
+    listener = None
+    if corpus.synthetic:
+        generator = corpus.manifest.get("generator", {})
+        listener = perfect_listener(corpus.model, corpus.manifest["link_strength"], seed=generator.get("seed", 0))
+    report = calibration_report(corpus.model, distribution, truth.astype(np.float64),
+                                corpus.reference_shapes(train_ids), np.array([gender[i] for i in train_ids]),
+                                np.repeat([gender[i] for i in test_ids], per_identity),
+                                floor_variance=None if listener is None else listener.floor_variance)
+    if listener is not None:
+        report["perfect_listener"] = listener.as_dict()
+    return report
 
 
 def _oicd(vertices: np.ndarray, pair: tuple[int, int]) -> np.ndarray:

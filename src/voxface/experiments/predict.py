@@ -12,6 +12,7 @@ from .. import atomic
 from ..audio.voice import prepare_voice
 from ..errors import VoxfaceError
 from ..evaluate.novelty import WARN_BELOW
+from ..evaluate.uncertainty import vertex_std
 from ..face3d.mesh_io import save_mesh
 from ..face3d.render import render_mesh, save_png
 from ..inference import VoiceTo3D
@@ -46,7 +47,8 @@ def predict_files(predictor: VoiceTo3D, sources: list[str], out_dir: str | Path,
             outcomes.append(Outcome(source, [], str(e)))
             continue
         features = predictor.voice_features([wave])
-        parameters = predictor.parameters_from_embeddings(predictor.embed_features(features))
+        embedding = predictor.embed_features(features)
+        parameters = predictor.parameters_from_embeddings(embedding)
         mesh = predictor.mesh_from_parameters(parameters)[0]
         scores = predictor.in_distribution(features)
         voice = voice_notice(predictor, None if scores is None else float(scores[0]))
@@ -56,14 +58,47 @@ def predict_files(predictor: VoiceTo3D, sources: list[str], out_dir: str | Path,
         paths = [out / f"{stem}.{mesh_format}", out / f"{stem}.png", out / f"{stem}.json"]
         save_mesh(paths[0], mesh, predictor.model.triangles)
         save_png(paths[1], render_mesh(mesh, predictor.model.triangles, size=render_size))
-        atomic.write_json(paths[2], {
+        record = {
             "source": str(source), "backbone": predictor.backbone, "morphable_model": predictor.model.name,
             "units": predictor.model.units, "speech_seconds": round(len(wave) / 16000, 3),
             **{k: v[0].tolist() for k, v in parameters.items() if v[0].size and not (k == "scale" and v[0] == 1)},
             "convention": "standardised coefficients (z-scores of the model prior); mesh = scale * face",
-            "voice": voice})
+            "voice": voice, "face": predictor.describe(embedding)}
+        distribution = predictor.distribution_from_embeddings(embedding)
+        if distribution is not None:
+            spread = vertex_std(predictor.model, distribution)[0]
+            paths.append(save_png(out / f"{stem}_uncertainty.png", uncertainty_render(predictor.model, mesh, spread,
+                                                                                    render_size)))
+            record["uncertainty"] = {"vertex_std_mean": float(spread.mean()), "vertex_std_max": float(spread.max()),
+                                     "units": predictor.model.units,
+                                     "coefficient_std": np.sqrt(distribution.marginal_variance[0]).tolist()}
+        atomic.write_json(paths[2], record)
         outcomes.append(Outcome(source, [str(p) for p in paths], mesh=mesh))
     return outcomes
+
+
+def uncertainty_render(model, mesh: np.ndarray, spread: np.ndarray, size: int) -> np.ndarray:
+    """(S, S, 3) uint8 render of ``mesh`` coloured by the (V,) per-vertex standard deviation ``spread``
+    (viridis from 0 to its maximum), with a colour bar in the model's units."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colours = plt.get_cmap("viridis")(spread / max(float(spread.max()), 1e-12))[:, :3]
+    image = render_mesh(mesh, model.triangles, colors=colours, size=size)
+    fig, ax = plt.subplots(figsize=(size / 100, size / 100 + 0.6), dpi=100)
+    shown = ax.imshow(image, extent=(0, 1, 0, 1))
+    shown.set_cmap("viridis")
+    shown.set_clim(0.0, float(spread.max()))
+    ax.set_axis_off()
+    fig.colorbar(shown, ax=ax, orientation="horizontal", fraction=0.05, pad=0.02,
+                 label=f"how unsure: per-vertex standard deviation ({model.units})")
+    fig.tight_layout()
+    fig.canvas.draw()
+    picture = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    plt.close(fig)
+    return picture
 
 
 def voice_notice(predictor: VoiceTo3D, score: float | None) -> dict:

@@ -15,6 +15,7 @@ from ..corpus.datasets import CROP_FRAMES, MIN_FRAMES, Triplets, random_crop
 from ..corpus.validate import check_corpus
 from ..errors import VoxfaceError
 from ..evaluate.novelty import VoiceReference
+from ..evaluate.population import FacePopulation
 from ..inference import BACKBONES, VoiceTo3D
 from ..train.distributed import data_loader
 from ..train.runs import make_trainer, open_run, resume_checkpoint
@@ -35,6 +36,10 @@ class SupervisedConfig:
     ``embedding_bank``: with a frozen CMP encoder, embed this many random crops (lengths in
     [300, 800] frames) of each training utterance once and train the regressor on them; 0 runs the
     encoder on fresh crops every step, exactly as the paper (slow on a CPU, identical in the limit).
+    ``uncertainty``: "none" (the paper's point regressor), "gaussian" (a Gaussian head trained with
+    the negative log-likelihood, weight ``nll_weight``, covariance diagonal + rank ``covariance_rank``,
+    the low-rank part a function of the voice or, with ``shared_covariance``, one learnt matrix)
+    or "ensemble" (``ensemble_size`` Gaussian heads from different initialisations); docs/uncertainty.md.
     """
 
     corpus: str = "data/synthetic"
@@ -53,6 +58,11 @@ class SupervisedConfig:
     seed: int = 0
     workers: int = 2
     feature_shards: str | None = None
+    uncertainty: str = "none"
+    ensemble_size: int = 5
+    covariance_rank: int = 0
+    shared_covariance: bool = False
+    nll_weight: float = 1.0
 
 
 def train_supervised(config: SupervisedConfig, run_dir: str | Path, progress: bool = True) -> VoiceTo3D:
@@ -95,12 +105,17 @@ def train_supervised(config: SupervisedConfig, run_dir: str | Path, progress: bo
     module = SupervisedCMP(None if bank else encoder, embed_dim, model.n_shape, torch.from_numpy(mean),
                            torch.from_numpy(std), lr=config.lr, betas=config.betas,
                            triplet_margin=config.triplet_margin, triplet_weight=config.triplet_weight,
-                           dropout=config.dropout)
+                           dropout=config.dropout, uncertainty=config.uncertainty, members=config.ensemble_size,
+                           rank=config.covariance_rank, shared_factor=config.shared_covariance,
+                           nll_weight=config.nll_weight)
     trainer = make_trainer(run, config.max_steps, config.val_every, progress)
     trainer.fit(module, data_loader(datasets["fit"], config.batch_size),
                 data_loader(datasets["val"], config.batch_size), ckpt_path=resume_checkpoint(run))
+    gender = {i.identity: i.gender for i in corpus.identities}
+    population = FacePopulation.fit(model, corpus.reference_shapes(train_ids), np.array([gender[i] for i in train_ids]),
+                                    seed=config.seed)
     predictor = VoiceTo3D(config.backbone, encoder, module.regressor.cpu(), model,
-                          provenance=training_provenance(corpus, len(train_ids)))
+                          provenance=training_provenance(corpus, len(train_ids)), population=population)
     if trainer.is_global_zero:
         predictor.reference = voice_reference(predictor, [sets["fit"], sets["val"]], predictor.provenance["trained_on"])
         predictor.save(run / PREDICTOR_FILE)
