@@ -31,19 +31,42 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
-def predictor_file(tmp_path_factory) -> Path:
-    """An untrained (seeded) CMP predictor on the built-in model, for tests of what surrounds a
-    prediction (files, refusals, the page), not of its quality."""
+def predictor_file(tmp_path_factory, tiny_corpus_dir) -> Path:
+    """An untrained (seeded) CMP predictor on the built-in model, with a synthetic provenance, the
+    reference of the tiny corpus's voices and its population: for tests of what surrounds a
+    prediction (files, refusals, warnings, the page), not of its quality."""
+    return _untrained_predictor(tmp_path_factory.mktemp("predictor") / "predictor.pt", tiny_corpus_dir, "none")
+
+
+@pytest.fixture(scope="session")
+def gaussian_predictor_file(tmp_path_factory, tiny_corpus_dir) -> Path:
+    """The same with an (untrained) Gaussian head: a predictive distribution over the face."""
+    return _untrained_predictor(tmp_path_factory.mktemp("gaussian") / "predictor.pt", tiny_corpus_dir, "gaussian")
+
+
+def _untrained_predictor(path: Path, corpus_dir: Path, uncertainty: str) -> Path:
+    import numpy as np
     import torch
 
-    from voxface.face3d.loading import load_morphable_model
+    from voxface.audio.voice import prepare_voice
+    from voxface.corpus.format import Corpus
+    from voxface.evaluate.population import FacePopulation
     from voxface.inference import VoiceTo3D
-    from voxface.models.regressor import ParameterRegressor
+    from voxface.models.regressor import create_regressor
     from voxface.models.voice_encoders import CMPVoiceEncoder
 
     torch.manual_seed(0)
-    model = load_morphable_model("builtin")
+    corpus = Corpus(corpus_dir)
+    model = corpus.model
     encoder = CMPVoiceEncoder().eval()
-    path = tmp_path_factory.mktemp("predictor") / "predictor.pt"
-    VoiceTo3D("cmp", encoder, ParameterRegressor(encoder.embed_dim, model.n_shape), model).save(path)
+    ids = corpus.identity_ids()
+    population = FacePopulation.fit(model, corpus.reference_shapes(ids), np.array([i.gender for i in corpus.identities]),
+                                    n_types=3)
+    predictor = VoiceTo3D("cmp", encoder, create_regressor(uncertainty, encoder.embed_dim, model.n_shape), model,
+                          provenance={"trained_on": "the synthetic voices of the tiny test corpus", "synthetic": True},
+                          population=population)
+    voices = sorted((corpus_dir / "audio").glob("*/*.wav"))
+    features = predictor.voice_features([prepare_voice(v) for v in voices])
+    predictor.reference = predictor.fit_reference(features, np.array([v.parent.name for v in voices]), "tiny corpus")
+    predictor.save(path)
     return path

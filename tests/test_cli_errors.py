@@ -81,7 +81,7 @@ def test_a_predictor_missing_entries_is_one_line(predictor_file, tiny_corpus_dir
     if damage == "drop regressor":
         del bundle["regressor"]
     elif damage == "drop n_shape":
-        del bundle["regressor"]["n_shape"]
+        del bundle["regressor"]["config"]["n_shape"]
     else:
         bundle["regressor"]["state_dict"] = {"head.weight": torch.zeros(1)}
     damaged = tmp_path / "predictor.pt"

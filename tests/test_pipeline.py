@@ -39,7 +39,7 @@ def test_evaluation_writes_every_table(runs):
     metrics = evaluate_run(root / "supervised", per_identity=2, progress=False)
     assert set(metrics["methods"]) == {"CMP-supervised", "mean-face oracle", "gender oracle", "voice ceiling"}
     for r in metrics["methods"].values():
-        assert set(r["ARE"]) == {"ER", "FR", "MR", "CR", "mean"}
+        assert set(r["ARE"]) == {"ER", "FR", "MR", "CR", "mean", "per_identity"}
         assert set(r["RMSE"]) == {"holistic", *REGIONS}
         assert r["NME"]["cmp"] > r["NME"]["per_point"] > 0
     assert metrics["methods"]["mean-face oracle"]["gain_vs_mean_face"] == 0.0
@@ -47,6 +47,18 @@ def test_evaluation_writes_every_table(runs):
     assert c["within_speaker_distance"] > 0 and c["between_speaker_distance"] > 0
     on_disk = json.loads((root / "supervised" / "metrics.json").read_text())
     assert on_disk["methods"]["gender oracle"]["ARE"]["mean"] == metrics["methods"]["gender oracle"]["ARE"]["mean"]
+    stats = metrics["statistics"]["methods"]
+    ours = np.asarray(metrics["methods"]["CMP-supervised"]["ARE"]["per_identity"])
+    assert len(ours) == metrics["n_test_identities"] and np.mean(ours) == pytest.approx(
+        metrics["methods"]["CMP-supervised"]["ARE"]["mean"])
+    assert stats["CMP-supervised"]["mean"]["low"] <= np.mean(ours) <= stats["CMP-supervised"]["mean"]["high"]
+    versus = stats["CMP-supervised"]["vs"]
+    assert set(versus) == {"mean-face oracle", "gender oracle"} and 0 < versus["gender oracle"]["p_value"] <= 1
+    assert versus["gender oracle"]["significant"] == (versus["gender oracle"]["p_value"] < 0.05)
+    assert "significant at 5%" in (root / "supervised" / "report" / "report.md").read_text()
+    novelty = metrics["in_distribution"]
+    assert novelty["n"] == 2 * metrics["n_test_identities"]  # one score per test voice
+    assert 0.0 <= novelty["median"] <= 1.0 and "synthetic voices" in novelty["reference"]
     html = (root / "supervised" / "report" / "report.html").read_text()
     assert "synthetic" in html and html.count("data:image/png;base64,") == 3
     assert "| ER | FR | MR | CR |" in (root / "supervised" / "report" / "report.md").read_text()
@@ -63,6 +75,24 @@ def test_predict_writes_meshes_and_reports_bad_files(runs, tiny_corpus_dir, tmp_
     assert all((tmp_path / "out" / f"id00000_u00.{ext}").is_file() for ext in ("ply", "png", "json"))
     assert "missing.wav" in outcomes[1].error
     assert "short.wav" in outcomes[2].error
+    voice = json.loads((tmp_path / "out" / "id00000_u00.json").read_text())["voice"]
+    assert voice["synthetic_training_voices"] is True and "synthetic voices" in voice["trained_on"]
+    assert 0.0 <= voice["in_distribution_score"] <= 1.0
+    assert "carries no information" in voice["warning"] or "unlike any of them" in voice["warning"]
+
+
+def test_a_trained_predictor_carries_the_reference_of_its_training_voices(runs, tiny_corpus_dir):
+    from voxface.corpus.format import Corpus
+
+    root, _, _ = runs
+    n_train = len(Corpus(tiny_corpus_dir).identity_ids("train"))
+    predictor = VoiceTo3D.load(root / "supervised")
+    reference = predictor.reference
+    assert reference.descriptor == "cmp-first-block" and reference.mean.shape == (512,)
+    assert len(reference.calibration) == 2 * n_train  # every training utterance, out of fold
+    trained_on = f"the synthetic voices of {n_train} identities of corpus {tiny_corpus_dir}"
+    assert predictor.provenance == {"trained_on": trained_on, "synthetic": True}
+    assert reference.source == trained_on
 
 
 def test_predict_cli_exit_status_and_one_line_errors(runs, tiny_corpus_dir, tmp_path, capsys):

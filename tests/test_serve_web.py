@@ -56,6 +56,8 @@ def test_prediction_offers_obj_glb_render_and_parameters(service, tiny_corpus_di
     shape = np.asarray(json.loads(result.parameters.read_text())["shape"], np.float32)
     np.testing.assert_allclose(obj.vertices, model.reconstruct(shape), atol=1e-3 * np.abs(model.mean).max())
     assert result.png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert 0.0 <= result.voice["in_distribution_score"] <= 1.0
+    assert "synthetic voices" in result.voice["warning"] and "How typical this voice is" in result.notice()
 
 
 def test_with_a_2d_model_the_answer_has_the_generated_face_image(service, image_model_file, tiny_corpus_dir,
@@ -134,53 +136,118 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(CHROMIUM is None or CHROMEDRIVER is None,
-                    reason="no headless browser: apt-get install chromium chromium-driver (Debian) to run this test")
-def test_browser_uploads_a_wav_and_gets_a_mesh_a_render_and_a_face_image(predictor_file, image_model_file,
-                                                                         tiny_corpus_dir, tmp_path):
+needs_browser = pytest.mark.skipif(
+    CHROMIUM is None or CHROMEDRIVER is None,
+    reason="no headless browser: apt-get install chromium chromium-driver (Debian) to run this test")
+
+
+def _screenshot_path(tmp_path: Path, name: str) -> Path:
+    """Where a browser test saves its screenshot: $VOXFACE_SCREENSHOTS (for the docs) or the test's folder."""
+    import os
+
+    folder = Path(os.environ.get("VOXFACE_SCREENSHOTS", tmp_path))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / name
+
+
+def _predict_in_browser(port: int, voice: Path, screenshot: Path, images: tuple[str, ...]) -> dict:
+    """Open the page, upload ``voice``, press Predict, wait for the viewer to draw; save a screenshot.
+
+    Returns the page's text, the download links and each named image element's natural width.
+    """
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install selenium)")
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    port = _free_port()
-    page = serve(predictor_file, port=port, image_run=image_model_file, block=False)
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",  # software WebGL for the viewer
                  "--disable-background-networking", "--disable-extensions", "--no-first-run",
-                 "--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--window-size=1280,1500"):
+                 "--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--window-size=1280,1600"):
         options.add_argument(flag)
     browser = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
     try:
         browser.get(f"http://127.0.0.1:{port}/")
-        wait = WebDriverWait(browser, 60)
+        wait = WebDriverWait(browser, 90)
         upload = wait.until(lambda b: b.find_element(By.CSS_SELECTOR, "#voxface-audio input[type=file]"))
-        assert "Model:" in browser.find_element(By.ID, "voxface-note").text
+        note = browser.find_element(By.ID, "voxface-note").text
         browser.find_element(By.ID, "voxface-predict").click()  # nothing recorded or uploaded yet
         wait.until(lambda b: "no audio given" in b.find_element(By.TAG_NAME, "body").text)
         browser.find_element(By.CSS_SELECTOR, "[data-testid=toast-close]").click()
-        voice = _voices(tiny_corpus_dir)[0]
-        upload.send_keys(str(voice))
+        upload.send_keys(str(Path(voice).resolve()))
         wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#voxface-audio audio, #voxface-audio canvas, "
                                                               "#voxface-audio .waveform-container"))
         time.sleep(1.0)
         browser.find_element(By.ID, "voxface-predict").click()
         links = wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#voxface-downloads a[href]"))
-        render, face_image = ([wait.until(lambda b: [i for i in b.find_elements(By.CSS_SELECTOR, f"#{name} img")
-                                                     if b.execute_script("return arguments[0].complete && "
-                                                                         "arguments[0].naturalWidth", i)])[0]
-                               for name in ("voxface-render", "voxface-face-image")])
+        shown = {name: wait.until(lambda b: [i for i in b.find_elements(By.CSS_SELECTOR, f"#{name} img")
+                                             if b.execute_script("return arguments[0].complete && "
+                                                                 "arguments[0].naturalWidth", i)])[0]
+                 for name in images}
         canvas = wait.until(lambda b: b.find_element(By.CSS_SELECTOR, "#voxface-viewer canvas"))
         wait.until(lambda b: _shows_something(canvas.screenshot_as_png))  # the 3D viewer drew the face
-        browser.save_screenshot(str(tmp_path / "voxface_serve.png"))
-        hrefs = [a.get_attribute("href") for a in links]
-        assert any(h.endswith(f"{voice.stem}.obj") for h in hrefs) and any(h.endswith(".glb") for h in hrefs)
-        assert browser.execute_script("return arguments[0].naturalWidth", render) == RENDER_SIZE
-        assert browser.execute_script("return arguments[0].naturalWidth", face_image) == FACE_IMAGE_SIZE
-        assert "2D face model" in browser.find_element(By.ID, "voxface-note").text
-        assert (tmp_path / "voxface_serve.png").stat().st_size > 10_000
+        browser.save_screenshot(str(screenshot))
+        return {"note": note, "notice": browser.find_element(By.ID, "voxface-voice-notice").text,
+                "description": browser.find_element(By.ID, "voxface-face-description").text,
+                "hrefs": [a.get_attribute("href") for a in links],
+                "widths": {n: browser.execute_script("return arguments[0].naturalWidth", i) for n, i in shown.items()}}
     finally:
         browser.quit()
+
+
+@pytest.mark.slow
+@needs_browser
+def test_browser_uploads_a_wav_and_gets_a_mesh_its_uncertainty_a_face_image_and_the_warning(
+        gaussian_predictor_file, image_model_file, tiny_corpus_dir, tmp_path):
+    port = _free_port()
+    page = serve(gaussian_predictor_file, port=port, image_run=image_model_file, block=False)
+    voice = _voices(tiny_corpus_dir)[0]
+    screenshot = _screenshot_path(tmp_path, "serve_synthetic_model.png")
+    try:
+        seen = _predict_in_browser(port, voice, screenshot,
+                                   ("voxface-render", "voxface-uncertainty", "voxface-face-image"))
+    finally:
         page.close()
+    assert "Model:" in seen["note"] and "2D face model" in seen["note"]
+    assert any(h.endswith(f"{voice.stem}.obj") for h in seen["hrefs"]) and any(h.endswith(".glb") for h in seen["hrefs"])
+    assert any(h.endswith(f"{voice.stem}_uncertainty.png") for h in seen["hrefs"])
+    assert seen["widths"]["voxface-render"] == RENDER_SIZE and seen["widths"]["voxface-face-image"] == FACE_IMAGE_SIZE
+    assert "Warning: this model was trained on the synthetic voices" in seen["notice"]
+    assert "How typical this voice is for the model:" in seen["notice"]
+    assert "Nearest face type:" in seen["description"] and "interval" in seen["description"]
+    assert screenshot.stat().st_size > 10_000
+
+
+@pytest.mark.slow
+@needs_browser
+def test_browser_runs_the_imported_cmp_release_on_cpu(shared_data, tmp_path):
+    from voxface.predictors.cmp_release import import_cmp_release, import_wen_release
+
+    source = (shared_data / "cmp_checkpoints").resolve()
+    if not (source / "pretrained_models").is_dir():
+        pytest.skip(f"{source} not found (set VOXFACE_SHARED_DATA)")
+    release = tmp_path / "release"
+    (release / "train.configs").mkdir(parents=True)
+    for part in ("pretrained_models", "supervised_64"):
+        (release / part).symlink_to(source / part)
+    shutil.copy(shared_data / "bfm_topology" / "tri_53215.mat", release / "train.configs" / "tri.mat")
+    shutil.copy(shared_data / "bfm_topology" / "keypoints_sim.npy", release / "train.configs" / "keypoints_sim.npy")
+    runs = import_cmp_release(release, tmp_path / "cmp")
+    wen_files = tmp_path / "wen_release"
+    wen_files.mkdir()
+    (wen_files / "voice_embedding.pth").symlink_to(source / "pretrained_models" / "voice_embedding.pth")
+    (wen_files / "generator.pth").symlink_to(source / "pretrained_models" / "generator_48000.pth")
+    wen = import_wen_release(wen_files, tmp_path / "wen")
+    port = _free_port()
+    page = serve(runs["supervised"], port=port, image_run=wen, block=False)
+    voice = shared_data / "cmp_reference" / "wav" / "george_0.wav"
+    screenshot = _screenshot_path(tmp_path, "serve_cmp_release.png")
+    try:
+        seen = _predict_in_browser(port, voice, screenshot, ("voxface-render", "voxface-face-image"))
+    finally:
+        page.close()
+    assert str(runs["supervised"]) in seen["note"] and "VoxCeleb1" in seen["note"] and "wen2019" in seen["note"]
+    assert "unknown (no reference of the model's training voices)" in seen["notice"]
+    assert "Warning" not in seen["notice"]
+    assert any(h.endswith("george_0.obj") for h in seen["hrefs"])

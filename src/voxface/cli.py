@@ -96,9 +96,15 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def _print_summary(metrics: dict) -> None:
+    stats = metrics["statistics"]["methods"]
     for name, r in metrics["methods"].items():
-        print(f"  {name:18s} mean ARE {r['ARE']['mean']:.4f}  gain vs gender oracle "
-              f"{100 * r['gain_vs_gender_oracle']:+.1f}%  NME {r['NME']['cmp']:.4f}  RMSE {r['RMSE']['holistic']:.3f}")
+        ci = stats[name]["mean"]
+        versus = stats[name]["vs"].get("gender oracle")
+        test = (f" (95% CI [{100 * versus['gain']['low']:+.1f}%, {100 * versus['gain']['high']:+.1f}%], "
+                f"p={versus['p_value']:.4f}{', significant' if versus['significant'] else ''})") if versus else ""
+        print(f"  {name:18s} mean ARE {r['ARE']['mean']:.4f} [{ci['low']:.4f}, {ci['high']:.4f}]  gain vs gender "
+              f"oracle {100 * r['gain_vs_gender_oracle']:+.1f}%{test}  NME {r['NME']['cmp']:.4f}  "
+              f"RMSE {r['RMSE']['holistic']:.3f}")
     c = metrics["coherence"]
     print(f"  coherence: within-speaker {c['within_speaker_distance']:.3f} vs between-speaker "
           f"{c['between_speaker_distance']:.3f} {metrics['units']}")
@@ -115,17 +121,44 @@ def _cmd_predict(args: argparse.Namespace) -> None:
         from .face3d.loading import load_morphable_model
 
         predictor.check_model(load_morphable_model(args.model))
-    outcomes = predict_files(predictor, args.voices, args.out, args.format, max_minutes=args.max_minutes)
-    failed = [o for o in outcomes if o.error]
+    _report_outcomes(predict_files(predictor, args.voices, args.out, args.format, max_minutes=args.max_minutes),
+                     args.out)
+
+
+def _cmd_features(args: argparse.Namespace) -> None:
+    from .experiments.features import write_cmp_features
+
+    _report_outcomes(write_cmp_features(args.audio, args.out), args.out)
+
+
+def _cmd_voice_reference(args: argparse.Namespace) -> None:
+    from .experiments.voice_reference import fit_voice_reference
+
+    reference = fit_voice_reference(args.run, corpus=args.corpus, audio=args.audio, progress=not args.quiet)
+    print(f"{args.run}: voice reference of {reference.source} ({len(reference.calibration)} calibration distances)")
+
+
+def _cmd_aggregate(args: argparse.Namespace) -> None:
+    from .experiments.aggregate import aggregate_runs, write_aggregate
+
+    pairs = [tuple(p) for p in args.compare] if args.compare else None
+    report = write_aggregate(aggregate_runs(args.runs, pairs), args.out)
+    print(report.read_text())
+    print(f"written: {report} and aggregate.json")
+
+
+def _report_outcomes(outcomes: list, out: str) -> None:
+    """One line per input file; VoxfaceError (exit 2) when any failed."""
     for o in outcomes:
         if o.error:
             print(f"{o.source}: error: {o.error}", file=sys.stderr)
         else:
             print(f"{o.source}: {', '.join(o.outputs)}")
+    failed = [o for o in outcomes if o.error]
     if failed:
         written = len(outcomes) - len(failed)
         raise VoxfaceError(f"{len(failed)} of {len(outcomes)} file(s) failed (see above); "
-                           + (f"the other {written} were written to {args.out}" if written else "nothing was written"))
+                           + (f"the other {written} were written to {out}" if written else "nothing was written"))
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:
@@ -219,6 +252,38 @@ def build_parser() -> argparse.ArgumentParser:
                         "%(default)s; memory grows by about 65 MB a minute)")
     add_device_argument(p)
     p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("features", help="audio files -> CMP log-mel features (.npy), as the official preprocessing",
+                       description="For each audio file: CMP's front end exactly as the official code (webrtcvad "
+                                   "collector, 64-bin log-mel, per-utterance normalisation, tiled to 1,000 frames) "
+                                   "-> OUT/<name>.npy, float32 (T >= 1000, 64), the layout of the CMP / Wen et al. "
+                                   "feature releases. Files that are not 16 kHz mono 16-bit are converted first "
+                                   "(docs/release_models.md). A bad file gets one line; the others go on.")
+    p.add_argument("audio", nargs="+", metavar="AUDIO", help="audio files (wav, flac, ogg, mp3, m4a)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.set_defaults(func=_cmd_features)
+
+    p = sub.add_parser("voice-reference", help="store in a predictor what its typical voices are like",
+                       description="Fit the reference the in-distribution score compares voices with (docs/"
+                                   "release_models.md) and store it in the predictor: from a corpus's training "
+                                   "identities, or from recordings (one folder per speaker). For models that do not "
+                                   "carry one, e.g. an imported CMP release.")
+    p.add_argument("run", help="a run folder or its predictor.pt")
+    p.add_argument("--corpus", help="fit on this corpus's training identities")
+    p.add_argument("--audio", nargs="+", metavar="AUDIO", help="fit on these recordings")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_voice_reference)
+
+    p = sub.add_parser("aggregate", help="one experiment over several seeds: mean ± sd, intervals, paired tests",
+                       description="Read the metrics.json of each run (evaluate, evaluate-unsupervised or an "
+                                   "unsupervised-pipeline folder), one run per seed, and write aggregate.md/json: "
+                                   "each method's mean ARE as mean ± sd with a 95% t interval, and each method "
+                                   "against each oracle and cascade, paired by seed (t test and sign-flip test).")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run folders (or metrics.json files), one per seed")
+    p.add_argument("--out", required=True, help="folder for aggregate.md and aggregate.json")
+    p.add_argument("--compare", nargs=2, action="append", metavar=("METHOD", "BASELINE"),
+                   help="compare only these (repeatable), e.g. --compare CMP-unsupervised Base-2")
+    p.set_defaults(func=_cmd_aggregate)
 
     p = sub.add_parser("demo", help="the whole supervised pipeline on the embedded synthetic default",
                        description="Generate the synthetic corpus, pre-train the voice encoder, train CMP "

@@ -19,7 +19,7 @@ def _cmd_evaluate_2d(args: argparse.Namespace) -> None:
     from .experiments.evaluate2d import comparison_markdown, evaluate_2d
 
     summary = evaluate_2d(args.runs, out=args.out, tau=args.tau, calibration=args.calibration,
-                          per_identity=args.per_identity, progress=not args.quiet)
+                          per_identity=args.per_identity, corpus_dir=args.corpus, progress=not args.quiet)
     print(comparison_markdown(summary["runs"], summary))
     for run in args.runs:
         print(f"report: {Path(run) / 'report' / 'report.md'}")
@@ -41,11 +41,15 @@ def _cmd_calibrate_faces(args: argparse.Namespace) -> None:
 
 def add_commands(sub) -> None:
     p = sub.add_parser("evaluate-2d", help="score voice-to-2D-face runs: Table I/II analogues, 1:2 matching, recall@k",
-                       description="For gan2d run folders (same corpus and speaker run): generate faces from the "
-                                   "test voices, check their identity with dlib face embeddings and threshold tau, "
-                                   "measure image quality against the real target faces; writes metrics.json and "
+                       description="For gan2d run folders (same corpus and speaker run) and imported Wen et al. "
+                                   "models (`voxface import wen-release`): generate faces from the test voices, "
+                                   "check their identity with dlib face embeddings and threshold tau, measure image "
+                                   "quality against the real target faces (gan2d runs); writes metrics.json and "
                                    "report/ into each run and, with --out, a comparison table.")
-    p.add_argument("runs", nargs="+", metavar="RUN", help="run folders of `voxface train gan2d`")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run folders of `voxface train gan2d` or "
+                                                          "`voxface import wen-release`")
+    p.add_argument("--corpus", help="corpus folder (default: the gan2d runs'; needed when only imported runs are "
+                                    "given)")
     p.add_argument("--out", help="folder for comparison.md / comparison.json (and the tau sweep figure)")
     p.add_argument("--tau", type=cli_number(float, gt=0),
                    help="face-verification threshold (default: grid search on the real faces)")

@@ -1,4 +1,5 @@
-"""``voxface prepare voxceleb|merge`` and ``voxface import cmp|audio|faces``: real data into a corpus."""
+"""``voxface prepare voxceleb|merge``, ``voxface import cmp|audio|faces`` (real data into a corpus) and
+``voxface import cmp-release|wen-release`` (released checkpoints into run folders)."""
 
 from __future__ import annotations
 
@@ -53,6 +54,23 @@ def _cmd_import_cmp(args: argparse.Namespace) -> None:
 
     _run(args, cmp_plan(args.features, args.model, args.meta, args.faces, args.default_gender, args.name,
                         fitter=args.fitter, meshes_tree=args.meshes))
+
+
+def _cmd_import_cmp_release(args: argparse.Namespace) -> None:
+    from .predictors.cmp_release import import_cmp_release
+
+    written = import_cmp_release(args.release, args.out, topology=args.topology)
+    for name, run in written.items():
+        print(f"{name}: {run}")
+    if "supervised" in written:
+        print(f"try: voxface predict VOICE.wav --checkpoint {written['supervised']} --out predictions/")
+
+
+def _cmd_import_wen_release(args: argparse.Namespace) -> None:
+    from .predictors.cmp_release import import_wen_release
+
+    run = import_wen_release(args.release, args.out)
+    print(f"voice-to-image model: {run}  (voxface serve --image-run {run})")
 
 
 def _cmd_import_audio(args: argparse.Namespace) -> None:
@@ -122,9 +140,30 @@ def add_commands(sub) -> None:
     m.add_argument("--out", required=True, help="the merged corpus folder")
     m.set_defaults(func=_cmd_prepare_merge)
 
-    p = sub.add_parser("import", help="import published or single-modality layouts: cmp | audio | faces",
-                       description="Like `prepare`: parallel, shardable, resumable, skipped files recorded.")
+    p = sub.add_parser("import", help="import published layouts: cmp | audio | faces (corpora), "
+                                      "cmp-release | wen-release (checkpoints)",
+                       description="Corpora (cmp, audio, faces) are imported like `prepare`: parallel, shardable, "
+                                   "resumable, skipped files recorded. Released checkpoints (cmp-release, "
+                                   "wen-release) become run folders that predict, evaluate and serve use.")
     kinds = p.add_subparsers(dest="kind", required=True, metavar="KIND")
+    r = kinds.add_parser("cmp-release", help="the CMP release's checkpoints -> supervised/, unsupervised/, expert/ runs",
+                         description="Read the unpacked CMP release (pretrained_models/, supervised_64/, "
+                                     "train.configs/tri.mat; docs/release_models.md) without running code from "
+                                     "its files, and write voxface run folders: supervised/ (predictor.pt), "
+                                     "unsupervised/ (unsupervised.pt), expert/ (SynergyNet as an expert.pt).")
+    r.add_argument("release", help="the folder the release was unpacked into")
+    r.add_argument("--out", required=True, help="folder for the run folders (must not hold them yet)")
+    r.add_argument("--topology", help="a folder with tri_53215.mat (or tri.mat) and keypoints_sim.npy, when the "
+                                      "release has no train.configs/ (e.g. 3DDFA's train.configs)")
+    r.set_defaults(func=_cmd_import_cmp_release)
+    w = kinds.add_parser("wen-release", help="Wen et al. (2019)'s voice_embedding.pth + generator.pth -> a "
+                                             "voice-to-image run",
+                         description="Read Wen et al.'s released voice encoder and generator (the folder or its "
+                                     "pretrained_models/) without running code from them and write "
+                                     "voice_to_image.pt for `serve --image-run` and `evaluate-2d`.")
+    w.add_argument("release", help="the folder holding voice_embedding.pth and generator.pth")
+    w.add_argument("--out", required=True, help="run folder to write")
+    w.set_defaults(func=_cmd_import_wen_release)
     c = kinds.add_parser("cmp", help="the CMP / Wen et al. release: <speaker>/<video>/<utt>.npy log-mel features",
                          description="Published (T>=1000, 64) log-mel features become the feature cache "
                                      "(features/cmp_logmel); the utterances have no audio. With --faces, photos "

@@ -1,9 +1,13 @@
-"""A trained voice -> 2D face image model as one file: the speaker CNN and a 2D generator.
+"""A trained voice -> 2D face image model as one file: a voice embedder and a face generator.
 
-``voice_to_image.pt`` (written by ``voxface train gan2d``) holds what the web page needs to turn a
-recording into a face image (biometric-matching paper, SPEC.md §B): the 60×41 mel+delta patches of
-the speech, the speaker CNN's 128-d embedding of each patch, their mean as the voice's embedding,
-and the VAE / C-GAN / RC-GAN generator's 64×64 image of it.
+``voice_to_image.pt`` holds what the web page needs to turn a recording into a face image. Two kinds:
+
+- written by ``voxface train gan2d`` (biometric-matching paper, SPEC.md §B): the 60×41 mel+delta
+  patches of the speech, the speaker CNN's 128-d embedding of each patch, their mean as the voice's
+  embedding, and the VAE / C-GAN / RC-GAN generator's 64×64 image of it, in [0, 1];
+- imported from Wen et al. (2019) by ``voxface import wen-release``: CMP's log-mel front end, the
+  voice encoder's L2-normalised 64-d embedding and their generator; the image is shown as their
+  ``gan_test.py`` saves it (clamped to [-1, 1], then stretched to its own minimum and maximum).
 """
 
 from __future__ import annotations
@@ -17,11 +21,15 @@ import torch
 
 from . import atomic
 from .checkpoints import load_tagged, reads_saved_file
+from .models.gan import FaceGenerator
 from .models.generators2d import ConditionalGenerator, VoiceVAE
 from .models.speaker_cnn import SpeakerCNN
+from .models.voice_encoders import CMPVoiceEncoder
 
 FORMAT = "voxface-voice-to-image"
 BUNDLE_FILE = "voice_to_image.pt"
+WEN_2019 = "wen2019"
+"""``settings["generator"]`` of an imported Wen et al. model (CMP encoder + their generator)."""
 
 
 def speech_patches(audio: str | os.PathLike | np.ndarray) -> np.ndarray:
@@ -34,9 +42,11 @@ def speech_patches(audio: str | os.PathLike | np.ndarray) -> np.ndarray:
 
 
 def generator_from_saved(saved: dict) -> torch.nn.Module:
-    """A 2D generator from its saved settings ``generator`` (vae|cgan|rcgan), ``width``, ``latent_dim``
-    and ``state_dict``; in eval mode with gradients off."""
-    if saved["generator"] == "vae":
+    """A 2D generator from its saved settings ``generator`` (vae|cgan|rcgan|wen2019), its sizes and
+    ``state_dict``; in eval mode with gradients off."""
+    if saved["generator"] == WEN_2019:
+        net = FaceGenerator(saved["embed_dim"], saved["base"], "none", clamp=False)
+    elif saved["generator"] == "vae":
         net = VoiceVAE(latent_dim=saved["latent_dim"], width=saved["width"])
     else:
         net = ConditionalGenerator(width=saved["width"])
@@ -49,49 +59,73 @@ class VoiceToImage:
     """Speech -> (64, 64, 3) uint8 face image.
 
     Attributes:
-        speaker_cnn: the voice embedder (its classifier head is not used).
-        generator: a 2D generator with ``generate((B, 128)) -> (B, 3, 64, 64)`` in [0, 1].
-        settings: the generator's saved settings (``generator``, ``width``, ``latent_dim``).
+        encoder: the voice embedder: a :class:`SpeakerCNN` (its classifier head is not used) or,
+            for Wen et al.'s model, a :class:`CMPVoiceEncoder`.
+        generator: a 2D generator with ``generate((B, 128)) -> (B, 3, 64, 64)`` in [0, 1], or Wen et
+            al.'s :class:`FaceGenerator` ((B, 64) -> raw (B, 3, 64, 64)).
+        settings: the generator's saved settings (``generator``, and its sizes).
     """
 
-    speaker_cnn: SpeakerCNN
+    encoder: SpeakerCNN | CMPVoiceEncoder
     generator: torch.nn.Module
     settings: dict
 
     def __post_init__(self):
-        for net in (self.speaker_cnn, self.generator):
+        for net in (self.encoder, self.generator):
             net.eval().requires_grad_(False)
 
     def embedding(self, audio: str | os.PathLike | np.ndarray) -> torch.Tensor:
-        """An audio file (or a 16 kHz waveform) -> (128,) mean of its patches' embeddings.
+        """An audio file (or a 16 kHz waveform) -> (D,) voice embedding.
 
         Raises VoxfaceError (naming the file) for unusable audio, as ``voxface predict`` does.
         """
         with torch.no_grad():
-            return self.speaker_cnn.embed(torch.from_numpy(speech_patches(audio))).mean(0)
+            if self.settings["generator"] == WEN_2019:
+                from .audio.features import cmp_logmel
+                from .audio.voice import prepare_voice
+
+                return self.encoder(torch.from_numpy(cmp_logmel(prepare_voice(audio)).T[None].copy()))[0]
+            return self.encoder.embed(torch.from_numpy(speech_patches(audio))).mean(0)
+
+    def images_from_embeddings(self, embeddings: torch.Tensor) -> np.ndarray:
+        """(B, D) voice embeddings -> (B, 64, 64, 3) float32 faces in [0, 1]."""
+        with torch.no_grad():
+            if self.settings["generator"] != WEN_2019:
+                return self.generator.generate(embeddings).clamp(0, 1).permute(0, 2, 3, 1).numpy()
+            faces = self.generator(embeddings).clamp(-1, 1)
+        low = faces.amin(dim=(1, 2, 3), keepdim=True)
+        high = faces.amax(dim=(1, 2, 3), keepdim=True)
+        return ((faces - low) / (high - low).clamp_min(1e-5)).permute(0, 2, 3, 1).numpy()
 
     def image(self, audio: str | os.PathLike | np.ndarray) -> np.ndarray:
         """An audio file (or a 16 kHz waveform) -> (64, 64, 3) uint8 generated face."""
-        with torch.no_grad():
-            face = self.generator.generate(self.embedding(audio)[None])[0]
-        return (face.clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        face = self.images_from_embeddings(self.embedding(audio)[None])[0]
+        return (face * 255).round().astype(np.uint8)
 
     def save(self, path: str | Path) -> None:
-        bundle = {"format": FORMAT,
-                  "speaker_cnn": {"n_classes": self.speaker_cnn.n_classes, "channels": self.speaker_cnn.channels,
-                                  "state_dict": self.speaker_cnn.state_dict()},
-                  "generator": {**self.settings, "state_dict": self.generator.state_dict()}}
+        generator = dict(self.settings)
+        if self.settings["generator"] == WEN_2019:
+            encoder = {"kind": "cmp_voice", "embed_dim": self.encoder.embed_dim}
+            generator.update(embed_dim=self.generator.embed_dim, base=self.generator.base)
+        else:
+            encoder = {"kind": "speaker_cnn", "n_classes": self.encoder.n_classes, "channels": self.encoder.channels}
+        bundle = {"format": FORMAT, "encoder": {**encoder, "state_dict": self.encoder.state_dict()},
+                  "generator": {**generator, "state_dict": self.generator.state_dict()}}
         with atomic.atomic_path(Path(path)) as tmp:
             torch.save(bundle, tmp)
 
     @classmethod
     @reads_saved_file
     def load(cls, run_or_file: str | Path) -> "VoiceToImage":
-        """From a run folder of ``voxface train gan2d`` or its ``voice_to_image.pt``."""
+        """From a run folder of ``voxface train gan2d`` / ``import wen-release`` or its ``voice_to_image.pt``."""
         bundle, _ = load_tagged(run_or_file, BUNDLE_FILE, FORMAT, "voice-to-image model",
-                                "train one with `voxface train gan2d` (rerunning a finished run writes the file)")
-        cnn = bundle["speaker_cnn"]
-        speaker_cnn = SpeakerCNN(cnn["n_classes"], channels=cnn["channels"])
-        speaker_cnn.load_state_dict(cnn["state_dict"])
-        settings = {k: v for k, v in bundle["generator"].items() if k != "state_dict"}
-        return cls(speaker_cnn, generator_from_saved(bundle["generator"]), settings)
+                                "train one with `voxface train gan2d` (rerunning a finished run writes the file) "
+                                "or import one with `voxface import wen-release`")
+        saved = bundle.get("encoder") or {"kind": "speaker_cnn", **bundle["speaker_cnn"]}  # before Wen imports
+        if saved["kind"] == "cmp_voice":
+            encoder = CMPVoiceEncoder(embed_dim=saved["embed_dim"])
+        else:
+            encoder = SpeakerCNN(saved["n_classes"], channels=saved["channels"])
+        encoder.load_state_dict(saved["state_dict"])
+        settings = {k: v for k, v in bundle["generator"].items() if k not in ("state_dict", "embed_dim", "base")}
+        return cls(encoder, generator_from_saved(bundle["generator"]), settings)

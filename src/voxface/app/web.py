@@ -63,18 +63,47 @@ _RENDER_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="voxface-p
 
 @dataclass
 class FacePrediction:
-    """The files of one request: mesh in both formats, a PNG render, the parameters as JSON, and the
-    generated 2D face image (None without a 2D model)."""
+    """The files of one request: mesh in both formats, a PNG render, the parameters as JSON, what to
+    say about the voice (``voice_notice``), and the generated 2D face image (None without a 2D model)."""
 
     glb: Path
     obj: Path
     png: Path
     parameters: Path
+    voice: dict
+    face: dict | None = None
+    uncertainty_png: Path | None = None
     face_image: Path | None = None
 
+    def notice(self) -> str:
+        """Markdown shown beside the face: the warning (if any) and the in-distribution score."""
+        score = self.voice["in_distribution_score"]
+        typical = ("unknown (no reference of the model's training voices)" if score is None else
+                   f"**{score:.3f}** (share of held-out training voices at least as unusual; "
+                   f"below {self.voice['warn_below']:g} is flagged)")
+        lines = [f"⚠️ **Warning: {self.voice['warning']}.**"] if self.voice["warning"] else []
+        return "\n\n".join(lines + [f"How typical this voice is for the model: {typical}. "
+                                      f"Model trained on {self.voice['trained_on']}."])
+
+    def description(self) -> str:
+        """Markdown: the face's ratios with their intervals against the population, its face type and
+        the gender it resembles, each with how sure the model is (empty without a population)."""
+        if self.face is None:
+            return ""
+        level = f"{100 * self.face['interval_level']:.0f}%"
+        sure = "share of sampled faces" if self.face["probabilistic"] else "a point model: no uncertainty"
+        rows = [f"| {name} | {r['median']:.3f} | [{r['interval'][0]:.3f}, {r['interval'][1]:.3f}] | "
+                f"{r['population'][0]:.3f}–{r['population'][1]:.3f} |" for name, r in self.face["ratios"].items()]
+        kind, gender = self.face["face_type"], self.face["gender"]
+        return "\n".join([f"| ratio (÷ eye-corner distance) | predicted | {level} interval | population 5–95% |",
+                          "|---|---|---|---|", *rows, "",
+                          f"Nearest face type: **{kind['name']}** ({100 * kind['share_of_samples']:.0f}%, {sure}). "
+                          f"The shape resembles a **{gender['resembles']}** face "
+                          f"({100 * gender['probability']:.0f}%)."])
+
     def downloads(self) -> list[str]:
-        files = [self.obj, self.glb, self.parameters] + ([self.face_image] if self.face_image else [])
-        return [str(f) for f in files]
+        files = [self.obj, self.glb, self.parameters, self.uncertainty_png, self.face_image]
+        return [str(f) for f in files if f is not None]
 
 
 class FaceFromVoice:
@@ -118,10 +147,9 @@ class FaceFromVoice:
         if outcome.error:
             message = outcome.error.replace(str(audio_path), audio_path.name)
             raise VoxfaceError(f"{message} (only speech recordings can be used: wav, flac, ogg, mp3, m4a)")
-        glb, png, parameters = (Path(p) for p in outcome.outputs)
-        shape = np.asarray(json.loads(parameters.read_text())["shape"], np.float32)
-        obj = save_mesh(glb.with_suffix(".obj"), self.predictor.model.reconstruct(shape),
-                        self.predictor.model.triangles)
+        glb, png, parameters, *extra = (Path(p) for p in outcome.outputs)
+        obj = save_mesh(glb.with_suffix(".obj"), outcome.mesh, self.predictor.model.triangles)
+        record = json.loads(parameters.read_text())
         face_image = None
         if self.image_model is not None:
             from PIL import Image
@@ -130,7 +158,8 @@ class FaceFromVoice:
             face_image = save_png(glb.with_name(glb.stem + "_face2d.png"),
                                   np.asarray(image.resize((FACE_IMAGE_SIZE,) * 2, Image.BICUBIC)))
         log.info("served %s -> %s", audio_path.name, folder)
-        return FacePrediction(glb, obj, png, parameters, face_image)
+        return FacePrediction(glb, obj, png, parameters, record["voice"], record["face"], next(iter(extra), None),
+                              face_image)
 
 
 def find_run(run: str | Path | None) -> tuple[Path | None, str]:
@@ -173,9 +202,14 @@ def build_page(service: FaceFromVoice | None, note: str):
                             f"at least 0.5 s of speech. Results stay downloadable for {service.keep_minutes:g} "
                             "minutes.", elem_id="voxface-limits")
             with gr.Column():
+                voice_notice = gr.Markdown("", elem_id="voxface-voice-notice")
                 viewer = gr.Model3D(label="Predicted face (drag to rotate)", elem_id="voxface-viewer")
                 render = gr.Image(label="Render", type="filepath", interactive=False, elem_id="voxface-render")
-                outputs = [viewer, render]
+                description = gr.Markdown("", elem_id="voxface-face-description")
+                outputs = [voice_notice, viewer, render, description]
+                if service.predictor.probabilistic:
+                    outputs.append(gr.Image(label="How sure the model is (per-vertex standard deviation)",
+                                            type="filepath", interactive=False, elem_id="voxface-uncertainty"))
                 if service.image_model is not None:
                     outputs.append(gr.Image(label="Generated face image (2D model)", type="filepath",
                                             interactive=False, elem_id="voxface-face-image"))
@@ -188,7 +222,8 @@ def build_page(service: FaceFromVoice | None, note: str):
                 result = service.predict(audio_path)
             except VoxfaceError as e:
                 raise gr.Error(str(e), print_exception=False) from None
-            shown = [str(result.glb), str(result.png)] + ([str(result.face_image)] if result.face_image else [])
+            shown = [result.notice(), str(result.glb), str(result.png), result.description()]
+            shown += [str(f) for f in (result.uncertainty_png, result.face_image) if f is not None]
             return *shown, result.downloads()
 
         button.click(answer, inputs=audio, outputs=outputs + [downloads], concurrency_limit=CONCURRENCY)
@@ -216,9 +251,11 @@ def serve(run: str | Path | None = None, host: str = DEFAULT_HOST, port: int = D
         image_model = None
         if image_run is not None:
             image_model = place_predictor(VoiceToImage.load(image_run), device)
-            note += (f" 2D face model: `{image_run}` ({image_model.settings['generator']}, trained on the "
-                     "corpus of that run).")
+            origin = ("Wen et al. 2019's release" if image_model.settings["generator"] == "wen2019"
+                      else "trained on the corpus of that run")
+            note += f" 2D face model: `{image_run}` ({image_model.settings['generator']}, {origin})."
         predictor = place_predictor(VoiceTo3D.load(path), device)
+        note += f" Trained on {predictor.provenance.get('trained_on', 'voices it does not describe')}."
         sweep_abandoned()
         folders = RequestFolders.for_this_process()
         if block and "GRADIO_TEMP_DIR" not in os.environ:  # this process serves until it exits: keep

@@ -30,6 +30,13 @@ def write_report(run: Path, metrics: dict, model: MorphableModel, test_ids: list
                                                   corpus, out / "renders.png"),
     }
     sections = _sections(metrics)
+    if metrics.get("uncertainty"):
+        figures["Reliability of the predicted intervals"] = _reliability(metrics["uncertainty"], out / "reliability.png")
+        if "floor" in metrics["uncertainty"]:
+            figures["Predicted variance against the perfect listener's floor"] = _floor(
+                metrics["uncertainty"], out / "variance_floor.png")
+        figures["What the voice tells"] = _explained(metrics["uncertainty"], out / "what_the_voice_tells.png")
+        sections += _uncertainty_sections(metrics["uncertainty"])
     atomic.write_text(out / "report.md", _markdown(metrics, sections, figures))
     html_path = out / "report.html"
     atomic.write_text(html_path, _html(metrics, sections, figures))
@@ -63,14 +70,93 @@ def _sections(metrics: dict) -> list[tuple[str, list[str], list[list[str]]]]:
     coh = [[metrics["method"], f"{c['mean']:.3f}", f"{c['std']:.3f}", f"{c['within_speaker_distance']:.3f}",
             f"{c['between_speaker_distance']:.3f}"]]
     units = metrics["units"]
+    stats = metrics["statistics"]["methods"]
+    ci = [[name, f"{s['mean']['estimate']:.4f}", f"[{s['mean']['low']:.4f}, {s['mean']['high']:.4f}]"]
+          for name, s in stats.items()]
+    tests = [[name, baseline, f"{100 * c['gain']['estimate']:+.1f}%",
+              f"[{100 * c['gain']['low']:+.1f}%, {100 * c['gain']['high']:+.1f}%]", _p_value(c["p_value"]),
+              "yes" if c["significant"] else "no"]
+             for name, s in stats.items() for baseline, c in s["vs"].items()]
     return [
         ("ARE (paper Table 1, S-6)", ["method", *RATIOS, "mean", "gain vs mean face", "gain vs gender"], t1),
+        ("Mean ARE with its 95% bootstrap interval over test identities", ["method", "mean ARE", "95% CI"], ci),
+        ("Each method against each oracle / baseline (paired over identities)",
+         ["method", "against", "gain in mean ARE", "95% CI", "p (sign-flip test)", "significant at 5%"], tests),
         ("NME over 68 landmarks (Table S-2)", ["method", "CMP script: ‖Δ‖₂ of 204-vector / √(w·h)",
                                                "per point: mean ‖Δ‖ / √(w·h)"], s2),
         (f"Point-to-plane RMSE after ICP, {units} (Tables S-3/S-4)", ["method", "holistic", *REGIONS], s3),
         (f"Coherence across utterances (Fig. 10), {units}",
          ["method", "mean distance to centre", "std", "within-speaker", "between-speaker"], coh),
     ]
+
+
+def _uncertainty_sections(u: dict) -> list[tuple[str, list[str], list[list[str]]]]:
+    """Tables of the predictive distribution: coverage, NLL, explained variance (with the truth)."""
+    coverage = [[kind, *(f"{100 * u['coverage'][kind][q]:.1f}%" for q in ("0.5", "0.9"))]
+                for kind in ("coefficients", "ratios")]
+    nll = [[name, f"{value:.2f}"] for name, value in u["nll"].items()]
+    columns = {"claimed": u["explained_variance"]["claimed"], "achieved": u["explained_variance"]["achieved"]}
+    if "perfect_listener" in u:
+        columns["truth"] = u["perfect_listener"]["explained"]
+    explained = [[name, *(f"{100 * c[group][name]:.0f}%" for c in columns.values())]
+                 for group in ("ratios", "regions") for name in columns["claimed"][group]]
+    explained.append(["whole face", *(f"{100 * c['whole_face']:.0f}%" for c in columns.values())])
+    tables = [("Coverage of the predicted central intervals (nominal 50% and 90%)",
+               ["true values", "inside 50%", "inside 90%"], coverage),
+              ("Negative log-likelihood of the true coefficients (nats per test voice, lower is better)",
+               ["distribution", "NLL"], nll),
+              ("What the voice tells: share of the population's variance the prediction removes",
+               ["ratio / region", "claimed (its variance)", "achieved (its error)", "perfect listener (truth)"][
+                   :1 + len(columns)], explained)]
+    if "floor" in u:
+        k = len(u["floor"]["variance"])
+        tables.append(("Surer than a perfect listener?", ["components with predicted variance below the floor",
+                                                          "share"],
+                       [[f"{len(u['floor']['overconfident_components'])} of {k} "
+                         f"{u['floor']['overconfident_components']}", f"{100 * u['floor']['share_overconfident']:.0f}%"]]))
+    return tables
+
+
+def _reliability(u: dict, path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="calibrated")
+    for kind in ("coefficients", "ratios"):
+        r = u["reliability"][kind]
+        ax.plot(r["nominal"], r["observed"], marker="o", label=kind)
+    ax.set_xlabel("nominal coverage of the central interval")
+    ax.set_ylabel("observed share of true values inside")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def _floor(u: dict, path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(7, 3))
+    k = np.arange(len(u["floor"]["variance"]))
+    ax.bar(k - 0.2, u["predicted_variance"], 0.4, label="predicted variance (mean over test voices)")
+    ax.bar(k + 0.2, u["floor"]["variance"], 0.4, label="perfect listener's residual variance (floor)")
+    ax.set_xlabel("shape component")
+    ax.set_ylabel("variance (standardised units)")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def _explained(u: dict, path: Path) -> Path:
+    groups = {"claimed (its variance)": u["explained_variance"]["claimed"],
+              "achieved (its error)": u["explained_variance"]["achieved"]}
+    if "perfect_listener" in u:
+        groups["perfect listener (truth)"] = u["perfect_listener"]["explained"]
+    claimed = u["explained_variance"]["claimed"]
+    names = [*claimed["ratios"], *claimed["regions"]]
+    series = {label: [*g["ratios"].values(), *g["regions"].values()] for label, g in groups.items()}
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    _bars(ax, [n.replace("_", "\n") for n in names], series)
+    ax.set_ylabel("share of population variance removed")
+    ax.axhline(0, color="black", linewidth=0.5)
+    return _save(fig, path)
+
+
+def _p_value(p: float) -> str:
+    return "< 0.0001" if p < 1e-4 else f"{p:.4f}"
 
 
 def _markdown(metrics: dict, sections, figures: dict[str, Path]) -> str:

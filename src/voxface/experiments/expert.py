@@ -13,6 +13,7 @@ Both experts share one interface: ``predict(images)`` with (B, H, W, 3) uint8 RG
 
 from __future__ import annotations
 
+import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from ..checkpoints import load_tagged, reads_saved_file
 from ..config import TrainingSettings, count, positive, random_seed
 from ..corpus.face_images import render_face_image, sample_appearance
 from ..corpus.validate import check_corpus
+from ..errors import VoxfaceError
 from ..evaluate.geometry import absolute_ratio_error
 from ..face3d import MorphableModel
 from ..models.image_to_3d import ImageTo3D
@@ -82,16 +84,30 @@ class NetworkExpert:
         return {k: out[k].numpy() for k in ("pose", "shape", "expression")}
 
 
-def save_expert(path: Path, network: ImageTo3D) -> None:
+def save_expert(path: Path, network: ImageTo3D, model: MorphableModel | None = None) -> None:
+    """Write ``expert.pt``; ``model``: the morphable model its coefficients belong to, when it was not
+    trained on the corpus it will be used with (an imported SynergyNet)."""
+    saved = {"format": FORMAT, "config": network.config, "state_dict": network.state_dict(),
+             "model": None if model is None else model.to_npz_bytes()}
     with atomic.atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, "config": network.config, "state_dict": network.state_dict()}, tmp)
+        torch.save(saved, tmp)
 
 
 @reads_saved_file
-def load_expert_network(run_or_file: str | Path) -> ImageTo3D:
-    """The trained network of an expert run (its folder or ``expert.pt``)."""
-    saved, _ = load_tagged(run_or_file, EXPERT_FILE, FORMAT, "image-to-3D expert",
-                           "train one with `voxface train expert`")
+def load_expert_network(run_or_file: str | Path, corpus_model: MorphableModel | None = None) -> ImageTo3D:
+    """The network of an expert run (its folder or ``expert.pt``).
+
+    ``corpus_model``: the model of the corpus it will be used on; an expert that records its own
+    model (an imported SynergyNet, BFM) is refused for a corpus of another model.
+    """
+    saved, path = load_tagged(run_or_file, EXPERT_FILE, FORMAT, "image-to-3D expert",
+                              "train one with `voxface train expert` or import one with `voxface import cmp-release`")
+    if corpus_model is not None and saved.get("model") is not None:
+        own = MorphableModel.from_npz(io.BytesIO(saved["model"]))
+        if not own.same_as(corpus_model):
+            raise VoxfaceError(f"expert {path} predicts coefficients of morphable model {own.name!r} "
+                               f"({own.n_vertices} vertices), not of this corpus's {corpus_model.name!r} "
+                               f"({corpus_model.n_vertices}); use it with a corpus built on that model")
     network = ImageTo3D(**saved["config"])
     network.load_state_dict(saved["state_dict"])
     return network.eval()

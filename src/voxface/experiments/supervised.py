@@ -14,7 +14,10 @@ from ..config import TrainingSettings, count, positive, random_seed, setting, we
 from ..corpus.datasets import CROP_FRAMES, MIN_FRAMES, Triplets, random_crop
 from ..corpus.validate import check_corpus
 from ..errors import VoxfaceError
+from ..evaluate.novelty import VoiceReference
+from ..evaluate.population import FacePopulation
 from ..inference import BACKBONES, VoiceTo3D
+from ..models.regressor import UNCERTAINTY
 from ..train.distributed import data_loader
 from ..train.runs import make_trainer, open_run, record_metrics, resume_checkpoint
 from ..train.supervised import SupervisedCMP
@@ -34,6 +37,10 @@ class SupervisedConfig(TrainingSettings):
     ``embedding_bank``: with a frozen CMP encoder, embed this many random crops (lengths in
     [300, 800] frames) of each training utterance once and train the regressor on them; 0 runs the
     encoder on fresh crops every step, exactly as the paper (slow on a CPU, identical in the limit).
+    ``uncertainty``: "none" (the paper's point regressor), "gaussian" (a Gaussian head trained with
+    the negative log-likelihood, weight ``nll_weight``, covariance diagonal + rank ``covariance_rank``,
+    the low-rank part a function of the voice or, with ``shared_covariance``, one learnt matrix)
+    or "ensemble" (``ensemble_size`` Gaussian heads from different initialisations); docs/uncertainty.md.
     """
 
     corpus: str = "data/synthetic"
@@ -52,6 +59,11 @@ class SupervisedConfig(TrainingSettings):
     seed: int = random_seed()
     workers: int = count(2, minimum=0)
     feature_shards: str | None = None
+    uncertainty: str = setting("none", choices=UNCERTAINTY)
+    ensemble_size: int = count(5, minimum=2)
+    covariance_rank: int = count(0, minimum=0)
+    shared_covariance: bool = False
+    nll_weight: float = weight(1.0)
 
 
 def train_supervised(config: SupervisedConfig, run_dir: str | Path, progress: bool = True) -> VoiceTo3D:
@@ -92,15 +104,36 @@ def train_supervised(config: SupervisedConfig, run_dir: str | Path, progress: bo
     module = SupervisedCMP(None if bank else encoder, embed_dim, model.n_shape, torch.from_numpy(mean),
                            torch.from_numpy(std), lr=config.lr, betas=config.betas,
                            triplet_margin=config.triplet_margin, triplet_weight=config.triplet_weight,
-                           dropout=config.dropout)
+                           dropout=config.dropout, uncertainty=config.uncertainty, members=config.ensemble_size,
+                           rank=config.covariance_rank, shared_factor=config.shared_covariance,
+                           nll_weight=config.nll_weight)
     trainer = make_trainer(run, config.max_steps, config.val_every, progress, config.device, config.precision)
     trainer.fit(module, data_loader(datasets["fit"], config.batch_size),
                 data_loader(datasets["val"], config.batch_size), ckpt_path=resume_checkpoint(run))
-    predictor = VoiceTo3D(config.backbone, None if encoder is None else encoder.cpu(), module.regressor.cpu(), model)
+    gender = {i.identity: i.gender for i in corpus.identities}
+    population = FacePopulation.fit(model, corpus.reference_shapes(train_ids), np.array([gender[i] for i in train_ids]),
+                                    seed=config.seed)
+    predictor = VoiceTo3D(config.backbone, None if encoder is None else encoder.cpu(), module.regressor.cpu(), model,
+                          provenance=training_provenance(corpus, len(train_ids)), population=population)
     if trainer.is_global_zero:
+        predictor.reference = voice_reference(predictor, [sets["fit"], sets["val"]], predictor.provenance["trained_on"])
         predictor.save(run / PREDICTOR_FILE)
         record_metrics(run / "train_metrics.json", {k: float(v) for k, v in trainer.callback_metrics.items()}, trainer)
     return predictor
+
+
+def training_provenance(corpus, n_identities: int) -> dict:
+    """What a predictor says about its training voices wherever its predictions are shown."""
+    kind = "synthetic" if corpus.synthetic else "real"
+    return {"trained_on": f"the {kind} voices of {n_identities} identities of corpus {corpus.root}",
+            "synthetic": bool(corpus.synthetic)}
+
+
+def voice_reference(predictor: VoiceTo3D, sets: list[UtteranceSet], source: str) -> VoiceReference:
+    """The reference of the training voices (``evaluate.novelty``), identities as the folds' groups."""
+    features = [f for s in sets for f in s.features]
+    groups = np.array([s.identity_ids[i] for s in sets for i in s.identity_index])
+    return predictor.fit_reference(features, groups, source)
 
 
 def _embedding_bank(encoder, data: UtteranceSet, per_utterance: int, seed: int) -> UtteranceSet:

@@ -31,6 +31,7 @@ from ..corpus.format import Corpus
 from ..corpus.validate import check_corpus
 from ..errors import VoxfaceError
 from ..face3d import MorphableModel
+from ..face3d.transforms import split_camera
 from ..losses.distillation import DISTILLERS, create_distiller
 from ..models.gan import FaceCritic, FaceGenerator, noisy_voice_embedding
 from ..models.image_to_3d import ImageTo3D
@@ -164,15 +165,26 @@ class VoiceToImageTo3D:
         generator: φg.
         student: the image-to-3D student, or None for a GAN-only run.
         model: the morphable model of the student's coefficients.
+        mesh_convention: what :meth:`meshes` returns: ``"neutral"`` (voxface's: the student's shape
+            alone) or ``"cmp-release"`` (the release's demo: scale from the student's camera times
+            shape and expression).
+        expert: an image-to-3D network whose camera places the mesh over the image (:meth:`poses`),
+            or None (the CMP release carries SynergyNet for it).
     """
 
     encoder: CMPVoiceEncoder
     generator: FaceGenerator
     student: ImageTo3D | None
     model: MorphableModel
+    mesh_convention: str = "neutral"
+    expert: ImageTo3D | None = None
+
+    MESH_CONVENTIONS = ("neutral", "cmp-release")
 
     def __post_init__(self):
-        for net in (self.encoder, self.generator, self.student):
+        if self.mesh_convention not in self.MESH_CONVENTIONS:
+            raise VoxfaceError(f"unknown mesh convention {self.mesh_convention!r}; one of {self.MESH_CONVENTIONS}")
+        for net in (self.encoder, self.generator, self.student, self.expert):
             if net is not None:
                 net.eval().requires_grad_(False)
 
@@ -194,14 +206,30 @@ class VoiceToImageTo3D:
         with torch.no_grad():
             return self.student(faces)["shape"].numpy()
 
+    def meshes(self, faces: torch.Tensor) -> np.ndarray:
+        """(B, 3, 64, 64) -> (B, V, 3) the student's faces in ``mesh_convention``."""
+        if self.mesh_convention == "neutral":
+            return self.model.reconstruct(self.shapes(faces))
+        with torch.no_grad():
+            out = self.student(faces)
+        scale = split_camera(out["pose"])[0].numpy()
+        return scale[:, None, None] * self.model.reconstruct(out["shape"].numpy(), out["expression"].numpy())
+
+    def poses(self, faces: torch.Tensor) -> np.ndarray:
+        """(B, 3, 64, 64) -> (B, 12) the expert's camera of each face (see ``split_camera``)."""
+        if self.expert is None:
+            raise VoxfaceError("this bundle has no expert to place meshes over the images")
+        with torch.no_grad():
+            return self.expert(faces)["pose"].numpy()
+
     def save(self, path: Path) -> None:
         bundle = {"format": FORMAT,
                   "encoder": {"embed_dim": self.encoder.embed_dim, "state_dict": self.encoder.state_dict()},
                   "generator": {"embed_dim": self.generator.embed_dim, "base": self.generator.base,
-                                "norm": self.generator.norm, "state_dict": self.generator.state_dict()},
-                  "student": None if self.student is None else {"config": self.student.config,
-                                                                "state_dict": self.student.state_dict()},
-                  "model": self.model.to_npz_bytes()}
+                                "norm": self.generator.norm, "clamp": self.generator.clamp,
+                                "state_dict": self.generator.state_dict()},
+                  "student": _saved_network(self.student), "expert": _saved_network(self.expert),
+                  "model": self.model.to_npz_bytes(), "mesh_convention": self.mesh_convention}
         with atomic.atomic_path(path) as tmp:
             torch.save(bundle, tmp)
 
@@ -213,13 +241,23 @@ class VoiceToImageTo3D:
         encoder = CMPVoiceEncoder(embed_dim=bundle["encoder"]["embed_dim"])
         encoder.load_state_dict(bundle["encoder"]["state_dict"])
         g = bundle["generator"]
-        generator = FaceGenerator(g["embed_dim"], g["base"], g.get("norm", "none"))
+        generator = FaceGenerator(g["embed_dim"], g["base"], g.get("norm", "none"), g.get("clamp", True))
         generator.load_state_dict(g["state_dict"])
-        student = None
-        if bundle["student"] is not None:
-            student = ImageTo3D(**bundle["student"]["config"])
-            student.load_state_dict(bundle["student"]["state_dict"])
-        return cls(encoder, generator, student, MorphableModel.from_npz(io.BytesIO(bundle["model"])))
+        return cls(encoder, generator, _loaded_network(bundle["student"]),
+                   MorphableModel.from_npz(io.BytesIO(bundle["model"])),
+                   bundle.get("mesh_convention", "neutral"), _loaded_network(bundle.get("expert")))
+
+
+def _saved_network(network: ImageTo3D | None) -> dict | None:
+    return None if network is None else {"config": network.config, "state_dict": network.state_dict()}
+
+
+def _loaded_network(saved: dict | None) -> ImageTo3D | None:
+    if saved is None:
+        return None
+    network = ImageTo3D(**saved["config"])
+    network.load_state_dict(saved["state_dict"])
+    return network
 
 
 # ------------------------------------------------------------------------------- training
@@ -296,7 +334,7 @@ def train_unsupervised(config: UnsupervisedConfig, run_dir: str | Path, progress
     student = expert = distiller = None
     weight = 0.0
     if config.student:
-        expert = load_expert_network(config.expert_run)
+        expert = load_expert_network(config.expert_run, corpus.model)
         student = ImageTo3D(**expert.config)
         if config.student_init == "expert":
             student.load_state_dict(expert.state_dict())

@@ -31,7 +31,7 @@ from ..evaluate.geometry import absolute_ratio_error
 from ..face3d.mesh_io import save_mesh
 from ..face3d.render import save_png
 from ..losses.distillation import DISTILLERS
-from ..train.runs import CONFIG_FILE, read_run_config
+from ..train.runs import CONFIG_FILE, read_run_config, run_corpus
 from ..vision.fitting_expert import FittingExpert
 from ..vision.tensor_images import image_grid, to_uint8
 from .data import utterance_set
@@ -67,20 +67,25 @@ def unsupervised_predictions(run: Path, gan_run: Path | None, corpus: Corpus, pe
     model = corpus.model
     n = len(corpus.identity_ids("test"))
     joint = VoiceToImageTo3D.load(run)
+    if not joint.model.same_as(model):
+        raise VoxfaceError(f"{run} predicts faces of morphable model {joint.model.name!r} "
+                           f"({joint.model.n_vertices} vertices), not of corpus {corpus.root}'s {model.name!r}; "
+                           "evaluate it on a corpus built on its model")
     faces = {CMP_UNSUPERVISED: test_faces(joint, corpus, per_identity, progress)}
-    shapes = {CMP_UNSUPERVISED: joint.shapes(faces[CMP_UNSUPERVISED])}
+    meshes = {CMP_UNSUPERVISED: joint.meshes(faces[CMP_UNSUPERVISED])}
+    shapes = {}
     if gan_run is not None:
         gan_faces = test_faces(VoiceToImageTo3D.load(gan_run), corpus, per_identity, progress)
         images = to_uint8(gan_faces)
         expert_run = read_run_config(run)["expert_run"]
-        experts = {BASE_1: FittingExpert(model), BASE_2: NetworkExpert(load_expert_network(expert_run))}
+        experts = {BASE_1: FittingExpert(model), BASE_2: NetworkExpert(load_expert_network(expert_run, model))}
         for name, expert in experts.items():
             faces[name] = gan_faces
             shapes[name] = expert.predict(images)["shape"]
         faces[EXPERT_ON_CMP_FACES] = faces[CMP_UNSUPERVISED]
         shapes[EXPERT_ON_CMP_FACES] = experts[BASE_2].predict(to_uint8(faces[CMP_UNSUPERVISED]))["shape"]
-    meshes = {name: model.reconstruct(s).reshape(n, per_identity, -1, 3) for name, s in shapes.items()}
-    return meshes, faces
+    meshes.update({name: model.reconstruct(s) for name, s in shapes.items()})
+    return {name: m.reshape(n, per_identity, -1, 3) for name, m in meshes.items()}, faces
 
 
 def save_samples(folder: Path, corpus: Corpus, meshes: dict[str, np.ndarray], faces: dict[str, torch.Tensor],
@@ -106,7 +111,7 @@ def evaluate_unsupervised(run_dir: str | Path, supervised_run: str | Path, gan_r
     ``metrics.json`` and ``report/`` are written there and the supervised run stays untouched.
     """
     run = Path(run_dir)
-    corpus = check_corpus(corpus_dir or read_run_config(run)["corpus"])
+    corpus = check_corpus(run_corpus(run, corpus_dir))
     sources = [Path(supervised_run) / name for name in ("predictor.pt", CONFIG_FILE)]
     for source in sources:
         if not source.is_file():
@@ -118,7 +123,8 @@ def evaluate_unsupervised(run_dir: str | Path, supervised_run: str | Path, gan_r
     for source in sources:
         shutil.copyfile(source, folder / source.name)
     save_samples(folder / "samples", corpus, meshes, faces, per_identity)
-    return evaluate_run(folder, str(corpus.root), per_identity, progress, extra_methods=meshes)
+    return evaluate_run(folder, str(corpus.root), per_identity, progress, extra_methods=meshes,
+                        baselines=(BASE_1, BASE_2))
 
 
 # ------------------------------------------------------------------------------- run settings

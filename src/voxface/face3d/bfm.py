@@ -117,7 +117,7 @@ def load_bfm2009(path: str | Path, topology: str | Path | None = None) -> Morpha
     triangles = _facing_camera(mean, np.asarray(fields["tl"], dtype=np.int64) - 1)
     topology = _topology_folder(path, topology)
     index = _vertices_by_position(mean, np.load(topology / "u_shp.npy").reshape(-1, 3), path, topology)
-    landmarks = index[_keypoint_vertices(topology / "keypoints_sim.npy")]
+    landmarks = index[keypoint_vertices(topology / "keypoints_sim.npy")]
     return MorphableModel(
         name="bfm2009",
         mean=mean,
@@ -139,12 +139,10 @@ def _load_3ddfa_53215(folder: Path) -> MorphableModel:
     u = u.reshape(-1).astype(np.float32)
     if u.size != 3 * N_3DDFA_VERTICES:
         raise VoxfaceError(f"{folder / 'u_shp.npy'} has {u.size // 3} vertices, expected {N_3DDFA_VERTICES}")
-    tri_file = _first_file(folder, TRIANGLE_FILES_53215)
-    triangles = _read_mat(tri_file, ("tri",))["tri"].astype(np.int64) - 1
-    triangles = triangles.T if triangles.shape[0] == 3 else triangles
+    triangles = read_triangles_mat(_first_file(folder, TRIANGLE_FILES_53215))
     w_shp = _optional_npy(folder, SHAPE_BASIS_FILES)
     w_exp = _optional_npy(folder, EXPRESSION_BASIS_FILES)
-    landmarks = _keypoint_vertices(folder / "keypoints_sim.npy")
+    landmarks = keypoint_vertices(folder / "keypoints_sim.npy")
     return _standardised_model("bfm", folder, u, w_shp, w_exp, triangles, landmarks, dict(CMP_MEASUREMENTS))
 
 
@@ -169,12 +167,37 @@ def _load_3ddfa_noneck(folder: Path) -> MorphableModel:
 
 def _standardised_model(name, folder, u, w_shp, w_exp, triangles, landmarks, measurements) -> MorphableModel:
     """Assemble a 3DDFA model whose coefficients are the whitened parameters (module docstring)."""
+    statistics = None
+    if w_shp is not None or w_exp is not None:
+        statistics = _parameter_statistics(_first_file(folder, STATS_FILES, why="to standardise the 3DDFA basis"))
+    return whitened_model(name, u, w_shp, w_exp, statistics, triangles, landmarks, measurements,
+                          source=str(folder))
+
+
+def whitened_model(name: str, u: np.ndarray, w_shp: np.ndarray | None, w_exp: np.ndarray | None,
+                   statistics: tuple[np.ndarray, np.ndarray] | None, triangles: np.ndarray, landmarks: np.ndarray,
+                   measurements: dict[str, tuple[int, int]], source: str) -> MorphableModel:
+    """A 3DDFA-layout model whose standardised coefficients are the whitened parameters.
+
+    Args:
+        name: the model's name (``"bfm"`` for the 53,215-vertex topology).
+        u: (3V,) or (3V, 1) mean, flat xyz per vertex.
+        w_shp, w_exp: (3V, >=40) and (3V, >=10) bases of the parameters alpha, or None.
+        statistics: ``(param_mean, param_std)``, each (>=62,): pose 12, shape 40, expression 10 first.
+        triangles: (F, 3) 0-based; re-wound to face +z if needed.
+        landmarks: (68,) vertex indices.
+        measurements: CMP's pairs in this topology.
+        source: provenance for ``meta``.
+
+    Returns:
+        MorphableModel with ``mean = u + w_shp @ mean_shp + w_exp @ mean_exp``, bases ``w`` and stds
+        ``param_std`` (module docstring), micrometres.
+    """
     n_vertices = u.size // 3
-    mean = u.astype(np.float64)
+    mean = np.asarray(u, dtype=np.float64).reshape(-1)
     bases = {}
     if w_shp is not None or w_exp is not None:
-        stats_file = _first_file(folder, STATS_FILES, why="to standardise the 3DDFA basis")
-        param_mean, param_std = _parameter_statistics(stats_file)
+        param_mean, param_std = statistics
         ranges = {"shape": (N_POSE, N_SHAPE), "expression": (N_POSE + N_SHAPE, N_EXPRESSION)}
         for kind, basis in (("shape", w_shp), ("expression", w_exp)):
             if basis is None:
@@ -200,7 +223,7 @@ def _standardised_model(name, folder, u, w_shp, w_exp, triangles, landmarks, mea
         expression_basis=expression_basis,
         expression_std=expression_std,
         units="um",
-        meta={"source": str(folder), "coefficients": "z = (alpha - param_mean) / param_std",
+        meta={"source": source, "coefficients": "z = (alpha - param_mean) / param_std",
               "citation": "Zhu et al., CVPR 2016 (3DDFA); Paysan et al., AVSS 2009 (BFM)"},
     )
 
@@ -278,7 +301,13 @@ def _read_mat(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
     return {k: data[k] for k in keys}
 
 
-def _keypoint_vertices(path: Path) -> np.ndarray:
+def read_triangles_mat(path: Path) -> np.ndarray:
+    """(F, 3) int64 0-based triangles of 3DDFA's ``tri.mat`` / ``tri_53215.mat`` (1-based ``tri``, (3, F))."""
+    triangles = _read_mat(path, ("tri",))["tri"].astype(np.int64) - 1
+    return triangles.T if triangles.shape[0] == 3 else triangles
+
+
+def keypoint_vertices(path: Path) -> np.ndarray:
     """(68,) int64 landmark vertices from 3DDFA's flat xyz indices (204,): ``[::3] // 3``."""
     flat = _load_npy(path).astype(np.int64).reshape(-1)
     if flat.shape != (204,):

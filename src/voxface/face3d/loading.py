@@ -16,6 +16,7 @@ ACCEPTED_SPECS = (
     "3ddfa:PATH",
     "bfm-topology",
     "bfm-topology:PATH",
+    "cmp-release:PATH",
 )
 """The spec forms :func:`load_morphable_model` accepts (PATH: a folder or file, ``~`` allowed)."""
 
@@ -31,6 +32,8 @@ def load_morphable_model(spec: str) -> MorphableModel:
         ``3ddfa:PATH``: a 3DDFA / SynergyNet / 3DDFA_V2 BFM folder.
         ``bfm-topology`` / ``bfm-topology:PATH``: the same loader on the mean-only folder
         (``shared_data_dir()/"bfm_topology"`` by default): 53,215 vertices, no components.
+        ``cmp-release:PATH``: the BFM model inside an unpacked CMP release (its expert archive's basis
+        and statistics, ``train.configs`` triangles and landmarks): the model its predictors use.
 
     Args:
         spec: one of ``ACCEPTED_SPECS``.
@@ -61,6 +64,10 @@ def load_morphable_model(spec: str) -> MorphableModel:
             from .bfm import load_3ddfa
 
             return load_3ddfa(_existing(path or shared_data_dir() / "bfm_topology"))
+        if kind == "cmp-release" and path is not None:
+            from ..predictors.cmp_release import load_release_model
+
+            return load_release_model(_existing(path))
     except VoxfaceError as exc:
         raise VoxfaceError(
             f"cannot load the morphable model {spec!r}: {exc} (accepted forms: {', '.join(ACCEPTED_SPECS)})"

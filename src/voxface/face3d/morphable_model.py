@@ -162,6 +162,12 @@ class MorphableModel:
         mean = torch.as_tensor(self.mean, dtype=shape.dtype, device=shape.device)
         return mean + flat.reshape(*flat.shape[:-1], self.n_vertices, 3)
 
+    def same_as(self, other: "MorphableModel") -> bool:
+        """Whether ``other`` is this model (name, vertex count and mean shape), so that coefficients
+        of one mean the same face in the other."""
+        return (self.name == other.name and self.n_vertices == other.n_vertices
+                and bool(np.allclose(self.mean, other.mean)))
+
     def landmarks(self, vertices):
         """(..., V, 3) -> (..., 68, 3) landmark positions."""
         return vertices[..., self.landmarks68, :]

@@ -61,6 +61,26 @@ def apply_similarity(points, scale, rotation, translation):
             + translation[..., None, :])
 
 
+def split_camera(pose):
+    """A 3×4 scaled-orthographic camera (3DDFA / SynergyNet, flattened row-major) -> scale, rows, offset.
+
+    As 3DDFA-V2 splits it: scale ``s = (|P[0, :3]| + |P[1, :3]|) / 2``, ``rotation`` = P[:, :3] with each
+    row divided by its own norm (not orthogonalised), ``offset`` = P[:, 3].
+
+    Args:
+        pose: (..., 12) numpy array or torch tensor.
+
+    Returns:
+        ``(scale (...), rotation (..., 3, 3), offset (..., 3))``, same kind as ``pose``;
+        ``apply_similarity(points, 1, rotation, offset)`` draws points as the release's demo does.
+    """
+    xp = _backend(pose)
+    camera = pose.reshape(*pose.shape[:-1], 3, 4)
+    rows = camera[..., :3]
+    norms = xp.linalg.norm(rows, axis=-1) if xp is np else rows.norm(dim=-1)
+    return (norms[..., 0] + norms[..., 1]) / 2, rows / norms[..., None], camera[..., 3]
+
+
 def umeyama(src, dst, with_scale: bool = True):
     """Least-squares similarity (Umeyama 1991) taking ``src`` onto ``dst``.
 

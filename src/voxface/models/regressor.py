@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -52,3 +54,132 @@ class ParameterRegressor(nn.Module):
         scale = outputs[:, 0] if self.scale else torch.ones_like(outputs[:, 0])
         shape, expression = outputs[:, int(self.scale):].split([self.n_shape, self.n_expression], dim=1)
         return {"scale": scale, "shape": shape, "expression": expression}
+
+
+@register("cmp_gaussian_regressor")
+class GaussianRegressor(nn.Module):
+    """A predictive distribution instead of a point: heads for the mean, the log-variance and a
+    rank-``rank`` covariance factor of the K standardised coefficients (issue: uncertainty).
+
+    The paper's losses act on the mean; the Gaussian negative log-likelihood
+    (:meth:`negative_log_likelihood`) trains the covariance ``diag(exp(log_var)) + F Fᵀ``. Targets are
+    whitened as in :class:`ParameterRegressor` (buffers ``target_mean``/``target_std``).
+
+    Args:
+        embed_dim: D.
+        n_shape: K.
+        dropout: before the heads.
+        rank: R, 0 for a diagonal covariance.
+        shared_factor: the factor F is one learnt (K, R) matrix for every voice (the correlations of
+            the residuals, e.g. R = K for a full covariance) instead of a function of the voice.
+    """
+
+    MIN_LOG_VAR = -12.0
+    FACTOR_INIT = 0.1
+
+    def __init__(self, embed_dim: int, n_shape: int, dropout: float = 0.2, rank: int = 0,
+                 shared_factor: bool = False):
+        super().__init__()
+        self.n_shape, self.rank, self.n_expression, self.scale = n_shape, rank, 0, False
+        self.config = dict(embed_dim=embed_dim, n_shape=n_shape, dropout=dropout, rank=rank,
+                           shared_factor=shared_factor)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(embed_dim, n_shape)
+        self.log_var_head = nn.Linear(embed_dim, n_shape)
+        self.factor_head = nn.Linear(embed_dim, n_shape * rank) if rank and not shared_factor else None
+        self.shared = nn.Parameter(self.FACTOR_INIT * torch.randn(n_shape, rank)) if rank and shared_factor else None
+        self.register_buffer("target_mean", torch.zeros(n_shape))
+        self.register_buffer("target_std", torch.ones(n_shape))
+
+    set_target_stats = ParameterRegressor.set_target_stats
+
+    def forward(self, embedding: torch.Tensor) -> torch.Tensor:
+        """(B, D) -> (B, K) mean coefficients (the point prediction, as ParameterRegressor's)."""
+        return self.head(self.dropout(embedding)) * self.target_std + self.target_mean
+
+    def split(self, outputs: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"scale": torch.ones_like(outputs[:, 0]), "shape": outputs, "expression": outputs[:, :0]}
+
+    def distribution(self, embedding: torch.Tensor) -> dict[str, torch.Tensor]:
+        """(B, D) -> ``mean`` (B, K), ``variance`` (B, K), ``factor`` (B, K, R), de-whitened."""
+        h = self.dropout(embedding)
+        log_var = self.log_var_head(h).clamp_min(self.MIN_LOG_VAR)
+        std = self.target_std
+        if self.factor_head is not None:
+            factor = self.factor_head(h).view(-1, self.n_shape, self.rank)
+        elif self.shared is not None:
+            factor = self.shared.expand(h.shape[0], -1, -1)
+        else:
+            factor = h.new_zeros(h.shape[0], self.n_shape, 0)
+        return {"mean": self.head(h) * std + self.target_mean, "variance": log_var.exp() * std ** 2,
+                "factor": factor * std[:, None]}
+
+    def member_distributions(self, embedding: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+        """[:meth:`distribution`]: the same interface as :class:`RegressorEnsemble`."""
+        return [self.distribution(embedding)]
+
+    def negative_log_likelihood(self, embedding: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """(B, D), (B, K) -> (B,) Gaussian NLL of the targets, in whitened units (nats)."""
+        d = self.distribution(embedding)
+        std = self.target_std
+        mean, variance, factor = (d["mean"] - self.target_mean) / std, d["variance"] / std ** 2, d["factor"] / std[:, None]
+        whitened = (target - self.target_mean) / std
+        if self.rank:
+            normal = torch.distributions.LowRankMultivariateNormal(mean, factor, variance)
+            return -normal.log_prob(whitened)
+        return 0.5 * (variance.log() + (whitened - mean) ** 2 / variance + math.log(2 * math.pi)).sum(-1)
+
+
+@register("cmp_regressor_ensemble")
+class RegressorEnsemble(nn.Module):
+    """A deep ensemble of :class:`GaussianRegressor` members (different random initialisations);
+    its point prediction is the members' mean, its distribution their moment-matched mixture."""
+
+    def __init__(self, embed_dim: int, n_shape: int, members: int = 5, dropout: float = 0.2, rank: int = 0,
+                 shared_factor: bool = False):
+        super().__init__()
+        self.n_shape, self.n_expression, self.scale = n_shape, 0, False
+        self.config = dict(embed_dim=embed_dim, n_shape=n_shape, members=members, dropout=dropout, rank=rank,
+                           shared_factor=shared_factor)
+        self.members = nn.ModuleList(GaussianRegressor(embed_dim, n_shape, dropout, rank, shared_factor)
+                                     for _ in range(members))
+
+    def set_target_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        for member in self.members:
+            member.set_target_stats(mean, std)
+
+    def forward(self, embedding: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m(embedding) for m in self.members]).mean(0)
+
+    split = GaussianRegressor.split
+
+    def member_distributions(self, embedding: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+        return [m.distribution(embedding) for m in self.members]
+
+    def negative_log_likelihood(self, embedding: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """(B,) sum of the members' NLLs (each member is trained as its own Gaussian)."""
+        return torch.stack([m.negative_log_likelihood(embedding, target) for m in self.members]).sum(0)
+
+
+UNCERTAINTY = ("none", "gaussian", "ensemble")
+"""What the supervised regressor predicts: a point (the paper), a Gaussian, or a deep ensemble of them."""
+
+
+def create_regressor(uncertainty: str, embed_dim: int, n_shape: int, dropout: float = 0.2, members: int = 5,
+                     rank: int = 0, shared_factor: bool = False) -> nn.Module:
+    """The regressor of ``uncertainty`` (one of :data:`UNCERTAINTY`)."""
+    if uncertainty == "gaussian":
+        return GaussianRegressor(embed_dim, n_shape, dropout, rank, shared_factor)
+    if uncertainty == "ensemble":
+        return RegressorEnsemble(embed_dim, n_shape, members, dropout, rank, shared_factor)
+    if uncertainty != "none":
+        raise ValueError(f"uncertainty must be one of {UNCERTAINTY}, got {uncertainty!r}")
+    return ParameterRegressor(embed_dim, n_shape, dropout=dropout)
+
+
+def regressor_from_saved(kind: str, config: dict) -> nn.Module:
+    """Rebuild a saved regressor from its class name and ``config``."""
+    classes = {cls.__name__: cls for cls in (ParameterRegressor, GaussianRegressor, RegressorEnsemble)}
+    if kind not in classes:
+        raise ValueError(f"unknown regressor {kind!r}")
+    return classes[kind](**config)

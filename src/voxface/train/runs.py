@@ -126,6 +126,16 @@ def read_run_config(run_dir: str | Path) -> dict:
     return yaml.safe_load(path.read_text())
 
 
+def run_corpus(run_dir: str | Path, corpus_dir: str | Path | None = None) -> str:
+    """``corpus_dir`` if given, else the corpus the run was trained on; VoxfaceError for an imported run
+    (it has none) without ``corpus_dir``."""
+    corpus = corpus_dir or read_run_config(run_dir).get("corpus")
+    if not corpus:
+        raise VoxfaceError(f"{run_dir} was not trained here (an imported model); pass --corpus CORPUS, a corpus "
+                           "built on its morphable model (e.g. `voxface synth --model cmp-release:DIR`)")
+    return str(corpus)
+
+
 class AppendingCSVWriter(ExperimentWriter):
     """Lightning's CSV writer, except that a resumed run appends to its ``metrics.csv`` (Lightning's
     own writer deletes the file it finds, losing the rows logged before the run stopped)."""

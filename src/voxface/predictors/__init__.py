@@ -1,0 +1,1 @@
+"""What trained methods are at inference, and importers of released checkpoints into those types."""
