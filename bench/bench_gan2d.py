@@ -20,8 +20,8 @@ import torch
 
 from voxface.experiments.gan2d import Gan2dConfig, load_generator, train_gan2d
 from voxface.experiments.evaluate2d import generate_faces
-from voxface.logs import setup_logging
-from voxface.train.runs import read_run_config
+from voxface.runs.logs import setup_logging
+from voxface.runs.trainer import read_run_config
 
 PAPER_EPOCHS = 5000
 

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from voxface.config import build, load_yaml
+from voxface.runs.config import build, load_yaml
 from voxface.corpus.format import Corpus
 from voxface.corpus.synthetic import SynthConfig, plan_identities
 from voxface.evaluate.headroom import IdentitySet, corpus_headroom, headroom

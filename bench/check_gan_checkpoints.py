@@ -24,7 +24,7 @@ from voxface.evaluate.geometry import absolute_ratio_error
 from voxface.experiments.data import utterance_set
 from voxface.experiments.expert import NetworkExpert, load_expert_network
 from voxface.experiments.unsupervised import VoiceToImageTo3D
-from voxface.train.runs import read_run_config
+from voxface.runs.trainer import read_run_config
 from voxface.train.unsupervised import OPTIMISERS_PER_ITERATION
 from voxface.vision.tensor_images import to_uint8
 

@@ -22,7 +22,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from voxface.config import build, load_yaml  # noqa: E402
+from voxface.runs.config import build, load_yaml  # noqa: E402
 from voxface.corpus.synthetic import SynthConfig, generate_corpus  # noqa: E402
 from voxface.experiments.evaluate3d import evaluate_run  # noqa: E402
 from voxface.experiments.speaker import SpeakerConfig, train_speaker_encoder  # noqa: E402

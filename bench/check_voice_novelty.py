@@ -27,7 +27,7 @@ from voxface.experiments.data import utterance_set
 from voxface.experiments.voice_reference import fit_voice_reference
 from voxface.inference import VoiceTo3D
 from voxface.paths import shared_data_dir
-from voxface.train.runs import read_run_config
+from voxface.runs.trainer import read_run_config
 
 SHARED = shared_data_dir()
 

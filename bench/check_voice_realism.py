@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from voxface.atomic import atomic_path
+from voxface.runs.atomic import atomic_path
 from voxface.audio.speaker_encoder import SAMPLE_RATE, ResemblyzerEncoder
 from voxface.audio.synth import sample_conditions, sample_voice_params, synthesize
 from voxface.evaluate.speaker import verification_eer

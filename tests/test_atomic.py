@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from voxface import atomic
+from voxface.runs import atomic
 
 
 def test_failed_write_leaves_neither_final_nor_temporary(tmp_path):

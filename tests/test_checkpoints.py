@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from voxface.checkpoints import load_tagged
+from voxface.runs.checkpoints import load_tagged
 from voxface.errors import VoxfaceError
 
 ARGS = ("thing.pt", "voxface-thing", "thing", "train one")

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from voxface.cli import main
-from voxface.config import build, parse_overrides
+from voxface.runs.config import build, parse_overrides
 from voxface.corpus.synthetic import SynthConfig
 from voxface.errors import VoxfaceError
 from voxface.experiments.gan2d import Gan2dConfig, SpeakerCNNConfig
@@ -82,7 +82,7 @@ def test_every_config_accepts_its_own_defaults_and_its_yaml_round_trip(cls):
 def test_shipped_config_files_are_valid():
     from pathlib import Path
 
-    from voxface.config import load_yaml
+    from voxface.runs.config import load_yaml
 
     kinds = {"synth": SynthConfig, "speaker_": SpeakerConfig, "supervised": SupervisedConfig, "expert": ExpertConfig,
              "unsupervised": UnsupervisedConfig, "gan2d_generator": Gan2dConfig}

@@ -68,7 +68,7 @@ def test_trainer_advances_the_dataset_epoch(tmp_path):
 
     from torch.utils.data import DataLoader
 
-    from voxface.train.runs import DatasetEpoch, make_trainer
+    from voxface.runs.trainer import DatasetEpoch, make_trainer
 
     trainer = make_trainer(tmp_path, max_steps=1, val_every=1, progress=False)
     callback = next(c for c in trainer.callbacks if isinstance(c, DatasetEpoch))

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from voxface.cli import main
-from voxface.devices import OnDevice, lightning_accelerator, lightning_precision, place_predictor, resolve_device
+from voxface.runs.devices import OnDevice, lightning_accelerator, lightning_precision, place_predictor, resolve_device
 from voxface.errors import VoxfaceError
 from voxface.inference import VoiceTo3D
 
@@ -54,7 +54,7 @@ def test_asking_for_a_gpu_without_one_is_one_line(predictor_file, tmp_path, caps
 
 
 def test_a_trainer_gets_the_device_and_precision_settings(tmp_path):
-    from voxface.train.runs import SafeCheckpointIO, make_trainer
+    from voxface.runs.trainer import SafeCheckpointIO, make_trainer
 
     trainer = make_trainer(tmp_path, max_steps=1, val_every=1, progress=False, device="cpu", precision="bf16")
     assert trainer.accelerator.__class__.__name__ == "CPUAccelerator"

@@ -83,7 +83,7 @@ def test_configs_build():
     """Every gan2d config builds its dataclass; the paper config has SPEC.md §B's 128 speaker-CNN kernels."""
     from pathlib import Path
 
-    from voxface.config import build, load_yaml
+    from voxface.runs.config import build, load_yaml
     from voxface.experiments.gan2d import Gan2dConfig, SpeakerCNNConfig
 
     configs = Path(__file__).parents[1] / "configs"

@@ -19,7 +19,7 @@ from voxface.corpus.validate import find_problems
 from voxface.errors import VoxfaceError
 from voxface.experiments.speaker import SpeakerConfig, train_speaker_encoder
 from voxface.experiments.supervised import SupervisedConfig, train_supervised
-from voxface.train.runs import open_run, resume_point
+from voxface.runs.trainer import open_run, resume_point
 
 from .conftest import TINY
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 
-from voxface.config import build
-from voxface.train.runs import AppendingCSVWriter
+from voxface.runs.config import build
+from voxface.runs.trainer import AppendingCSVWriter
 
 
 def test_a_resumed_run_appends_to_its_metrics_csv(tmp_path):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from voxface.checkpoints import load_array_pickle
+from voxface.runs.checkpoints import load_array_pickle
 from voxface.cli import main
 from voxface.errors import VoxfaceError
 
@@ -74,7 +74,7 @@ def test_predict_and_serve_refuse_a_crafted_predictor_in_one_line(tmp_path, caps
 
 
 def test_a_crafted_last_ckpt_is_passed_over_not_run(tmp_path):
-    from voxface.train.runs import resume_point
+    from voxface.runs.trainer import resume_point
 
     marker = tmp_path / "marker"
     run = tmp_path / "run"
@@ -87,7 +87,7 @@ def test_a_crafted_last_ckpt_is_passed_over_not_run(tmp_path):
 
 
 def test_safe_checkpoint_io_reads_weights_only(tmp_path):
-    from voxface.train.runs import SafeCheckpointIO
+    from voxface.runs.trainer import SafeCheckpointIO
 
     marker = tmp_path / "marker"
     path = _evil(tmp_path / "x.ckpt", marker, "lightning")

@@ -17,7 +17,7 @@ from voxface.experiments.speaker import save_encoder
 from voxface.experiments.supervised import SupervisedConfig, train_supervised
 from voxface.inference import VoiceTo3D
 from voxface.models.voice_encoders import CMPVoiceEncoder
-from voxface.train.distributed import Launch, data_loader, global_rank, launch_from_environment, per_device_batch
+from voxface.runs.distributed import Launch, data_loader, global_rank, launch_from_environment, per_device_batch
 
 
 def test_launch_settings_follow_torchrun_and_slurm():

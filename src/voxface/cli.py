@@ -9,8 +9,8 @@ from pathlib import Path
 
 from . import __version__
 from .audio.duration import PREDICT_MAX_MINUTES
-from .config import cli_number
-from .devices import add_device_argument
+from .runs.config import cli_number
+from .runs.devices import add_device_argument
 from .errors import VoxfaceError
 from .paths import output_folder
 
@@ -18,7 +18,7 @@ log = logging.getLogger("voxface")
 
 
 def _cmd_synth(args: argparse.Namespace) -> None:
-    from .config import build, load_yaml, parse_overrides
+    from .runs.config import build, load_yaml, parse_overrides
     from .corpus.synthetic import SynthConfig, generate_corpus
 
     flags = {"identities": args.identities, "utterances": args.utterances, "images": args.images,
@@ -73,7 +73,7 @@ AREA_MODULES = ("voxface.cli_unsupervised", "voxface.cli_gan2d", "voxface.cli_re
 def _cmd_train(args: argparse.Namespace) -> None:
     import importlib
 
-    from .config import build, load_yaml, parse_overrides
+    from .runs.config import build, load_yaml, parse_overrides
 
     module_name, config_name, function_name = TRAIN_METHODS[args.method].split(":")
     module = importlib.import_module(module_name)
@@ -111,7 +111,7 @@ def _print_summary(metrics: dict) -> None:
 
 
 def _cmd_predict(args: argparse.Namespace) -> None:
-    from .devices import place_predictor
+    from .runs.devices import place_predictor
     from .experiments.predict import predict_files
     from .inference import VoiceTo3D
 
@@ -163,7 +163,7 @@ def _report_outcomes(outcomes: list, out: str) -> None:
 
 def _cmd_demo(args: argparse.Namespace) -> None:
     from .experiments.demo import run_demo
-    from .logs import add_log_file
+    from .runs.logs import add_log_file
 
     add_log_file(Path(args.out) / "demo.log")
     metrics = run_demo(args.out, args.corpus, model=args.model, progress=not args.quiet)
@@ -299,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .logs import setup_logging
+    from .runs.logs import setup_logging
 
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)

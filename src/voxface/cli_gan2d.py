@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .config import cli_number
+from .runs.config import cli_number
 
 TRAIN_METHODS = {
     "speaker-cnn": "voxface.experiments.gan2d:SpeakerCNNConfig:train_speaker_cnn",

@@ -7,13 +7,13 @@ import argparse
 import json
 from pathlib import Path
 
-from .config import cli_number
+from .runs.config import cli_number
 
 
 def _run(args: argparse.Namespace, plan) -> None:
     from .corpus.prepare import PREPARE_DIR, parse_shard, run_plan
     from .face3d.loading import load_morphable_model
-    from .logs import add_log_file
+    from .runs.logs import add_log_file
 
     shard = parse_shard(args.shard)
     out = Path(args.out)

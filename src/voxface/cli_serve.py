@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from .config import cli_number
-from .devices import add_device_argument
+from .runs.config import cli_number
+from .runs.devices import add_device_argument
 
 
 def _cmd_serve(args: argparse.Namespace) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .config import cli_number
+from .runs.config import cli_number
 from .errors import VoxfaceError
 
 TRAIN_METHODS = {
@@ -31,7 +31,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def _unsupervised_config(args: argparse.Namespace):
-    from .config import build, load_yaml, parse_overrides
+    from .runs.config import build, load_yaml, parse_overrides
     from .experiments.unsupervised import UnsupervisedConfig
 
     overrides = {"corpus": args.corpus, "speaker_run": args.speaker_run, "expert_run": args.expert_run}
@@ -54,7 +54,7 @@ def _cmd_kd_ablation(args: argparse.Namespace) -> None:
 
 
 def _cmd_pipeline(args: argparse.Namespace) -> None:
-    from .config import build, load_yaml
+    from .runs.config import build, load_yaml
     from .experiments.expert import ExpertConfig
     from .experiments.unsupervised_eval import run_pipeline
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import atomic
-from .checkpoints import load_tagged, reads_saved_file
+from .runs import atomic
+from .runs.checkpoints import load_tagged, reads_saved_file
 from .errors import VoxfaceError
 from .evaluate.novelty import VoiceReference
 from .evaluate.population import FacePopulation

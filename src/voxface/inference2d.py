@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import atomic
-from .checkpoints import load_tagged, reads_saved_file
+from .runs import atomic
+from .runs.checkpoints import load_tagged, reads_saved_file
 from .models.gan import FaceGenerator
 from .models.generators2d import ConditionalGenerator, VoiceVAE
 from .models.speaker_cnn import SpeakerCNN

@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from ..audio.duration import SERVE_MAX_MINUTES, check_duration
-from ..config import check_number
-from ..devices import place_predictor
+from ..runs.config import check_number
+from ..runs.devices import place_predictor
 from ..errors import VoxfaceError
 from ..extras import optional_module
 from ..experiments.predict import predict_files

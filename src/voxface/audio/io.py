@@ -19,7 +19,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from ..atomic import atomic_path
+from ..runs.atomic import atomic_path
 from ..errors import VoxfaceError
 
 logger = logging.getLogger(__name__)

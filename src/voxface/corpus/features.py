@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .. import atomic
+from ..runs import atomic
 from ..errors import VoxfaceError
-from ..integrity import npy_problem
+from ..runs.integrity import npy_problem
 from .format import Corpus, Utterance
 
 log = logging.getLogger(__name__)

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import atomic
+from ..runs import atomic
 from ..errors import VoxfaceError
 from ..face3d import MorphableModel
 

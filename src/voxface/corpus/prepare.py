@@ -37,7 +37,8 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from .. import __version__, atomic
+from .. import __version__
+from ..runs import atomic
 from ..errors import VoxfaceError
 from ..face3d import MorphableModel
 from ..face3d.fitting import DEFAULT_FITTER, Fitter, LandmarkFit, fit_vertices, make_fitter

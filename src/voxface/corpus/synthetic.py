@@ -19,16 +19,17 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .. import __version__, atomic
+from .. import __version__
+from ..runs import atomic
 from ..audio.io import save_wav
-from ..config import Settings, count, random_seed, setting
+from ..runs.config import Settings, count, random_seed, setting
 from ..audio.synth import FIELD_NAMES, VoiceParams, sample_conditions, synthesize
 from ..errors import VoxfaceError
 from ..face3d import MorphableModel
 from ..face3d.loading import load_morphable_model
 from ..face3d.render import save_png
-from ..integrity import changed_files, file_sizes
-from ..logs import add_log_file
+from ..runs.integrity import changed_files, file_sizes
+from ..runs.logs import add_log_file
 from ..paths import output_folder
 from .face_images import mild_expression_limits, render_face_image, sample_appearance
 from .format import (

@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .. import atomic  # noqa: E402
+from ..runs import atomic  # noqa: E402
 
 
 def tsne_2d(embeddings: np.ndarray, seed: int = 0) -> np.ndarray:

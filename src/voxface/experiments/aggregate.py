@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import atomic
+from ..runs import atomic
 from ..errors import VoxfaceError
 from ..evaluate.statistics import aggregate_seeds, compare_seeds
 from .evaluate3d import ORACLES

@@ -33,7 +33,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from .. import atomic  # noqa: E402
+from ..runs import atomic  # noqa: E402
 from ..corpus.format import Corpus  # noqa: E402
 from ..corpus.validate import check_corpus  # noqa: E402
 from ..errors import VoxfaceError  # noqa: E402
@@ -41,7 +41,7 @@ from ..evaluate.embeddings_plot import plot_threshold_sweep, plot_tsne  # noqa: 
 from ..evaluate.image_metrics import METRICS, image_quality  # noqa: E402
 from ..evaluate.verification import (calibrate_threshold, distances_to_identities, identity_accuracy,  # noqa: E402
                                      matching_1v2, pair_distances, recall_at_k)
-from ..train.runs import read_run_config  # noqa: E402
+from ..runs.trainer import read_run_config  # noqa: E402
 from ..vision.face_embedding import create_face_embedder  # noqa: E402
 from ..inference2d import VoiceToImage  # noqa: E402
 from .data import utterance_set  # noqa: E402

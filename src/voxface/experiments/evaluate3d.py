@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import atomic
-from ..config import check_number
+from ..runs import atomic
+from ..runs.config import check_number
 from ..corpus.format import Corpus
 from ..corpus.validate import check_corpus
 from ..errors import VoxfaceError
@@ -27,10 +27,10 @@ from ..evaluate.listener import perfect_listener
 from ..evaluate.statistics import CONFIDENCE, method_statistics
 from ..evaluate.uncertainty import CoefficientDistribution, calibration_report
 from ..evaluate.oracles import gender_oracle, mean_face_oracle, voice_parameter_ceiling
-from ..devices import place_predictor
+from ..runs.devices import place_predictor
 from ..face3d import MorphableModel
 from ..inference import VoiceTo3D
-from ..train.runs import run_corpus
+from ..runs.trainer import run_corpus
 from .data import utterance_set
 
 log = logging.getLogger(__name__)

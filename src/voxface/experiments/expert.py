@@ -24,9 +24,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from .. import atomic
-from ..checkpoints import load_tagged, reads_saved_file
-from ..config import TrainingSettings, count, positive, random_seed
+from ..runs import atomic
+from ..runs.checkpoints import load_tagged, reads_saved_file
+from ..runs.config import TrainingSettings, count, positive, random_seed
 from ..corpus.face_images import render_face_image, sample_appearance
 from ..corpus.validate import check_corpus
 from ..errors import VoxfaceError
@@ -34,7 +34,7 @@ from ..evaluate.geometry import absolute_ratio_error
 from ..face3d import MorphableModel
 from ..models.image_to_3d import ImageTo3D
 from ..train.expert import ExpertModule
-from ..train.runs import make_trainer, open_run, resume_checkpoint
+from ..runs.trainer import make_trainer, open_run, resume_checkpoint
 from ..vision.fitting_expert import FittingExpert, affine_camera, normalised_coordinates
 from ..vision.tensor_images import to_unit_range
 

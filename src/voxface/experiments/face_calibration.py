@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .. import atomic
+from ..runs import atomic
 from ..errors import VoxfaceError
 from ..evaluate.embeddings_plot import plot_threshold_sweep, plot_tsne
 from ..evaluate.verification import calibrate_threshold, pair_distances

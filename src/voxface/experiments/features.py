@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import atomic
+from ..runs import atomic
 from ..audio.features import cmp_logmel
 from ..audio.voice import prepare_voice
 from ..errors import VoxfaceError

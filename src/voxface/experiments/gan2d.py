@@ -31,12 +31,12 @@ from PIL import Image
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm import tqdm
 
-from .. import atomic
+from ..runs import atomic
 from ..audio.features import mel_delta
 from ..audio.voice import prepare_voice
-from ..checkpoints import load_tagged, reads_saved_file
-from ..config import TrainingSettings, count, positive, random_seed, weight
-from ..config import setting as choice_or_range
+from ..runs.checkpoints import load_tagged, reads_saved_file
+from ..runs.config import TrainingSettings, count, positive, random_seed, weight
+from ..runs.config import setting as choice_or_range
 from ..corpus.format import Corpus
 from ..corpus.validate import check_corpus
 from ..errors import VoxfaceError
@@ -45,7 +45,7 @@ from ..inference2d import BUNDLE_FILE as VOICE_TO_IMAGE_FILE
 from ..inference2d import VoiceToImage, generator_from_saved, speech_patches
 from ..models.speaker_cnn import SpeakerCNN
 from ..train.generators2d import GENERATORS, make_generator_module, optimizer_steps_per_batch
-from ..train.runs import make_trainer, open_run, read_run_config, record_metrics, resume_checkpoint
+from ..runs.trainer import make_trainer, open_run, read_run_config, record_metrics, resume_checkpoint
 from ..train.speaker_cnn import SpeakerCNNTraining
 
 log = logging.getLogger(__name__)

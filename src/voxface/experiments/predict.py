@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import atomic
+from ..runs import atomic
 from ..audio.duration import PREDICT_MAX_MINUTES, check_duration
 from ..audio.voice import prepare_voice
 from ..errors import VoxfaceError

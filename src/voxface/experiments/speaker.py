@@ -9,15 +9,15 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from .. import atomic
-from ..checkpoints import load_tagged, reads_saved_file
-from ..config import TrainingSettings, count, positive, random_seed
+from ..runs import atomic
+from ..runs.checkpoints import load_tagged, reads_saved_file
+from ..runs.config import TrainingSettings, count, positive, random_seed
 from ..corpus.datasets import SpeakerCrops
 from ..corpus.validate import check_corpus
 from ..errors import VoxfaceError
 from ..models.voice_encoders import CMPVoiceEncoder
-from ..train.distributed import data_loader
-from ..train.runs import make_trainer, open_run, record_metrics, resume_checkpoint
+from ..runs.distributed import data_loader
+from ..runs.trainer import make_trainer, open_run, record_metrics, resume_checkpoint
 from ..train.speaker import SpeakerPretraining
 from .data import held_out_mask, utterance_set
 

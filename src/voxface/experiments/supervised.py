@@ -10,7 +10,7 @@ import lightning as L
 import numpy as np
 import torch
 
-from ..config import TrainingSettings, count, positive, random_seed, setting, weight
+from ..runs.config import TrainingSettings, count, positive, random_seed, setting, weight
 from ..corpus.datasets import CROP_FRAMES, MIN_FRAMES, Triplets, random_crop
 from ..corpus.validate import check_corpus
 from ..errors import VoxfaceError
@@ -18,8 +18,8 @@ from ..evaluate.novelty import VoiceReference
 from ..evaluate.population import FacePopulation
 from ..inference import BACKBONES, VoiceTo3D
 from ..models.regressor import UNCERTAINTY
-from ..train.distributed import data_loader
-from ..train.runs import make_trainer, open_run, record_metrics, resume_checkpoint
+from ..runs.distributed import data_loader
+from ..runs.trainer import make_trainer, open_run, record_metrics, resume_checkpoint
 from ..train.supervised import SupervisedCMP
 from .data import UtteranceSet, utterance_set
 from .speaker import load_encoder

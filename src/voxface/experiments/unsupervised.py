@@ -24,9 +24,9 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from .. import atomic
-from ..checkpoints import load_tagged, load_weights, reads_saved_file
-from ..config import TrainingSettings, count, positive, random_seed, setting, weight
+from ..runs import atomic
+from ..runs.checkpoints import load_tagged, load_weights, reads_saved_file
+from ..runs.config import TrainingSettings, count, positive, random_seed, setting, weight
 from ..corpus.format import Corpus
 from ..corpus.validate import check_corpus
 from ..errors import VoxfaceError
@@ -36,7 +36,7 @@ from ..losses.distillation import DISTILLERS, create_distiller
 from ..models.gan import FaceCritic, FaceGenerator, noisy_voice_embedding
 from ..models.image_to_3d import ImageTo3D
 from ..models.voice_encoders import CMPVoiceEncoder
-from ..train.runs import make_trainer, open_run, record_metrics, resume_checkpoint
+from ..runs.trainer import make_trainer, open_run, record_metrics, resume_checkpoint
 from ..train.unsupervised import OPTIMISERS_PER_ITERATION, UnsupervisedCMP
 from .data import utterance_set
 from .expert import load_expert_network

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import atomic
+from ..runs import atomic
 from ..corpus.format import Corpus
 from ..corpus.validate import check_corpus
 from ..errors import VoxfaceError
@@ -31,7 +31,7 @@ from ..evaluate.geometry import absolute_ratio_error
 from ..face3d.mesh_io import save_mesh
 from ..face3d.render import save_png
 from ..losses.distillation import DISTILLERS
-from ..train.runs import CONFIG_FILE, read_run_config, run_corpus
+from ..runs.trainer import CONFIG_FILE, read_run_config, run_corpus
 from ..vision.fitting_expert import FittingExpert
 from ..vision.tensor_images import image_grid, to_uint8
 from .data import utterance_set

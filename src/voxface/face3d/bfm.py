@@ -37,7 +37,7 @@ import numpy as np
 import scipy.io
 from scipy.spatial import cKDTree
 
-from ..checkpoints import load_array_pickle
+from ..runs.checkpoints import load_array_pickle
 from ..errors import VoxfaceError
 from ..paths import shared_data_dir
 from .morphable_model import MorphableModel

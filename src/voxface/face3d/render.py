@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_path
+from ..runs.atomic import atomic_path
 from ..errors import VoxfaceError
 
 logger = logging.getLogger(__name__)

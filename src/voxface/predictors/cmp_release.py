@@ -34,8 +34,8 @@ from pathlib import Path
 import torch
 import yaml
 
-from .. import atomic
-from ..checkpoints import load_weights
+from ..runs import atomic
+from ..runs.checkpoints import load_weights
 from ..errors import VoxfaceError
 from ..experiments.expert import EXPERT_FILE, save_expert
 from ..experiments.unsupervised import BUNDLE_FILE as UNSUPERVISED_FILE
@@ -45,7 +45,7 @@ from ..face3d.morphable_model import MorphableModel
 from ..inference import VoiceTo3D
 from ..inference2d import BUNDLE_FILE as IMAGE_FILE
 from ..inference2d import VoiceToImage
-from ..train.runs import CONFIG_FILE
+from ..runs.trainer import CONFIG_FILE
 from . import release_networks as networks
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .errors import VoxfaceError
+from ..errors import VoxfaceError
 
 TEMPORARY_MARKER = ".tmp"
 _CREATE_MODE = 0o666

@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import torch
 
-from .errors import VoxfaceError
+from ..errors import VoxfaceError
 
 UNTRUSTED = ("it holds Python objects besides weights, and loading them could run code; voxface refuses it "
              "(use a file voxface saved, from a source you trust)")

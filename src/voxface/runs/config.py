@@ -22,7 +22,7 @@ from typing import Any, Callable, TypeVar
 import yaml
 
 from .devices import PRECISIONS, device_problem
-from .errors import VoxfaceError
+from ..errors import VoxfaceError
 
 T = TypeVar("T")
 

@@ -25,12 +25,12 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 
-from .. import atomic
-from ..checkpoints import load_weights
-from ..config import build, run_identity
-from ..devices import lightning_accelerator, lightning_precision, resolve_device
+from . import atomic
+from .checkpoints import load_weights
+from .config import build, run_identity
+from .devices import lightning_accelerator, lightning_precision, resolve_device
 from ..errors import VoxfaceError
-from ..logs import add_log_file
+from .logs import add_log_file
 from ..paths import output_folder
 from .distributed import global_rank, launch_from_environment
 
