@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from voxface.experiments.gan2d import Gan2dConfig, load_generator, train_gan2d
-from voxface.experiments.evaluate2d import generate_faces
+from voxface.methods.gan2d import Config as Gan2dConfig, load_generator, fit as train_gan2d
+from voxface.reports.voice_to_image import generate_faces
 from voxface.runs.logs import setup_logging
-from voxface.runs.trainer import read_run_config
+from voxface.runs.folder import read_run_config
 
 PAPER_EPOCHS = 5000
 
@@ -40,7 +40,7 @@ def main() -> None:
             config = Gan2dConfig(corpus=corpus, speaker_run=args.speaker_run, generator=generator,
                                  epochs=args.epochs, width=args.width)
             start = time.perf_counter()
-            summary = train_gan2d(config, Path(tmp) / generator, progress=False)
+            summary = train_gan2d(config, Path(tmp) / generator, progress=False).metrics
             per_epoch = (time.perf_counter() - start) / args.epochs
             net = load_generator(Path(tmp) / generator)
             voices = np.random.default_rng(0).random((512, 128), dtype=np.float32)

@@ -206,7 +206,7 @@ def free_port() -> int:
 PREDICTOR_SCRIPT = """
 import sys, torch
 from voxface.face3d.loading import load_morphable_model
-from voxface.inference import VoiceTo3D
+from voxface.predictors.voice_to_3d import VoiceTo3D
 from voxface.models.regressor import ParameterRegressor
 from voxface.models.voice_encoders import CMPVoiceEncoder
 torch.manual_seed(0)

@@ -26,7 +26,7 @@ from voxface.face3d.loading import load_morphable_model
 from voxface.losses.distillation import create_distiller
 from voxface.models.gan import FaceCritic, FaceGenerator
 from voxface.models.image_to_3d import ImageTo3D
-from voxface.train.unsupervised import OPTIMISERS_PER_ITERATION, UnsupervisedCMP
+from voxface.methods.unsupervised import OPTIMISERS_PER_ITERATION, UnsupervisedCMP
 
 BATCH = 64
 PAPER_ITERATIONS, PAPER_HOURS = 50_000, 16.0
@@ -62,7 +62,7 @@ def iterations_per_second(size: str, iterations: int, channels_last: bool) -> fl
     s = SIZES[size]
     model = load_morphable_model("builtin")
     expert = ImageTo3D(model.n_shape, model.n_expression, s["width"], s["last_channel"], input_size=s["input_size"])
-    student = ImageTo3D(**expert.config)
+    student = ImageTo3D(**expert.arch_kwargs)
     dims = expert.distilled_feature_sizes()
     distiller, weight = create_distiller("pkt", dims, dims)
     module = UnsupervisedCMP(FaceGenerator(64, s["base"], s["norm"]), FaceCritic(80, s["base"]), model, student,

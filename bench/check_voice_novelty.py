@@ -23,11 +23,11 @@ from voxface.audio.voice import prepare_voice
 from voxface.corpus.validate import check_corpus
 from voxface.errors import VoxfaceError
 from voxface.evaluate.novelty import WARN_BELOW
-from voxface.experiments.data import utterance_set
-from voxface.experiments.voice_reference import fit_voice_reference
-from voxface.inference import VoiceTo3D
+from voxface.corpus.data import utterance_set
+from voxface.workflows.voice_reference import fit_voice_reference
+from voxface.predictors.voice_to_3d import VoiceTo3D
 from voxface.paths import shared_data_dir
-from voxface.runs.trainer import read_run_config
+from voxface.runs.folder import read_run_config
 
 SHARED = shared_data_dir()
 

@@ -56,7 +56,7 @@ def test_library_calls_check_the_same_ranges(tmp_path):
     from voxface.app.web import serve
     from voxface.corpus.sharded import pack_shards
     from voxface.errors import VoxfaceError
-    from voxface.experiments.evaluate3d import evaluate_run
+    from voxface.reports.voice_to_3d import evaluate_run
 
     with pytest.raises(VoxfaceError, match="--port 70000 must be <= 65535"):
         serve(tmp_path, port=70000, block=False)
@@ -79,11 +79,11 @@ def test_a_damaged_generator_json_is_one_line(tiny_corpus_dir, tmp_path, capsys)
 def test_a_predictor_missing_entries_is_one_line(predictor_file, tiny_corpus_dir, tmp_path, capsys, damage):
     bundle = torch.load(predictor_file, weights_only=True)
     if damage == "drop regressor":
-        del bundle["regressor"]
+        del bundle["networks"]["regressor"]
     elif damage == "drop n_shape":
-        del bundle["regressor"]["config"]["n_shape"]
+        del bundle["networks"]["regressor"]["kwargs"]["n_shape"]
     else:
-        bundle["regressor"]["state_dict"] = {"head.weight": torch.zeros(1)}
+        bundle["networks"]["regressor"]["state_dict"] = {"head.weight": torch.zeros(1)}
     damaged = tmp_path / "predictor.pt"
     torch.save(bundle, damaged)
     voice = str(next((tiny_corpus_dir / "audio").glob("*/*.wav")))
@@ -99,8 +99,8 @@ def test_when_every_file_failed_nothing_is_said_to_be_written(predictor_file, tm
 
 
 def test_a_failed_file_does_not_take_the_name_of_a_good_one(predictor_file, tiny_corpus_dir, tmp_path):
-    from voxface.experiments.predict import predict_files
-    from voxface.inference import VoiceTo3D
+    from voxface.workflows.predict import predict_files
+    from voxface.predictors.voice_to_3d import VoiceTo3D
 
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()

@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from voxface.cli import main
-from voxface.runs.devices import OnDevice, lightning_accelerator, lightning_precision, place_predictor, resolve_device
+from voxface.runs.devices import lightning_accelerator, lightning_precision, resolve_device
+from voxface.runs.placement import OnDevice, place_predictor
 from voxface.errors import VoxfaceError
-from voxface.inference import VoiceTo3D
+from voxface.predictors.voice_to_3d import VoiceTo3D
 
 NO_GPU = not torch.cuda.is_available()
 

@@ -11,7 +11,7 @@ import torch
 from voxface.cli import main
 from voxface.corpus.format import Corpus
 from voxface.errors import VoxfaceError
-from voxface.experiments.gan2d import utterance_roles
+from voxface.methods.speaker_cnn import utterance_roles
 from voxface.models.generators2d import ConditionalDiscriminator, ConditionalGenerator, VoiceVAE
 from voxface.models.speaker_cnn import SpeakerCNN
 
@@ -67,8 +67,8 @@ def test_pipeline_tiny(tiny_corpus_dir, tmp_path):
     assert main(["evaluate-2d", str(speaker), "--quiet"]) == 2
     # voice_to_image.pt (what `serve --image-run` loads) turns a recording into the image the saved patch
     # embeddings of that recording give through the run's generator
-    from voxface.experiments.gan2d import load_generator
-    from voxface.inference2d import VoiceToImage
+    from voxface.methods.gan2d import load_generator
+    from voxface.predictors.voice_to_image import VoiceToImage
 
     image_model = VoiceToImage.load(tmp_path / "vae")
     first = saved["utterance"] == 0
@@ -84,7 +84,8 @@ def test_configs_build():
     from pathlib import Path
 
     from voxface.runs.config import build, load_yaml
-    from voxface.experiments.gan2d import Gan2dConfig, SpeakerCNNConfig
+    from voxface.methods.gan2d import Config as Gan2dConfig
+    from voxface.methods.speaker_cnn import Config as SpeakerCNNConfig
 
     configs = Path(__file__).parents[1] / "configs"
     assert build(SpeakerCNNConfig, load_yaml(configs / "gan2d_paper.yaml")).channels == 128

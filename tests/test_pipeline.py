@@ -12,13 +12,13 @@ import pytest
 from voxface.audio.io import save_wav
 from voxface.cli import main
 from voxface.errors import VoxfaceError
-from voxface.experiments.evaluate3d import evaluate_run
-from voxface.experiments.predict import predict_files
-from voxface.experiments.speaker import SpeakerConfig, train_speaker_encoder
-from voxface.experiments.supervised import SupervisedConfig, train_supervised
+from voxface.reports.voice_to_3d import evaluate_run
+from voxface.workflows.predict import predict_files
+from voxface.methods.speaker import Config as SpeakerConfig, fit as train_speaker_encoder
+from voxface.methods.supervised import Config as SupervisedConfig, fit as train_supervised
 from voxface.face3d import REGIONS
 from voxface.face3d.loading import load_morphable_model
-from voxface.inference import VoiceTo3D
+from voxface.predictors.voice_to_3d import VoiceTo3D
 
 pytestmark = pytest.mark.slow
 
@@ -149,7 +149,7 @@ def test_predict_on_real_speech(runs, shared_data, tmp_path):
 def test_resemblyzer_backbone_trains_and_evaluates(tiny_corpus_dir, tmp_path):
     config = SupervisedConfig(corpus=str(tiny_corpus_dir), backbone="resemblyzer", max_steps=20, batch_size=8,
                               val_every=10, workers=1)
-    predictor = train_supervised(config, tmp_path / "res", progress=False)
+    predictor = train_supervised(config, tmp_path / "res", progress=False).predictor
     assert predictor.backbone == "resemblyzer" and predictor.encoder is None
     metrics = evaluate_run(tmp_path / "res", per_identity=2, progress=False)
     assert metrics["method"] == "CMP-supervised (Resemblyzer)"
@@ -163,7 +163,7 @@ def test_training_from_feature_shards_equals_per_file_training(tiny_corpus_dir, 
 
     from voxface.corpus.format import Corpus
     from voxface.corpus.sharded import pack_corpus
-    from voxface.experiments.speaker import load_encoder
+    from voxface.methods.speaker import load_encoder
 
     pack_corpus(Corpus(tiny_corpus_dir), tmp_path / "shards", "cmp_logmel", progress=False)
     base = dict(corpus=str(tiny_corpus_dir), max_steps=4, batch_size=8, val_every=2, workers=1)

@@ -17,9 +17,9 @@ from voxface.corpus.format import Corpus
 from voxface.corpus.synthetic import SynthConfig, generate_corpus
 from voxface.corpus.validate import find_problems
 from voxface.errors import VoxfaceError
-from voxface.experiments.speaker import SpeakerConfig, train_speaker_encoder
-from voxface.experiments.supervised import SupervisedConfig, train_supervised
-from voxface.runs.trainer import open_run, resume_point
+from voxface.methods.speaker import Config as SpeakerConfig, fit as train_speaker_encoder
+from voxface.methods.supervised import Config as SupervisedConfig, fit as train_supervised
+from voxface.runs.folder import open_run, resume_point
 
 from .conftest import TINY
 
@@ -44,7 +44,7 @@ def test_rerunning_a_finished_run_keeps_and_reports_its_metrics(speaker_run, tmp
     shutil.copytree(run, copy)
     before = json.loads((copy / "metrics.json").read_text())
     assert any(k.startswith("val/") for k in before)
-    again = train_speaker_encoder(config, copy, progress=False)
+    again = train_speaker_encoder(config, copy, progress=False).metrics
     assert json.loads((copy / "metrics.json").read_text()) == before
     assert again == {k: v for k, v in before.items() if k.startswith("val/")}
     assert _csv_steps(copy) == _csv_steps(run)
@@ -70,7 +70,7 @@ def test_a_truncated_last_ckpt_falls_back_to_the_previous_checkpoint(speaker_run
     (copy / "checkpoints" / "step12.ckpt").unlink()
     (copy / ".encoder.x1y2.tmp.pt").write_bytes(b"")  # a kill while encoder.pt was written
     with caplog.at_level(logging.WARNING):
-        metrics = train_speaker_encoder(config, copy, progress=False)
+        metrics = train_speaker_encoder(config, copy, progress=False).metrics
     assert "last.ckpt" in caplog.text and "step6.ckpt" in caplog.text
     assert (copy / "checkpoints" / "last.ckpt.damaged").is_file()
     assert resume_point(copy)[0] == copy / "checkpoints" / "last.ckpt"  # a new, readable one

@@ -32,12 +32,13 @@ def _evil(path: pathlib.Path, marker: pathlib.Path, fmt: str) -> pathlib.Path:
 
 
 def _loaders():
-    from voxface.experiments.expert import load_expert_network
-    from voxface.experiments.gan2d import load_generator, load_speaker_cnn
-    from voxface.experiments.speaker import load_encoder
-    from voxface.experiments.unsupervised import VoiceToImageTo3D
-    from voxface.inference import VoiceTo3D
-    from voxface.inference2d import VoiceToImage
+    from voxface.methods.expert import load_expert_network
+    from voxface.methods.gan2d import load_generator
+    from voxface.methods.speaker_cnn import load_speaker_cnn
+    from voxface.methods.speaker import load_encoder
+    from voxface.predictors.voice_image_3d import VoiceToImageTo3D
+    from voxface.predictors.voice_to_3d import VoiceTo3D
+    from voxface.predictors.voice_to_image import VoiceToImage
 
     return {
         "predictor.pt": ("voxface-voice-to-3d", VoiceTo3D.load),
@@ -74,7 +75,7 @@ def test_predict_and_serve_refuse_a_crafted_predictor_in_one_line(tmp_path, caps
 
 
 def test_a_crafted_last_ckpt_is_passed_over_not_run(tmp_path):
-    from voxface.runs.trainer import resume_point
+    from voxface.runs.folder import resume_point
 
     marker = tmp_path / "marker"
     run = tmp_path / "run"
@@ -109,13 +110,13 @@ def test_published_pickles_load_only_arrays(tmp_path, shared_data):
 
 def test_numpy_scalars_in_an_older_bundle_still_load(tmp_path):
     """Older speaker-CNN runs saved their identity names as numpy strings: plain values, allowed."""
-    from voxface.experiments.gan2d import MODEL_FILE, load_speaker_cnn
+    from voxface.methods.speaker_cnn import MODEL_FILE, load_speaker_cnn
+    from voxface.models.registry import save_network
     from voxface.models.speaker_cnn import SpeakerCNN
 
     classes = sorted(set(np.array(["id00002", "id00001"])))
     assert isinstance(classes[0], np.str_)
     net = SpeakerCNN(2, channels=8)
-    torch.save({"format": "voxface-speaker-cnn", "classes": classes, "channels": 8, "state_dict": net.state_dict()},
-               tmp_path / MODEL_FILE)
+    torch.save({"format": "voxface-speaker-cnn", "classes": classes, "network": save_network(net)}, tmp_path / MODEL_FILE)
     loaded = load_speaker_cnn(tmp_path)
     assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), net.state_dict().values()))

@@ -13,9 +13,9 @@ import torch
 
 from voxface.corpus.datasets import Triplets
 from voxface.errors import VoxfaceError
-from voxface.experiments.speaker import save_encoder
-from voxface.experiments.supervised import SupervisedConfig, train_supervised
-from voxface.inference import VoiceTo3D
+from voxface.methods.speaker import save_encoder
+from voxface.methods.supervised import Config as SupervisedConfig, fit as train_supervised
+from voxface.predictors.voice_to_3d import VoiceTo3D
 from voxface.models.voice_encoders import CMPVoiceEncoder
 from voxface.runs.distributed import Launch, data_loader, global_rank, launch_from_environment, per_device_batch
 

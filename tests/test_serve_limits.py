@@ -20,7 +20,7 @@ from voxface.app.storage import RequestFolders, sweep_abandoned
 from voxface.app.web import FaceFromVoice, serve
 from voxface.audio.duration import audio_seconds
 from voxface.errors import VoxfaceError
-from voxface.inference import VoiceTo3D
+from voxface.predictors.voice_to_3d import VoiceTo3D
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def test_a_long_upload_is_refused_before_it_is_decoded(predictor, long_ogg, tmp_
 
 
 def test_predict_refuses_past_its_limit_and_the_flag_raises_it(predictor, long_ogg, tmp_path):
-    from voxface.experiments.predict import predict_files
+    from voxface.workflows.predict import predict_files
 
     outcome = predict_files(predictor, [str(long_ogg)], tmp_path / "out", max_minutes=2)[0]
     assert "limit is 2.0 minutes" in outcome.error and "--max-minutes 3 " in outcome.error

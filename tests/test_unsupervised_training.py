@@ -13,13 +13,14 @@ import torch
 from voxface.corpus.face_images import Appearance, render_face_image
 from voxface.corpus.format import Corpus
 from voxface.errors import VoxfaceError
-from voxface.experiments.expert import (NetworkExpert, load_expert_network, render_training_faces, save_expert,
-                                        score_experts)
-from voxface.experiments.speaker import save_encoder
-from voxface.experiments.unsupervised import UnsupervisedConfig, VoiceToImageTo3D, train_unsupervised
+from voxface.methods.expert import (NetworkExpert, load_expert_network, render_training_faces, save_expert,
+                                    score_experts)
+from voxface.methods.speaker import save_encoder
+from voxface.methods.unsupervised import Config as UnsupervisedConfig, fit as train_unsupervised
+from voxface.predictors.voice_image_3d import VoiceToImageTo3D
 from voxface.models.image_to_3d import ImageTo3D
 from voxface.models.voice_encoders import CMPVoiceEncoder
-from voxface.train.unsupervised import UnsupervisedCMP, mesh_triplet_loss
+from voxface.methods.unsupervised import UnsupervisedCMP, mesh_triplet_loss
 from voxface.vision.fitting_expert import (FittingExpert, affine_camera, fit_landmarks, normalised_coordinates,
                                            project_with_pose)
 from voxface.vision.tensor_images import to_uint8
@@ -69,7 +70,7 @@ def runs(tiny_corpus_dir, parts, tmp_path_factory):
             train_unsupervised(config, root / "cmp", progress=False)
         killed_step = torch.load(root / "cmp" / "checkpoints" / "last.ckpt", weights_only=False)["global_step"]
         patch.setattr(UnsupervisedCMP, "training_step", counting)
-        result = train_unsupervised(config, root / "cmp", progress=False)
+        result = train_unsupervised(config, root / "cmp", progress=False).metrics
     train_unsupervised(_config(tiny_corpus_dir, parts, student=False, max_steps=2), root / "gan", progress=False)
     return root, config, killed_step, resumed_iterations, result
 
@@ -104,10 +105,10 @@ def test_a_student_needs_an_expert_and_the_gan_alone_has_no_student(runs, tiny_c
 
 @pytest.mark.slow
 def test_cascades_and_kd_ablation_write_all_columns(runs, tiny_corpus_dir, parts, tmp_path):
-    from voxface.experiments.unsupervised_eval import (BASE_1, BASE_2, CMP_UNSUPERVISED, EXPERT_ON_CMP_FACES,
+    from voxface.reports.unsupervised import (BASE_1, BASE_2, CMP_UNSUPERVISED, EXPERT_ON_CMP_FACES,
                                                        kd_ablation, save_samples)
-    from voxface.experiments.unsupervised_eval import evaluate_unsupervised, unsupervised_predictions
-    from voxface.inference import VoiceTo3D
+    from voxface.reports.unsupervised import evaluate_unsupervised, unsupervised_predictions
+    from voxface.predictors.voice_to_3d import VoiceTo3D
     from voxface.models.regressor import ParameterRegressor
 
     root, config = runs[0], runs[1]
@@ -142,8 +143,8 @@ def test_cascades_and_kd_ablation_write_all_columns(runs, tiny_corpus_dir, parts
 
 @pytest.mark.slow
 def test_a_run_can_start_from_a_gan_run_checkpoint_and_a_misfit_is_refused(runs, tiny_corpus_dir, parts, tmp_path):
-    from voxface.experiments.unsupervised import gan_checkpoint, load_gan_weights
-    from voxface.experiments.unsupervised_eval import gan_only, joint
+    from voxface.methods.unsupervised import gan_checkpoint, load_gan_weights
+    from voxface.workflows.unsupervised_pipeline import gan_only, joint
     from voxface.models.gan import FaceCritic, FaceGenerator
 
     root, config = runs[0], runs[1]
@@ -168,7 +169,7 @@ def test_a_run_can_start_from_a_gan_run_checkpoint_and_a_misfit_is_refused(runs,
     with pytest.raises(VoxfaceError, match="multiple of val_every"):
         joint(dataclasses.replace(warm, val_every=3), root / "gan")
     result = train_unsupervised(dataclasses.replace(joint(warm, root / "gan"), max_steps=1), tmp_path / "warm",
-                                progress=False)
+                                progress=False).metrics
     assert result["iterations"] == 1
 
 
@@ -178,7 +179,7 @@ def test_a_student_copied_from_the_expert_keeps_its_batch_norm_statistics(tiny_c
 
     model = Corpus(tiny_corpus_dir).model
     expert = ImageTo3D(model.n_shape, model.n_expression, **TINY_NET)
-    student = ImageTo3D(**expert.config)
+    student = ImageTo3D(**expert.arch_kwargs)
     student.load_state_dict(expert.state_dict())
     dims = expert.distilled_feature_sizes()
     module = UnsupervisedCMP(FaceGenerator(64, 2), FaceCritic(3, 4), model, student, expert,

@@ -29,33 +29,20 @@ import numpy as np
 
 from ..audio.duration import SERVE_MAX_MINUTES, check_duration
 from ..runs.config import check_number
-from ..runs.devices import place_predictor
+from ..runs.placement import place_predictor
 from ..errors import VoxfaceError
 from ..extras import optional_module
-from ..experiments.predict import predict_files
+from ..workflows.predict import predict_files
 from ..face3d.mesh_io import save_mesh
 from ..face3d.render import save_png
-from ..inference import VoiceTo3D
-from ..inference2d import VoiceToImage
+from ..predictors.voice_to_3d import VoiceTo3D
+from ..predictors.voice_to_image import VoiceToImage
+from .settings import (CONCURRENCY, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_RUN, FACE_IMAGE_SIZE, KEEP_MINUTES,
+                       MAKE_RUN_COMMAND, MAX_UPLOAD_MB, RENDER_SIZE)
 from .storage import RequestFolders, expire_cached, sweep_abandoned
 
 log = logging.getLogger(__name__)
 logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio polls its own server once per launch
-
-DEFAULT_RUN = Path("runs/demo/supervised")
-"""The run ``voxface demo`` makes; served when no run is given."""
-MAKE_RUN_COMMAND = "make demo"
-MAX_UPLOAD_MB = 20.0
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 7860
-RENDER_SIZE = 480
-"""Pixels of the page's render; distinct from the 512 px of ``voxface predict`` (see the module note)."""
-FACE_IMAGE_SIZE = 256
-"""Pixels of the shown 2D face image (the generators make 64×64; enlarged with bicubic interpolation)."""
-CONCURRENCY = 4
-"""Requests Gradio accepts at once (uploads, decoding); predictions themselves queue on one thread."""
-KEEP_MINUTES = 60.0
-"""How long Gradio keeps the files of an answer (uploads, meshes, renders) for the page's links."""
 
 _RENDER_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="voxface-predict")
 """The one thread of this process that predicts and renders for the page (see the module note)."""

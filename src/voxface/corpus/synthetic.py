@@ -9,6 +9,7 @@ of workers or on interruptions. An identity's files are written atomically and r
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import multiprocessing as mp
@@ -29,7 +30,7 @@ from ..face3d import MorphableModel
 from ..face3d.loading import load_morphable_model
 from ..face3d.render import save_png
 from ..runs.integrity import changed_files, file_sizes
-from ..runs.logs import add_log_file
+from ..runs import logs
 from ..paths import output_folder
 from .face_images import mild_expression_limits, render_face_image, sample_appearance
 from .format import (
@@ -104,8 +105,13 @@ def generate_corpus(out: str | Path, config: SynthConfig, progress: bool = True,
     start = time.perf_counter()
     model = load_morphable_model(config.model)
     jobs = plan_identities(model, config)
-    if log_file:
-        add_log_file(out / LOG_FILE)
+    with logs.log_file(out / LOG_FILE) if log_file else contextlib.nullcontext():
+        return _generate(out, config, model, jobs, progress, start)
+
+
+def _generate(out: Path, config: SynthConfig, model: MorphableModel, jobs: list, progress: bool,
+              start: float) -> Corpus:
+    """The writing part of :func:`generate_corpus` (the target, model and plan are checked)."""
     atomic.write_json(out / "generator.json", config.identity_key())
     atomic.remove_stale_temporaries(out)
 

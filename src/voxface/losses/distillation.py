@@ -5,7 +5,7 @@ Each distiller compares the student's and the teacher's intermediate features �
 the feature pairs. Distillers with learnable parts (CRD's projections, VID's regressors) are
 ``nn.Module`` parameters trained with the student. Select one by name with :func:`create_distiller`.
 
-Implemented (``DISTILLERS``):
+Registered (kind ``distiller`` of :mod:`voxface.models.registry`; ``DISTILLERS`` lists them):
     vanilla      Hinton et al. 2015: KL between temperature-softened features used as logits, · T².
     attention    Zagoruyko & Komodakis 2017: L2 between normalised attention maps (mean over channels
                  of squared activations; a vector's attention is its normalised squared entries).
@@ -31,8 +31,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import VoxfaceError
+from ..models.registry import available, create, register
 
 EPS = 1e-7
+DISTILLER = "distiller"
+"""The registry kind of the distillers (:mod:`voxface.models.registry`)."""
 
 
 def _flat(x: torch.Tensor) -> torch.Tensor:
@@ -158,31 +161,45 @@ class _SameSize(Distiller):
                                "expert's width, or use pkt, sp, cc, rkd, crd or vid")
 
 
+@register("vanilla", kind=DISTILLER)
 class VanillaKD(_SameSize):
+    default_weight = 1.0
     pairwise = staticmethod(vanilla_kd_loss)
 
 
+@register("attention", kind=DISTILLER)
 class AttentionTransfer(_SameSize):
+    default_weight = 1000.0
     pairwise = staticmethod(attention_loss)
 
 
+@register("sp", kind=DISTILLER)
 class SimilarityPreserving(Distiller):
+    default_weight = 3000.0
     pairwise = staticmethod(similarity_preserving_loss)
 
 
+@register("cc", kind=DISTILLER)
 class CorrelationCongruence(Distiller):
+    default_weight = 1000.0
     pairwise = staticmethod(correlation_congruence_loss)
 
 
+@register("rkd", kind=DISTILLER)
 class RelationalKD(Distiller):
+    default_weight = 1.0
     pairwise = staticmethod(rkd_loss)
 
 
+@register("pkt", kind=DISTILLER)
 class PKT(Distiller):
+    default_weight = 10000.0
     pairwise = staticmethod(pkt_loss)
 
 
+@register("crd", kind=DISTILLER)
 class ContrastiveRD(Distiller):
+    default_weight = 0.8
     """CRD with in-batch negatives: linear projections of both features to ``dim`` (L2-normalised);
     the student's item i must pick the teacher's item i among the batch (InfoNCE, temperature τ)."""
 
@@ -200,7 +217,9 @@ class ContrastiveRD(Distiller):
         return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
 
 
+@register("vid", kind=DISTILLER)
 class VariationalID(Distiller):
+    default_weight = 1.0
     """VID: teacher t ~ N(μ(s), σ²) per element; μ a linear map of the student feature, σ² =
     softplus(α) + ε learned per element; loss = mean of ½(log σ² + (t − μ)²/σ²)."""
 
@@ -216,23 +235,13 @@ class VariationalID(Distiller):
         return 0.5 * (torch.log(variance) + (_flat(teacher) - mu).pow(2) / variance).mean()
 
 
-DISTILLERS: dict[str, tuple[type[Distiller], float]] = {
-    "vanilla": (VanillaKD, 1.0),
-    "attention": (AttentionTransfer, 1000.0),
-    "sp": (SimilarityPreserving, 3000.0),
-    "cc": (CorrelationCongruence, 1000.0),
-    "rkd": (RelationalKD, 1.0),
-    "crd": (ContrastiveRD, 0.8),
-    "vid": (VariationalID, 1.0),
-    "pkt": (PKT, 10000.0),
-}
-"""name -> (class, default weight in the overall loss). PKT's 10,000 is CMP's; the others follow
-their papers' usual settings (AT β = 1000, SP γ = 3000, CRD 0.8) or are of order one."""
+DISTILLERS = tuple(available(DISTILLER))
+"""The registered distillers. Each class's ``default_weight`` is its weight in the overall loss: PKT's
+10,000 is CMP's; the others follow their papers' usual settings (AT β = 1000, SP γ = 3000, CRD 0.8) or
+are of order one."""
 
 
 def create_distiller(name: str, student_dims: Sequence[int], teacher_dims: Sequence[int]) -> tuple[Distiller, float]:
     """The distiller registered as ``name`` and its default weight; VoxfaceError for an unknown name."""
-    if name not in DISTILLERS:
-        raise VoxfaceError(f"unknown distiller {name!r}; choose one of {sorted(DISTILLERS)}")
-    cls, weight = DISTILLERS[name]
-    return cls(student_dims, teacher_dims), weight
+    distiller = create(name, DISTILLER, student_dims=student_dims, teacher_dims=teacher_dims)
+    return distiller, distiller.default_weight

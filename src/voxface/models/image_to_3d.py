@@ -77,8 +77,6 @@ class ImageTo3D(nn.Module):
                  dropout: float = 0.2, input_size: int = INPUT_SIZE, align_corners: bool = False):
         super().__init__()
         self.n_shape, self.n_expression = n_shape, n_expression
-        self.config = dict(n_shape=n_shape, n_expression=n_expression, width=width, last_channel=last_channel,
-                           dropout=dropout, input_size=input_size, align_corners=align_corners)
         self.input_size, self.align_corners = input_size, align_corners
         c = _divisible(32 * width)
         self.stem = nn.Sequential(*_conv_bn(3, c, 3, 2))

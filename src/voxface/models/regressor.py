@@ -32,8 +32,6 @@ class ParameterRegressor(nn.Module):
         super().__init__()
         self.dropout = nn.Dropout(dropout)
         self.n_shape, self.n_expression, self.scale = n_shape, n_expression, scale
-        self.config = dict(embed_dim=embed_dim, n_shape=n_shape, n_expression=n_expression, dropout=dropout,
-                           scale=scale)
         n_out = int(scale) + n_shape + n_expression
         self.head = nn.Linear(embed_dim, n_out)
         self.register_buffer("target_mean", torch.zeros(n_out))
@@ -81,8 +79,6 @@ class GaussianRegressor(nn.Module):
                  shared_factor: bool = False):
         super().__init__()
         self.n_shape, self.rank, self.n_expression, self.scale = n_shape, rank, 0, False
-        self.config = dict(embed_dim=embed_dim, n_shape=n_shape, dropout=dropout, rank=rank,
-                           shared_factor=shared_factor)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(embed_dim, n_shape)
         self.log_var_head = nn.Linear(embed_dim, n_shape)
@@ -139,8 +135,6 @@ class RegressorEnsemble(nn.Module):
                  shared_factor: bool = False):
         super().__init__()
         self.n_shape, self.n_expression, self.scale = n_shape, 0, False
-        self.config = dict(embed_dim=embed_dim, n_shape=n_shape, members=members, dropout=dropout, rank=rank,
-                           shared_factor=shared_factor)
         self.members = nn.ModuleList(GaussianRegressor(embed_dim, n_shape, dropout, rank, shared_factor)
                                      for _ in range(members))
 

@@ -37,15 +37,15 @@ import yaml
 from ..runs import atomic
 from ..runs.checkpoints import load_weights
 from ..errors import VoxfaceError
-from ..experiments.expert import EXPERT_FILE, save_expert
-from ..experiments.unsupervised import BUNDLE_FILE as UNSUPERVISED_FILE
-from ..experiments.unsupervised import VoiceToImageTo3D
+from ..methods.expert import EXPERT_FILE, save_expert
+from .voice_image_3d import BUNDLE_FILE as UNSUPERVISED_FILE
+from .voice_image_3d import VoiceToImageTo3D
 from ..face3d.bfm import CMP_MEASUREMENTS, keypoint_vertices, read_triangles_mat, whitened_model
 from ..face3d.morphable_model import MorphableModel
-from ..inference import VoiceTo3D
-from ..inference2d import BUNDLE_FILE as IMAGE_FILE
-from ..inference2d import VoiceToImage
-from ..runs.trainer import CONFIG_FILE
+from .voice_to_3d import VoiceTo3D
+from .voice_to_image import BUNDLE_FILE as IMAGE_FILE
+from .voice_to_image import VoiceToImage
+from ..runs.folder import CONFIG_FILE
 from . import release_networks as networks
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,19 @@
+"""The web page's defaults, in a module of their own so that ``voxface serve --help`` states them
+without loading the page (Gradio, torch)."""
+
+from pathlib import Path
+
+DEFAULT_RUN = Path("runs/demo/supervised")
+"""The run ``voxface demo`` makes; served when no run is given."""
+MAKE_RUN_COMMAND = "make demo"
+MAX_UPLOAD_MB = 20.0
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 7860
+RENDER_SIZE = 480
+"""Pixels of the page's render; distinct from the 512 px of ``voxface predict`` (see the module note)."""
+FACE_IMAGE_SIZE = 256
+"""Pixels of the shown 2D face image (the generators make 64×64; enlarged with bicubic interpolation)."""
+CONCURRENCY = 4
+"""Requests Gradio accepts at once (uploads, decoding); predictions themselves queue on one thread."""
+KEEP_MINUTES = 60.0
+"""How long Gradio keeps the files of an answer (uploads, meshes, renders) for the page's links."""

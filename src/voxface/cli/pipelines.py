@@ -1,0 +1,86 @@
+"""Commands that chain methods: ``demo``, ``unsupervised-pipeline``, ``kd-ablation``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import VoxfaceError
+from .common import add_settings_options, print_summary
+
+
+def _cmd_demo(args: argparse.Namespace) -> None:
+    from ..workflows.demo import run_demo
+    from ..runs.logs import log_file
+
+    with log_file(Path(args.out) / "demo.log"):
+        metrics = run_demo(args.out, args.corpus, model=args.model, progress=not args.quiet)
+    print_summary(metrics)
+    print(f"stage times (s): {metrics['demo_seconds']}")
+    print(f"report: {Path(args.out) / 'supervised' / 'report' / 'report.html'}")
+
+
+def _unsupervised_config(args: argparse.Namespace):
+    from ..runs.config import build, load_yaml, parse_overrides
+    from ..methods.unsupervised import Config as UnsupervisedConfig
+
+    overrides = {"corpus": args.corpus, "speaker_run": args.speaker_run, "expert_run": args.expert_run}
+    return build(UnsupervisedConfig, load_yaml(args.config) if args.config else {}, parse_overrides(args.set),
+                 overrides)
+
+
+def _cmd_kd_ablation(args: argparse.Namespace) -> None:
+    from ..workflows.unsupervised_pipeline import kd_ablation
+    from ..losses.distillation import DISTILLERS
+
+    names = args.distillers.split(",") if args.distillers else None
+    unknown = sorted(set(names or []) - set(DISTILLERS))
+    if unknown:
+        raise VoxfaceError(f"unknown distiller(s) {unknown}; choose from {sorted(DISTILLERS)}")
+    table = kd_ablation(_unsupervised_config(args), args.out, names, gan_run=args.gan_run, progress=not args.quiet)
+    for name, row in table["rows"].items():
+        print(f"  {name:10s} mean ARE {row['ARE']['mean']:.4f}  (paper {row['paper_mean_ARE']:.4f})")
+    print(f"table: {Path(args.out) / 'kd_ablation.md'}")
+
+
+def _cmd_pipeline(args: argparse.Namespace) -> None:
+    from ..runs.config import build, load_yaml
+    from ..methods.expert import Config as ExpertConfig
+    from ..workflows.unsupervised_pipeline import run_pipeline
+
+    expert = build(ExpertConfig, load_yaml(args.expert_config)) if args.expert_config else None
+    summary = run_pipeline(args.out, args.speaker_run, args.supervised_run, args.corpus, expert,
+                           _unsupervised_config(args), progress=not args.quiet)
+    for name, value in summary["mean_ARE"].items():
+        print(f"  {name:20s} mean ARE {value:.4f}")
+    print(f"stage times (s): {summary['seconds']}  total {summary['total_seconds']} s")
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("demo", help="the whole supervised pipeline on the embedded synthetic default",
+                       description="Generate the synthetic corpus, pre-train the voice encoder, train CMP "
+                                   "supervised, evaluate against the oracles and the ceiling, write the report.")
+    p.add_argument("--out", default="runs/demo", help="runs folder (default: %(default)s)")
+    p.add_argument("--corpus", default="data/synthetic", help="corpus folder (default: %(default)s)")
+    p.add_argument("--model", default="builtin", help="morphable model for a new corpus (builtin | sfm[:PATH])")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("kd-ablation", help="train CMP-unsupervised with each distiller; Table S-5 analogue",
+                       description="One joint run per distiller in OUT/<name> (resumable), then the students' ARE "
+                                   "on the test identities in OUT/kd_ablation.{md,json}. With warm_start the runs "
+                                   "start from --gan-run (e.g. a pipeline's gan/), else from OUT/gan trained first.")
+    p.add_argument("--out", required=True, help="folder of the runs and the table")
+    p.add_argument("--gan-run", help="GAN-only run to warm-start from (default: train OUT/gan)")
+    p.add_argument("--distillers", help="comma-separated subset (default: all eight)")
+    add_settings_options(p, "configs/unsupervised_fast.yaml", runs=("speaker", "expert"))
+    p.set_defaults(func=_cmd_kd_ablation)
+
+    p = sub.add_parser("unsupervised-pipeline", help="expert, GAN, CMP-unsupervised and their evaluation in one go",
+                       description="Trains OUT/expert, OUT/gan (GAN alone) and OUT/cmp (joint), then evaluates "
+                                   "CMP-unsupervised, Base-1 and Base-2 beside the supervised run. Resumable.")
+    p.add_argument("--out", default="runs/unsupervised", help="folder of the runs (default: %(default)s)")
+    p.add_argument("--supervised-run", required=True, help="run folder of `voxface train supervised`")
+    p.add_argument("--expert-config", help="YAML settings of the expert (configs/expert_fast.yaml)")
+    add_settings_options(p, "configs/unsupervised_fast.yaml", runs=("speaker", "expert"))
+    p.set_defaults(func=_cmd_pipeline, corpus="data/synthetic")

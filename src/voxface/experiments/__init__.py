@@ -1,1 +1,0 @@
-"""End-to-end experiment flows behind the CLI commands: data -> training -> evaluation -> report."""

@@ -1,0 +1,178 @@
+"""A trained voice -> 3D face predictor as one file: backbone, regressor, and the morphable model.
+
+``predictor.pt`` bundles everything ``voxface predict`` needs, so a prediction never silently uses
+another morphable model than the one the regressor was trained for.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..runs.checkpoints import reads_saved_file
+from ..errors import VoxfaceError
+from ..evaluate.novelty import VoiceReference
+from ..evaluate.population import FacePopulation
+from ..evaluate.uncertainty import CoefficientDistribution
+from .bundle import read_bundle, write_bundle
+from ..face3d import MorphableModel
+from ..models.voice_encoders import CMPVoiceEncoder
+
+KIND = "voice-to-3d"
+BACKBONES = ("cmp", "resemblyzer")
+DESCRIPTORS = {"cmp": "cmp-first-block", "resemblyzer": "resemblyzer-embedding"}
+"""The per-utterance descriptor each backbone's voice reference is fitted on (see ``descriptors``)."""
+
+
+@dataclass
+class VoiceTo3D:
+    """Waveform -> standardised shape coefficients -> mesh.
+
+    Attributes:
+        backbone: "cmp" (CMP log-mel + CMP encoder) or "resemblyzer" (pretrained GE2E encoder).
+        encoder: the CMP encoder (None for resemblyzer).
+        regressor: embedding -> (K,) coefficients: a ParameterRegressor (a point, as the paper), a
+            GaussianRegressor or a RegressorEnsemble (a predictive distribution too).
+        model: the morphable model the coefficients belong to.
+        reference: what the training voices looked like (:mod:`voxface.evaluate.novelty`), or None
+            when unknown (an imported release, or a run trained before references existed).
+        provenance: ``trained_on`` (a sentence for users) and ``synthetic`` (whether its training
+            voices were synthetic) — said wherever a prediction is shown.
+        population: the training faces' ratio ranges, face types and gender classifier
+            (:mod:`voxface.evaluate.population`), or None (an imported release).
+    """
+
+    backbone: str
+    encoder: CMPVoiceEncoder | None
+    regressor: torch.nn.Module
+    model: MorphableModel
+    reference: VoiceReference | None = None
+    provenance: dict = field(default_factory=dict)
+    population: FacePopulation | None = None
+
+    def __post_init__(self):
+        self.regressor.eval()
+        self._resemblyzer = None
+
+    def voice_features(self, waves: list[np.ndarray]) -> list[np.ndarray]:
+        """Speech (N_i,) float32 16 kHz (VAD-trimmed) -> the backbone's input per utterance: (T, 64)
+        CMP log-mel, or (256,) Resemblyzer embeddings (the corpus feature kinds of the same names)."""
+        if self.backbone == "resemblyzer":
+            if self._resemblyzer is None:
+                from ..audio.speaker_encoder import ResemblyzerEncoder
+
+                self._resemblyzer = ResemblyzerEncoder()
+            return list(self._resemblyzer.embed(waves))
+        from ..audio.features import cmp_logmel
+
+        return [cmp_logmel(w) for w in waves]
+
+    def embed_features(self, features: list[np.ndarray]) -> torch.Tensor:
+        """``voice_features`` output -> (B, D) embeddings."""
+        if self.backbone == "resemblyzer":
+            return torch.from_numpy(np.stack(features).astype(np.float32))
+        with torch.no_grad():
+            return torch.cat([self.encoder(torch.from_numpy(f.T[None].copy())) for f in features])
+
+    def embed(self, waves: list[np.ndarray]) -> torch.Tensor:
+        """Waveforms (N_i,) float32 16 kHz (speech, already VAD-trimmed) -> (B, D) embeddings."""
+        return self.embed_features(self.voice_features(waves))
+
+    def descriptors(self, features: list[np.ndarray]) -> np.ndarray:
+        """``voice_features`` output -> (B, D') descriptors the voice reference is fitted on: the CMP
+        encoder's first-block statistics, or the Resemblyzer embedding."""
+        if self.backbone == "resemblyzer":
+            return np.stack(features).astype(np.float64)
+        with torch.no_grad():
+            return torch.cat([self.encoder.frame_statistics(torch.from_numpy(f.T[None].copy()))
+                              for f in features]).numpy()
+
+    def fit_reference(self, features: list[np.ndarray], groups: np.ndarray, source: str) -> VoiceReference:
+        """A :class:`VoiceReference` of these voices (``voice_features`` output; (B,) identity of each)."""
+        return VoiceReference.fit(self.descriptors(features), groups, DESCRIPTORS[self.backbone], source)
+
+    def in_distribution(self, features: list[np.ndarray]) -> np.ndarray | None:
+        """``voice_features`` output -> (B,) in-distribution scores in [0, 1], or None without a reference."""
+        return None if self.reference is None else self.reference.scores(self.descriptors(features))
+
+    def parameters_from_embeddings(self, embeddings: torch.Tensor) -> dict[str, np.ndarray]:
+        """(B, D) -> ``scale`` (B,), ``shape`` (B, K) and ``expression`` (B, E) float32; the scale is 1
+        and E = 0 for voxface's own regressors (the CMP release predicts both)."""
+        with torch.no_grad():
+            parts = self.regressor.split(self.regressor(embeddings))
+        return {k: v.numpy().astype(np.float32) for k, v in parts.items()}
+
+    @property
+    def probabilistic(self) -> bool:
+        """Whether the regressor predicts a distribution (a Gaussian head or an ensemble of them)."""
+        return hasattr(self.regressor, "member_distributions")
+
+    def distribution_from_embeddings(self, embeddings: torch.Tensor) -> CoefficientDistribution | None:
+        """(B, D) -> the predictive distribution of the (B, K) shape coefficients, or None for a point
+        regressor (the paper's)."""
+        if not self.probabilistic:
+            return None
+        with torch.no_grad():
+            members = [CoefficientDistribution(**{k: v.double().numpy() for k, v in d.items()})
+                       for d in self.regressor.member_distributions(embeddings)]
+        return members[0] if len(members) == 1 else CoefficientDistribution.mixture(members)
+
+    def describe(self, embedding: torch.Tensor) -> dict | None:
+        """(1, D) one voice's embedding -> where its face lies in the training population (ratios with
+        intervals, face type, gender; :meth:`FacePopulation.describe`), or None without a population."""
+        if self.population is None:
+            return None
+        distribution = self.distribution_from_embeddings(embedding)
+        if distribution is None:  # a point regressor: every sample is the prediction itself
+            mean = self.parameters_from_embeddings(embedding)["shape"].astype(np.float64)
+            distribution = CoefficientDistribution.diagonal(mean, np.zeros_like(mean))
+        return {**self.population.describe(self.model, distribution[0]), "probabilistic": self.probabilistic}
+
+    def coefficients_from_embeddings(self, embeddings: torch.Tensor) -> np.ndarray:
+        """(B, D) -> (B, K) float32 standardised shape coefficients."""
+        return self.parameters_from_embeddings(embeddings)["shape"]
+
+    def coefficients(self, waves: list[np.ndarray]) -> np.ndarray:
+        """Waveforms -> (B, K) float32 standardised shape coefficients."""
+        return self.coefficients_from_embeddings(self.embed(waves))
+
+    def mesh_from_parameters(self, parameters: dict[str, np.ndarray]) -> np.ndarray:
+        """``parameters_from_embeddings``' output -> (B, V, 3) faces: scale · reconstruct(shape, expression)."""
+        expression = parameters["expression"] if parameters["expression"].shape[-1] else None
+        meshes = self.model.reconstruct(parameters["shape"], expression)
+        return parameters["scale"][:, None, None] * meshes
+
+    def meshes_from_embeddings(self, embeddings: torch.Tensor) -> np.ndarray:
+        """(B, D) -> (B, V, 3) predicted faces in the model's units (times the predicted scale)."""
+        return self.mesh_from_parameters(self.parameters_from_embeddings(embeddings))
+
+    def meshes(self, waves: list[np.ndarray]) -> np.ndarray:
+        """Waveforms -> (B, V, 3) predicted faces (neutral for voxface's own regressors)."""
+        return self.meshes_from_embeddings(self.embed(waves))
+
+    def save(self, path: str | Path) -> None:
+        write_bundle(path, KIND, {"encoder": self.encoder, "regressor": self.regressor},
+                     backbone=self.backbone, model=self.model.to_npz_bytes(),
+                     reference=None if self.reference is None else self.reference.to_saved(),
+                     provenance=self.provenance,
+                     population=None if self.population is None else self.population.to_saved())
+
+    @classmethod
+    @reads_saved_file
+    def load(cls, run_or_file: str | Path) -> "VoiceTo3D":
+        """Load ``predictor.pt`` from a run folder or a file path; VoxfaceError if it is not one."""
+        networks, values = read_bundle(run_or_file, KIND)
+        return cls(values["backbone"], networks["encoder"], networks["regressor"],
+                   MorphableModel.from_npz(io.BytesIO(values["model"])), VoiceReference.from_saved(values["reference"]),
+                   values["provenance"], FacePopulation.from_saved(values["population"]))
+
+    def check_model(self, expected: MorphableModel) -> None:
+        """Refuse a predictor trained for another morphable model than ``expected``."""
+        if not (self.model.same_as(expected) and expected.n_shape >= self.regressor.n_shape):
+            raise VoxfaceError(f"this predictor was trained for morphable model {self.model.name!r} "
+                               f"({self.model.n_vertices} vertices), not {expected.name!r} "
+                               f"({expected.n_vertices} vertices); use a predictor trained on this model")

@@ -1,0 +1,83 @@
+"""``voxface aggregate``: one method over several runs (seeds) as mean ± sd with an interval, and
+methods compared over the same seeds (``evaluate.statistics``).
+
+Each run contributes its ``metrics.json`` (of ``evaluate``, ``evaluate-unsupervised`` or an
+``unsupervised-pipeline`` folder) and, for every method in it, its mean ARE. The runs are the seeds
+of one experiment: methods are compared seed by seed (paired).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..runs import atomic
+from ..errors import VoxfaceError
+from ..evaluate.statistics import aggregate_seeds, compare_seeds
+from .voice_to_3d import ORACLES
+
+METRICS_PLACES = ("metrics.json", "evaluation/metrics.json", "cmp/evaluation/metrics.json")
+"""Where a run folder keeps its metrics: evaluate, evaluate-unsupervised, unsupervised-pipeline."""
+BASELINES = (*ORACLES, "Base-1", "Base-2")
+
+
+def find_metrics(path: str | Path) -> Path:
+    """The ``metrics.json`` of a run folder (or the file itself); VoxfaceError naming the path."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    found = next((path / p for p in METRICS_PLACES if (path / p).is_file()), None)
+    if found is None:
+        raise VoxfaceError(f"no metrics.json in {path} (looked for {', '.join(METRICS_PLACES)}); evaluate the run first")
+    return found
+
+
+def aggregate_runs(runs: list[str | Path], compare: list[tuple[str, str]] | None = None) -> dict:
+    """Mean ARE of every method over the runs, and the paired comparisons over seeds.
+
+    Args:
+        runs: at least 2 run folders or metrics files of the same experiment with different seeds.
+        compare: (method, baseline) pairs; default every method against each of the oracles and
+            cascades present (as the per-run reports do).
+
+    Returns:
+        {"runs": [...], "methods": {name: aggregate_seeds}, "comparisons": [{"method", "baseline", ...}]}.
+    """
+    if len(runs) < 2:
+        raise VoxfaceError("aggregate needs at least 2 runs (seeds) of the same experiment")
+    files = [find_metrics(r) for r in runs]
+    tables = [json.loads(f.read_text())["methods"] for f in files]
+    names = [n for n in tables[0] if all(n in t for t in tables)]
+    values = {n: np.array([t[n]["ARE"]["mean"] for t in tables]) for n in names}
+    pairs = compare or [(m, b) for m in names for b in BASELINES if b in values and b != m]
+    unknown = sorted({name for pair in pairs for name in pair} - set(values))
+    if unknown:
+        raise VoxfaceError(f"methods {unknown} are not in every run; these are: {names}")
+    comparisons = [{"method": m, "baseline": b, **compare_seeds(values[m], values[b])} for m, b in pairs]
+    return {"runs": [str(f) for f in files], "metric": "mean ARE",
+            "methods": {n: aggregate_seeds(v) for n, v in values.items()}, "comparisons": comparisons}
+
+
+def write_aggregate(summary: dict, out: str | Path) -> Path:
+    """``aggregate.json`` and ``aggregate.md`` in ``out``; returns the Markdown path."""
+    out = Path(out)
+    atomic.write_json(out / "aggregate.json", summary)
+    n = len(summary["runs"])
+    lines = [f"# {summary['metric']} over {n} runs (seeds)", "", *(f"- `{r}`" for r in summary["runs"]), "",
+             "| method | mean ± sd | 95% CI of the mean (t) | per run |", "|---|---|---|---|"]
+    for name, a in summary["methods"].items():
+        lines.append(f"| {name} | {a['mean']:.4f} ± {a['sd']:.4f} | [{a['ci']['low']:.4f}, {a['ci']['high']:.4f}] | "
+                     + ", ".join(f"{v:.4f}" for v in a["values"]) + " |")
+    lines += ["", "Paired over seeds: the mean difference (method − baseline; negative = lower error), its 95% t "
+              "interval, the paired t test and the exact sign-flip test.", "",
+              "| method | baseline | difference | 95% CI | p (paired t) | p (sign-flip) | significant at 5% |",
+              "|---|---|---|---|---|---|---|"]
+    for c in summary["comparisons"]:
+        d = c["difference"]
+        lines.append(f"| {c['method']} | {c['baseline']} | {d['mean']:+.4f} | [{d['ci']['low']:+.4f}, "
+                     f"{d['ci']['high']:+.4f}] | {c['paired_t_p']:.4f} | {c['sign_flip_p']:.4f} | "
+                     f"{'yes' if c['significant'] else 'no'} |")
+    atomic.write_text(out / "aggregate.md", "\n".join(lines) + "\n")
+    return out / "aggregate.md"

@@ -1,1 +1,0 @@
-"""Training: one LightningModule per method, shared callbacks."""
