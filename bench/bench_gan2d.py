@@ -18,10 +18,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from voxface.methods.gan2d import Config as Gan2dConfig, load_generator, fit as train_gan2d
+from voxface.methods.gan2d import Config as Gan2dConfig
+from voxface.methods.gan2d import fit as train_gan2d
+from voxface.methods.gan2d import load_generator
 from voxface.reports.voice_to_image import generate_faces
-from voxface.runs.logs import setup_logging
 from voxface.runs.folder import read_run_config
+from voxface.runs.logs import setup_logging
 
 PAPER_EPOCHS = 5000
 

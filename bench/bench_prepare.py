@@ -24,11 +24,16 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from voxface.corpus.importers import faces_plan
-from voxface.corpus.prepare import IMAGE_SIZES, describe_face, detect_largest_face, run_plan
+from voxface.corpus.prepare import (
+    IMAGE_SIZES,
+    describe_face,
+    detect_largest_face,
+    run_plan,
+)
 from voxface.face3d.fitting import FITTERS, interocular_px, make_fitter
 from voxface.face3d.loading import load_morphable_model
-from voxface.face3d.sfm import MAPPED_LANDMARKS
 from voxface.face3d.render import save_png
+from voxface.face3d.sfm import MAPPED_LANDMARKS
 from voxface.paths import shared_data_dir
 from voxface.vision.dlib_faces import landmarks68
 from voxface.vision.images import read_rgb

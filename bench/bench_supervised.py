@@ -23,13 +23,13 @@ import torch
 
 from voxface.audio.io import save_wav
 from voxface.audio.synth import sample_conditions, sample_voice_params, synthesize
-from voxface.workflows.predict import predict_files
 from voxface.face3d.loading import load_morphable_model
-from voxface.predictors.voice_to_3d import VoiceTo3D
-from voxface.models.regressor import ParameterRegressor
-from voxface.models.voice_encoders import CMPVoiceEncoder
 from voxface.methods.speaker import SpeakerPretraining
 from voxface.methods.supervised import SupervisedCMP
+from voxface.models.regressor import ParameterRegressor
+from voxface.models.voice_encoders import CMPVoiceEncoder
+from voxface.predictors.voice_to_3d import VoiceTo3D
+from voxface.workflows.predict import predict_files
 
 BATCH = 64
 LATENCY_TARGET_MS = 100.0

@@ -24,9 +24,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from voxface.face3d.loading import load_morphable_model
 from voxface.losses.distillation import create_distiller
+from voxface.methods.unsupervised import OPTIMISERS_PER_ITERATION, UnsupervisedCMP
 from voxface.models.gan import FaceCritic, FaceGenerator
 from voxface.models.image_to_3d import ImageTo3D
-from voxface.methods.unsupervised import OPTIMISERS_PER_ITERATION, UnsupervisedCMP
 
 BATCH = 64
 PAPER_ITERATIONS, PAPER_HOURS = 50_000, 16.0

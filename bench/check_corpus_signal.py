@@ -15,11 +15,11 @@ import time
 
 import numpy as np
 
-from voxface.runs.config import build, load_yaml
 from voxface.corpus.format import Corpus
 from voxface.corpus.synthetic import SynthConfig, plan_identities
 from voxface.evaluate.headroom import IdentitySet, corpus_headroom, headroom
 from voxface.face3d.loading import load_morphable_model
+from voxface.runs.config import build, load_yaml
 
 
 def planned_headroom(config: SynthConfig) -> dict:

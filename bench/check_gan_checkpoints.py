@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from voxface.corpus.data import utterance_set
 from voxface.corpus.validate import check_corpus
 from voxface.evaluate.geometry import absolute_ratio_error
-from voxface.corpus.data import utterance_set
 from voxface.methods.expert import NetworkExpert, load_expert_network
+from voxface.methods.unsupervised import OPTIMISERS_PER_ITERATION
 from voxface.predictors.voice_image_3d import VoiceToImageTo3D
 from voxface.runs.folder import read_run_config
-from voxface.methods.unsupervised import OPTIMISERS_PER_ITERATION
 from voxface.vision.tensor_images import to_uint8
 
 UTTERANCES = 3

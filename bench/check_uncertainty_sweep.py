@@ -22,12 +22,14 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from voxface.runs.config import build, load_yaml  # noqa: E402
 from voxface.corpus.synthetic import SynthConfig, generate_corpus  # noqa: E402
-from voxface.reports.voice_to_3d import evaluate_run  # noqa: E402
-from voxface.methods.speaker import Config as SpeakerConfig, fit as train_speaker_encoder  # noqa: E402
-from voxface.methods.supervised import Config as SupervisedConfig, fit as train_supervised  # noqa: E402
 from voxface.face3d import RATIOS  # noqa: E402
+from voxface.methods.speaker import Config as SpeakerConfig  # noqa: E402
+from voxface.methods.speaker import fit as train_speaker_encoder
+from voxface.methods.supervised import Config as SupervisedConfig  # noqa: E402
+from voxface.methods.supervised import fit as train_supervised
+from voxface.reports.voice_to_3d import evaluate_run  # noqa: E402
+from voxface.runs.config import build, load_yaml  # noqa: E402
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

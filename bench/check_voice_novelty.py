@@ -20,14 +20,14 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from voxface.audio.voice import prepare_voice
+from voxface.corpus.data import utterance_set
 from voxface.corpus.validate import check_corpus
 from voxface.errors import VoxfaceError
 from voxface.evaluate.novelty import WARN_BELOW
-from voxface.corpus.data import utterance_set
-from voxface.workflows.voice_reference import fit_voice_reference
-from voxface.predictors.voice_to_3d import VoiceTo3D
 from voxface.paths import shared_data_dir
+from voxface.predictors.voice_to_3d import VoiceTo3D
 from voxface.runs.folder import read_run_config
+from voxface.workflows.voice_reference import fit_voice_reference
 
 SHARED = shared_data_dir()
 

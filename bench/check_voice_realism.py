@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from voxface.runs.atomic import atomic_path
 from voxface.audio.speaker_encoder import SAMPLE_RATE, ResemblyzerEncoder
 from voxface.audio.synth import sample_conditions, sample_voice_params, synthesize
 from voxface.evaluate.speaker import verification_eer
 from voxface.paths import shared_data_dir
+from voxface.runs.atomic import atomic_path
 
 
 def synthetic_speakers(n_speakers: int, n_utterances: int, seed: int) -> tuple[list, np.ndarray, np.ndarray, float]:

@@ -51,9 +51,9 @@ def _untrained_predictor(path: Path, corpus_dir: Path, uncertainty: str) -> Path
     from voxface.audio.voice import prepare_voice
     from voxface.corpus.format import Corpus
     from voxface.evaluate.population import FacePopulation
-    from voxface.predictors.voice_to_3d import VoiceTo3D
     from voxface.models.regressor import create_regressor
     from voxface.models.voice_encoders import CMPVoiceEncoder
+    from voxface.predictors.voice_to_3d import VoiceTo3D
 
     torch.manual_seed(0)
     corpus = Corpus(corpus_dir)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from voxface.runs.checkpoints import load_tagged
 from voxface.errors import VoxfaceError
+from voxface.runs.checkpoints import load_tagged
 
 ARGS = ("thing.pt", "voxface-thing", "thing", "train one")
 

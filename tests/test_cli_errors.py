@@ -99,8 +99,8 @@ def test_when_every_file_failed_nothing_is_said_to_be_written(predictor_file, tm
 
 
 def test_a_failed_file_does_not_take_the_name_of_a_good_one(predictor_file, tiny_corpus_dir, tmp_path):
-    from voxface.workflows.predict import predict_files
     from voxface.predictors.voice_to_3d import VoiceTo3D
+    from voxface.workflows.predict import predict_files
 
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()

@@ -14,13 +14,13 @@ import torch.nn.functional as F
 from voxface.audio.features import cmp_logmel
 from voxface.audio.voice import prepare_voice
 from voxface.errors import VoxfaceError
-from voxface.methods.expert import load_expert_network
-from voxface.predictors.voice_image_3d import VoiceToImageTo3D
 from voxface.face3d.bfm import read_triangles_mat
 from voxface.face3d.transforms import apply_similarity, split_camera
+from voxface.methods.expert import load_expert_network
+from voxface.predictors.cmp_release import import_cmp_release, import_wen_release
+from voxface.predictors.voice_image_3d import VoiceToImageTo3D
 from voxface.predictors.voice_to_3d import VoiceTo3D
 from voxface.predictors.voice_to_image import VoiceToImage
-from voxface.predictors.cmp_release import import_cmp_release, import_wen_release
 
 CLIPS = ("george_0", "nicolas_1", "theo_2")
 TOLERANCE = 1e-4
@@ -231,8 +231,8 @@ def bfm_corpus(release, tmp_path_factory) -> Path:
 @pytest.mark.slow
 def test_the_released_models_are_scored_on_a_corpus_of_their_model(imported, bfm_corpus, tmp_path):
     """evaluate (CMP-supervised) and evaluate-unsupervised (CMP-unsupervised beside it) of the release."""
-    from voxface.reports.voice_to_3d import evaluate_run
     from voxface.reports.unsupervised import evaluate_unsupervised
+    from voxface.reports.voice_to_3d import evaluate_run
 
     supervised = evaluate_run(imported["supervised"], str(bfm_corpus), per_identity=2, progress=False)
     assert supervised["morphable_model"]["name"] == "bfm" and supervised["in_distribution"] is None
@@ -248,7 +248,8 @@ def test_the_released_models_are_scored_on_a_corpus_of_their_model(imported, bfm
 @pytest.mark.slow
 def test_synergynet_is_the_expert_of_cmp_unsupervised_training_on_a_bfm_corpus(imported, bfm_corpus, tmp_path):
     from voxface.methods.speaker import save_encoder
-    from voxface.methods.unsupervised import Config as UnsupervisedConfig, fit as train_unsupervised
+    from voxface.methods.unsupervised import Config as UnsupervisedConfig
+    from voxface.methods.unsupervised import fit as train_unsupervised
     from voxface.models.voice_encoders import CMPVoiceEncoder
 
     torch.manual_seed(0)

@@ -9,15 +9,15 @@ import pytest
 import yaml
 
 from voxface.cli import main
-from voxface.runs.config import build, parse_overrides
 from voxface.corpus.synthetic import SynthConfig
 from voxface.errors import VoxfaceError
-from voxface.methods.gan2d import Config as Gan2dConfig
-from voxface.methods.speaker_cnn import Config as SpeakerCNNConfig
 from voxface.methods.expert import Config as ExpertConfig
+from voxface.methods.gan2d import Config as Gan2dConfig
 from voxface.methods.speaker import Config as SpeakerConfig
+from voxface.methods.speaker_cnn import Config as SpeakerCNNConfig
 from voxface.methods.supervised import Config as SupervisedConfig
 from voxface.methods.unsupervised import Config as UnsupervisedConfig
+from voxface.runs.config import build, parse_overrides
 
 CONFIGS = (SynthConfig, SpeakerConfig, SupervisedConfig, ExpertConfig, UnsupervisedConfig, SpeakerCNNConfig,
            Gan2dConfig)

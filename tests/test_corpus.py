@@ -21,9 +21,10 @@ from .conftest import TINY
 
 
 def _digest(root: Path) -> dict[str, str]:
-    """sha1 of every data file (not logs) under root, by relative path."""
-    return {str(p.relative_to(root)): hashlib.sha1(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and p.suffix != ".log"}
+    """sha1 of every generated file under root, by relative path (not logs, nor the feature caches
+    that training writes into ``features/``)."""
+    return {str(p.relative_to(root)): hashlib.sha1(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*"))
+            if p.is_file() and p.suffix != ".log" and p.relative_to(root).parts[0] != "features"}
 
 
 def test_split_follows_initial():
@@ -120,3 +121,23 @@ def test_refuses_a_folder_with_another_corpus(tiny_corpus_dir, tmp_path):
     (stranger / "notes.txt").write_text("mine")
     with pytest.raises(VoxfaceError, match="not an unfinished synthetic corpus"):
         generate_corpus(stranger, SynthConfig(**TINY), progress=False)
+
+
+def test_photos_can_be_added_later_and_everything_else_stays(tiny_corpus_dir, tmp_path):
+    """TINY has one photo per identity; asking for two renders the second and keeps voices, shapes and
+    the first photo byte for byte (``with_photos`` does it for the methods that need many)."""
+    from voxface.corpus.synthetic import with_photos
+
+    out = tmp_path / "corpus"
+    shutil.copytree(tiny_corpus_dir, out)
+    before = _digest(out)
+    corpus = with_photos(out, 2, progress=False)
+    after = _digest(out)
+    assert len(corpus.faces) == 2 * TINY["identities"] and corpus.manifest["generator"]["images"] == 2
+    kept = {k: v for k, v in before.items() if not k.endswith((".done.json", "faces.csv", "manifest.json", "generator.json",
+                                                               "face_params.npz", "preview.png"))}
+    assert all(after[k] == v for k, v in kept.items())  # every WAV, the first photos, the shapes
+    assert sum(k.startswith("faces/") for k in after) == 2 * sum(k.startswith("faces/") for k in before)
+    assert with_photos(out, 2, progress=False).manifest == corpus.manifest  # enough photos: nothing done
+    generate_corpus(out, SynthConfig(**TINY), progress=False)  # back to one photo per identity
+    assert _digest(out) == before

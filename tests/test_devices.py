@@ -7,10 +7,14 @@ import pytest
 import torch
 
 from voxface.cli import main
-from voxface.runs.devices import lightning_accelerator, lightning_precision, resolve_device
-from voxface.runs.placement import OnDevice, place_predictor
 from voxface.errors import VoxfaceError
 from voxface.predictors.voice_to_3d import VoiceTo3D
+from voxface.runs.devices import (
+    lightning_accelerator,
+    lightning_precision,
+    resolve_device,
+)
+from voxface.runs.placement import OnDevice, place_predictor
 
 NO_GPU = not torch.cuda.is_available()
 

@@ -7,8 +7,14 @@ import dataclasses
 import numpy as np
 import pytest
 
-from voxface.corpus.face_images import (BACKGROUNDS, Appearance, background_image,
-                                        render_face_image, render_face_images, sample_appearance)
+from voxface.corpus.face_images import (
+    BACKGROUNDS,
+    Appearance,
+    background_image,
+    render_face_image,
+    render_face_images,
+    sample_appearance,
+)
 from voxface.errors import VoxfaceError
 from voxface.face3d.builtin import IBUG_MIRROR, build_builtin_model
 from voxface.vision.agreement import dlib_agreement

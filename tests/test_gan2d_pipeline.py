@@ -12,7 +12,11 @@ from voxface.cli import main
 from voxface.corpus.format import Corpus
 from voxface.errors import VoxfaceError
 from voxface.methods.speaker_cnn import utterance_roles
-from voxface.models.generators2d import ConditionalDiscriminator, ConditionalGenerator, VoiceVAE
+from voxface.models.generators2d import (
+    ConditionalDiscriminator,
+    ConditionalGenerator,
+    VoiceVAE,
+)
 from voxface.models.speaker_cnn import SpeakerCNN
 
 
@@ -83,9 +87,9 @@ def test_configs_build():
     """Every gan2d config builds its dataclass; the paper config has SPEC.md §B's 128 speaker-CNN kernels."""
     from pathlib import Path
 
-    from voxface.runs.config import build, load_yaml
     from voxface.methods.gan2d import Config as Gan2dConfig
     from voxface.methods.speaker_cnn import Config as SpeakerCNNConfig
+    from voxface.runs.config import build, load_yaml
 
     configs = Path(__file__).parents[1] / "configs"
     assert build(SpeakerCNNConfig, load_yaml(configs / "gan2d_paper.yaml")).channels == 128

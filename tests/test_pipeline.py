@@ -12,13 +12,15 @@ import pytest
 from voxface.audio.io import save_wav
 from voxface.cli import main
 from voxface.errors import VoxfaceError
-from voxface.reports.voice_to_3d import evaluate_run
-from voxface.workflows.predict import predict_files
-from voxface.methods.speaker import Config as SpeakerConfig, fit as train_speaker_encoder
-from voxface.methods.supervised import Config as SupervisedConfig, fit as train_supervised
 from voxface.face3d import REGIONS
 from voxface.face3d.loading import load_morphable_model
+from voxface.methods.speaker import Config as SpeakerConfig
+from voxface.methods.speaker import fit as train_speaker_encoder
+from voxface.methods.supervised import Config as SupervisedConfig
+from voxface.methods.supervised import fit as train_supervised
 from voxface.predictors.voice_to_3d import VoiceTo3D
+from voxface.reports.voice_to_3d import evaluate_run
+from voxface.workflows.predict import predict_files
 
 pytestmark = pytest.mark.slow
 

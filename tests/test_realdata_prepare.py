@@ -131,9 +131,11 @@ def test_rerun_with_other_settings_is_refused(tree, corpus_dir, capsys):
 
 @pytest.mark.slow
 def test_training_and_evaluation_run_on_the_prepared_corpus(corpus_dir, tmp_path):
+    from voxface.methods.speaker import Config as SpeakerConfig
+    from voxface.methods.speaker import fit as train_speaker_encoder
+    from voxface.methods.supervised import Config as SupervisedConfig
+    from voxface.methods.supervised import fit as train_supervised
     from voxface.reports.voice_to_3d import evaluate_run
-    from voxface.methods.speaker import Config as SpeakerConfig, fit as train_speaker_encoder
-    from voxface.methods.supervised import Config as SupervisedConfig, fit as train_supervised
 
     speaker = SpeakerConfig(corpus=str(corpus_dir), max_steps=6, batch_size=4, val_every=3, workers=1)
     train_speaker_encoder(speaker, tmp_path / "speaker", progress=False)

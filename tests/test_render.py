@@ -9,8 +9,16 @@ import pytest
 from PIL import Image
 
 from voxface.errors import VoxfaceError
-from voxface.face3d.render import (Camera, Light, framing_camera, project, render_mesh,
-                                   render_overlay, save_png, vertex_normals)
+from voxface.face3d.render import (
+    Camera,
+    Light,
+    framing_camera,
+    project,
+    render_mesh,
+    render_overlay,
+    save_png,
+    vertex_normals,
+)
 
 SQUARE_TRIANGLES = np.array([[0, 1, 2], [0, 2, 3]])  # counter-clockwise seen from +z
 FLAT_WHITE = Light(direction=(0.0, 0.0, 1.0), intensity=0.0, ambient=1.0)

@@ -17,8 +17,10 @@ from voxface.corpus.format import Corpus
 from voxface.corpus.synthetic import SynthConfig, generate_corpus
 from voxface.corpus.validate import find_problems
 from voxface.errors import VoxfaceError
-from voxface.methods.speaker import Config as SpeakerConfig, fit as train_speaker_encoder
-from voxface.methods.supervised import Config as SupervisedConfig, fit as train_supervised
+from voxface.methods.speaker import Config as SpeakerConfig
+from voxface.methods.speaker import fit as train_speaker_encoder
+from voxface.methods.supervised import Config as SupervisedConfig
+from voxface.methods.supervised import fit as train_supervised
 from voxface.runs.folder import open_run, resume_point
 
 from .conftest import TINY

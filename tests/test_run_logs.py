@@ -1,5 +1,5 @@
 """Run folders: a resumed run keeps the metrics rows logged before it stopped; a run's config.yaml
-can be given back as --config."""
+can be given back as --config; a run's log and warning filters end with the run."""
 
 from __future__ import annotations
 
@@ -33,3 +33,30 @@ class _Settings:
 
 def test_a_run_config_yaml_with_its_kind_is_a_valid_config_layer():
     assert build(_Settings, {"kind": "speaker", "steps": 7}) == _Settings(steps=7)
+
+
+@dataclass
+class _Run:
+    lr: float = 0.1
+
+
+def test_a_run_log_holds_only_its_own_run_and_its_warning_filters_end_with_it(tmp_path):
+    import logging
+    import warnings
+
+    from voxface.runs.folder import run_folder
+
+    log = logging.getLogger("voxface.test")
+    logging.getLogger().setLevel(logging.DEBUG)
+    before = list(logging.getLogger().handlers)
+    with run_folder(tmp_path / "first", _Run(), "first"):
+        log.info("inside the first run")
+        warnings.filterwarnings("ignore", message="only while the first run lasts")
+    log.info("between the runs")
+    with run_folder(tmp_path / "second", _Run(), "second"):
+        log.info("inside the second run")
+    assert logging.getLogger().handlers == before
+    first = (tmp_path / "first" / "train.log").read_text()
+    assert "inside the first run" in first and "between" not in first and "second" not in first
+    assert "inside the second run" in (tmp_path / "second" / "train.log").read_text()
+    assert not any("only while the first run lasts" in str(f[1]) for f in warnings.filters)

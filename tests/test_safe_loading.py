@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from voxface.runs.checkpoints import load_array_pickle
 from voxface.cli import main
 from voxface.errors import VoxfaceError
+from voxface.runs.checkpoints import load_array_pickle
 
 
 class Payload:
@@ -34,8 +34,8 @@ def _evil(path: pathlib.Path, marker: pathlib.Path, fmt: str) -> pathlib.Path:
 def _loaders():
     from voxface.methods.expert import load_expert_network
     from voxface.methods.gan2d import load_generator
-    from voxface.methods.speaker_cnn import load_speaker_cnn
     from voxface.methods.speaker import load_encoder
+    from voxface.methods.speaker_cnn import load_speaker_cnn
     from voxface.predictors.voice_image_3d import VoiceToImageTo3D
     from voxface.predictors.voice_to_3d import VoiceTo3D
     from voxface.predictors.voice_to_image import VoiceToImage

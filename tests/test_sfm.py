@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
+import tomllib
 
 from voxface.errors import VoxfaceError
 from voxface.face3d.loading import load_morphable_model

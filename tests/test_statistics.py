@@ -8,8 +8,14 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from voxface.evaluate.statistics import (aggregate_seeds, bootstrap_gain, bootstrap_mean, compare_seeds,
-                                         paired_comparison, sign_flip_test)
+from voxface.evaluate.statistics import (
+    aggregate_seeds,
+    bootstrap_gain,
+    bootstrap_mean,
+    compare_seeds,
+    paired_comparison,
+    sign_flip_test,
+)
 
 
 def test_bootstrap_interval_of_a_mean_matches_the_normal_interval_for_many_identities():

@@ -9,8 +9,15 @@ import torch
 from scipy import stats
 
 from voxface.evaluate.geometry import measurement_ratios
-from voxface.evaluate.uncertainty import (CoefficientDistribution, coverage, gaussian_nll, population_gaussian,
-                                          ratio_samples, reliability, vertex_std)
+from voxface.evaluate.uncertainty import (
+    CoefficientDistribution,
+    coverage,
+    gaussian_nll,
+    population_gaussian,
+    ratio_samples,
+    reliability,
+    vertex_std,
+)
 from voxface.face3d import RATIOS
 from voxface.face3d.loading import load_morphable_model
 from voxface.models.regressor import GaussianRegressor, RegressorEnsemble

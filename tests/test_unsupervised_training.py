@@ -13,16 +13,27 @@ import torch
 from voxface.corpus.face_images import Appearance, render_face_image
 from voxface.corpus.format import Corpus
 from voxface.errors import VoxfaceError
-from voxface.methods.expert import (NetworkExpert, load_expert_network, render_training_faces, save_expert,
-                                    score_experts)
+from voxface.methods.expert import (
+    NetworkExpert,
+    load_expert_network,
+    render_training_faces,
+    save_expert,
+    score_experts,
+)
 from voxface.methods.speaker import save_encoder
-from voxface.methods.unsupervised import Config as UnsupervisedConfig, fit as train_unsupervised
-from voxface.predictors.voice_image_3d import VoiceToImageTo3D
+from voxface.methods.unsupervised import Config as UnsupervisedConfig
+from voxface.methods.unsupervised import UnsupervisedCMP, mesh_triplet_loss
+from voxface.methods.unsupervised import fit as train_unsupervised
 from voxface.models.image_to_3d import ImageTo3D
 from voxface.models.voice_encoders import CMPVoiceEncoder
-from voxface.methods.unsupervised import UnsupervisedCMP, mesh_triplet_loss
-from voxface.vision.fitting_expert import (FittingExpert, affine_camera, fit_landmarks, normalised_coordinates,
-                                           project_with_pose)
+from voxface.predictors.voice_image_3d import VoiceToImageTo3D
+from voxface.vision.fitting_expert import (
+    FittingExpert,
+    affine_camera,
+    fit_landmarks,
+    normalised_coordinates,
+    project_with_pose,
+)
 from voxface.vision.tensor_images import to_uint8
 
 TINY_NET = dict(width=0.25, last_channel=32, input_size=64)
@@ -105,11 +116,18 @@ def test_a_student_needs_an_expert_and_the_gan_alone_has_no_student(runs, tiny_c
 
 @pytest.mark.slow
 def test_cascades_and_kd_ablation_write_all_columns(runs, tiny_corpus_dir, parts, tmp_path):
-    from voxface.reports.unsupervised import (BASE_1, BASE_2, CMP_UNSUPERVISED, EXPERT_ON_CMP_FACES,
-                                                       kd_ablation, save_samples)
-    from voxface.reports.unsupervised import evaluate_unsupervised, unsupervised_predictions
-    from voxface.predictors.voice_to_3d import VoiceTo3D
     from voxface.models.regressor import ParameterRegressor
+    from voxface.predictors.voice_to_3d import VoiceTo3D
+    from voxface.reports.unsupervised import (
+        BASE_1,
+        BASE_2,
+        CMP_UNSUPERVISED,
+        EXPERT_ON_CMP_FACES,
+        evaluate_unsupervised,
+        save_samples,
+        unsupervised_predictions,
+    )
+    from voxface.workflows.unsupervised_pipeline import kd_ablation
 
     root, config = runs[0], runs[1]
     corpus = Corpus(tiny_corpus_dir)
@@ -144,8 +162,8 @@ def test_cascades_and_kd_ablation_write_all_columns(runs, tiny_corpus_dir, parts
 @pytest.mark.slow
 def test_a_run_can_start_from_a_gan_run_checkpoint_and_a_misfit_is_refused(runs, tiny_corpus_dir, parts, tmp_path):
     from voxface.methods.unsupervised import gan_checkpoint, load_gan_weights
-    from voxface.workflows.unsupervised_pipeline import gan_only, joint
     from voxface.models.gan import FaceCritic, FaceGenerator
+    from voxface.workflows.unsupervised_pipeline import gan_only, joint
 
     root, config = runs[0], runs[1]
     source = gan_checkpoint(root / "gan", 2)

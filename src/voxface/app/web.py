@@ -28,17 +28,26 @@ from pathlib import Path
 import numpy as np
 
 from ..audio.duration import SERVE_MAX_MINUTES, check_duration
-from ..runs.config import check_number
-from ..runs.placement import place_predictor
 from ..errors import VoxfaceError
 from ..extras import optional_module
-from ..workflows.predict import predict_files
 from ..face3d.mesh_io import save_mesh
 from ..face3d.render import save_png
 from ..predictors.voice_to_3d import VoiceTo3D
 from ..predictors.voice_to_image import VoiceToImage
-from .settings import (CONCURRENCY, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_RUN, FACE_IMAGE_SIZE, KEEP_MINUTES,
-                       MAKE_RUN_COMMAND, MAX_UPLOAD_MB, RENDER_SIZE)
+from ..runs.config import check_number
+from ..runs.placement import place_predictor
+from ..workflows.predict import predict_files
+from .settings import (
+    CONCURRENCY,
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    DEFAULT_RUN,
+    FACE_IMAGE_SIZE,
+    KEEP_MINUTES,
+    MAKE_RUN_COMMAND,
+    MAX_UPLOAD_MB,
+    RENDER_SIZE,
+)
 from .storage import RequestFolders, expire_cached, sweep_abandoned
 
 log = logging.getLogger(__name__)

@@ -19,8 +19,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from ..runs.atomic import atomic_path
 from ..errors import VoxfaceError
+from ..runs.atomic import atomic_path
 
 logger = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ log = logging.getLogger("voxface")
 
 
 def _cmd_synth(args: argparse.Namespace) -> None:
-    from ..runs.config import build, load_yaml, parse_overrides
     from ..corpus.synthetic import SynthConfig, generate_corpus
+    from ..runs.config import build, load_yaml, parse_overrides
 
     flags = {"identities": args.identities, "utterances": args.utterances, "images": args.images,
              "seed": args.seed, "model": args.model, "link_strength": args.link_strength,

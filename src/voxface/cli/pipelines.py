@@ -10,8 +10,8 @@ from .common import add_settings_options, print_summary
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:
-    from ..workflows.demo import run_demo
     from ..runs.logs import log_file
+    from ..workflows.demo import run_demo
 
     with log_file(Path(args.out) / "demo.log"):
         metrics = run_demo(args.out, args.corpus, model=args.model, progress=not args.quiet)
@@ -21,8 +21,8 @@ def _cmd_demo(args: argparse.Namespace) -> None:
 
 
 def _unsupervised_config(args: argparse.Namespace):
-    from ..runs.config import build, load_yaml, parse_overrides
     from ..methods.unsupervised import Config as UnsupervisedConfig
+    from ..runs.config import build, load_yaml, parse_overrides
 
     overrides = {"corpus": args.corpus, "speaker_run": args.speaker_run, "expert_run": args.expert_run}
     return build(UnsupervisedConfig, load_yaml(args.config) if args.config else {}, parse_overrides(args.set),
@@ -30,22 +30,25 @@ def _unsupervised_config(args: argparse.Namespace):
 
 
 def _cmd_kd_ablation(args: argparse.Namespace) -> None:
-    from ..workflows.unsupervised_pipeline import kd_ablation
+    from ..corpus.synthetic import with_photos
     from ..losses.distillation import DISTILLERS
+    from ..workflows.unsupervised_pipeline import PHOTOS, kd_ablation
 
     names = args.distillers.split(",") if args.distillers else None
     unknown = sorted(set(names or []) - set(DISTILLERS))
     if unknown:
         raise VoxfaceError(f"unknown distiller(s) {unknown}; choose from {sorted(DISTILLERS)}")
-    table = kd_ablation(_unsupervised_config(args), args.out, names, gan_run=args.gan_run, progress=not args.quiet)
+    config = _unsupervised_config(args)
+    with_photos(config.corpus, PHOTOS, progress=not args.quiet)  # the demo's corpus has a few photos per identity
+    table = kd_ablation(config, args.out, names, gan_run=args.gan_run, progress=not args.quiet)
     for name, row in table["rows"].items():
         print(f"  {name:10s} mean ARE {row['ARE']['mean']:.4f}  (paper {row['paper_mean_ARE']:.4f})")
     print(f"table: {Path(args.out) / 'kd_ablation.md'}")
 
 
 def _cmd_pipeline(args: argparse.Namespace) -> None:
-    from ..runs.config import build, load_yaml
     from ..methods.expert import Config as ExpertConfig
+    from ..runs.config import build, load_yaml
     from ..workflows.unsupervised_pipeline import run_pipeline
 
     expert = build(ExpertConfig, load_yaml(args.expert_config)) if args.expert_config else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+
 from ..audio.duration import PREDICT_MAX_MINUTES
 from ..paths import output_folder
 from ..runs.config import cli_number
@@ -11,9 +12,9 @@ from .common import report_outcomes
 
 
 def _cmd_predict(args: argparse.Namespace) -> None:
+    from ..predictors.voice_to_3d import VoiceTo3D
     from ..runs.placement import place_predictor
     from ..workflows.predict import predict_files
-    from ..predictors.voice_to_3d import VoiceTo3D
 
     output_folder(args.out)
     predictor = place_predictor(VoiceTo3D.load(args.checkpoint), args.device)

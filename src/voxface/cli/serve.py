@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+
 from ..runs.config import cli_number
 from ..runs.devices import add_device_argument
 
@@ -15,7 +16,13 @@ def _cmd_serve(args: argparse.Namespace) -> None:
 
 
 def add_commands(sub) -> None:
-    from ..app.settings import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_RUN, KEEP_MINUTES, MAX_UPLOAD_MB
+    from ..app.settings import (
+        DEFAULT_HOST,
+        DEFAULT_PORT,
+        DEFAULT_RUN,
+        KEEP_MINUTES,
+        MAX_UPLOAD_MB,
+    )
     from ..audio.duration import SERVE_MAX_MINUTES
 
     p = sub.add_parser("serve", help="a web page: record or upload a voice, see and download the predicted 3D face",

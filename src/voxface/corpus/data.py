@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import VoxfaceError
 from .features import ensure_features, load_features
 from .format import Corpus, Face, Utterance
-from ..errors import VoxfaceError
 
 
 @dataclass
@@ -127,5 +127,5 @@ def identity_photos(corpus: Corpus, identity_ids: list[str]) -> tuple[np.ndarray
     faces = [f for f in corpus.faces if f.identity in index]
     if not faces:
         raise VoxfaceError(f"corpus {corpus.root} has no face images of these identities; the method needs "
-                           "faces.csv entries (regenerate the corpus with `voxface synth --images 40`)")
+                           "faces.csv entries (a synthetic corpus gets them with `voxface synth --out CORPUS --images 40`)")
     return photos(corpus, faces), np.array([index[f.identity] for f in faces])

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..runs import atomic
 from ..errors import VoxfaceError
+from ..runs import atomic
 from ..runs.integrity import npy_problem
 from .format import Corpus, Utterance
 

@@ -32,9 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..runs import atomic
 from ..errors import VoxfaceError
 from ..face3d import MorphableModel
+from ..runs import atomic
 
 FORMAT_NAME = "voxface-corpus"
 FORMAT_VERSION = 1

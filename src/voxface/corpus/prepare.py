@@ -38,12 +38,26 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from .. import __version__
-from ..runs import atomic
 from ..errors import VoxfaceError
 from ..face3d import MorphableModel
-from ..face3d.fitting import DEFAULT_FITTER, Fitter, LandmarkFit, fit_vertices, make_fitter
-from .format import FACE_COLUMNS, FORMAT_NAME, FORMAT_VERSION, IDENTITY_COLUMNS, UTTERANCE_COLUMNS
-from .format import Corpus, split_for_name, write_csv
+from ..face3d.fitting import (
+    DEFAULT_FITTER,
+    Fitter,
+    LandmarkFit,
+    fit_vertices,
+    make_fitter,
+)
+from ..runs import atomic
+from .format import (
+    FACE_COLUMNS,
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    IDENTITY_COLUMNS,
+    UTTERANCE_COLUMNS,
+    Corpus,
+    split_for_name,
+    write_csv,
+)
 from .reference import choose_reference
 
 log = logging.getLogger(__name__)

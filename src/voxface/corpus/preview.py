@@ -9,9 +9,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from ..runs import atomic  # noqa: E402
 from ..audio.io import load_audio  # noqa: E402
 from ..face3d.render import render_mesh  # noqa: E402
+from ..runs import atomic  # noqa: E402
 from .format import Corpus  # noqa: E402
 
 FACES_PER_ROW = 3

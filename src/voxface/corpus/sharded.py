@@ -27,11 +27,11 @@ import numpy as np
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from ..errors import VoxfaceError
+from ..paths import output_folder
 from ..runs import atomic
 from ..runs.config import check_number
-from ..errors import VoxfaceError
 from ..runs.integrity import npy_problem
-from ..paths import output_folder
 from .features import KINDS, feature_path
 from .format import Corpus, Utterance
 

@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import multiprocessing as mp
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,17 +22,16 @@ import numpy as np
 from tqdm import tqdm
 
 from .. import __version__
-from ..runs import atomic
 from ..audio.io import save_wav
-from ..runs.config import Settings, count, random_seed, setting
 from ..audio.synth import FIELD_NAMES, VoiceParams, sample_conditions, synthesize
 from ..errors import VoxfaceError
 from ..face3d import MorphableModel
 from ..face3d.loading import load_morphable_model
 from ..face3d.render import save_png
-from ..runs.integrity import changed_files, file_sizes
-from ..runs import logs
 from ..paths import output_folder
+from ..runs import atomic, logs
+from ..runs.config import Settings, build, count, random_seed, setting
+from ..runs.integrity import changed_files, file_sizes
 from .face_images import mild_expression_limits, render_face_image, sample_appearance
 from .format import (
     FACE_COLUMNS,
@@ -80,6 +80,12 @@ class SynthConfig(Settings):
         d["duration_s"] = list(d["duration_s"])
         return d
 
+    def corpus_key(self) -> dict:
+        """The settings a corpus folder is bound to: :meth:`identity_key` without ``images``. The first
+        k photos of an identity do not depend on how many it has, so a corpus made with fewer photos
+        is completed (and one with more is cut back) by running ``synth`` again with another number."""
+        return {k: v for k, v in self.identity_key().items() if k != "images"}
+
 
 @dataclass(frozen=True)
 class PlannedIdentity:
@@ -115,7 +121,7 @@ def _generate(out: Path, config: SynthConfig, model: MorphableModel, jobs: list,
     atomic.write_json(out / "generator.json", config.identity_key())
     atomic.remove_stale_temporaries(out)
 
-    pending = [j for j in jobs if not _identity_done(out, j)]
+    pending = [j for j in jobs if not _identity_done(out, j, config.images)]
     if len(pending) < len(jobs):
         log.info("resuming: %d of %d identities already done", len(jobs) - len(pending), len(jobs))
     bar = tqdm(total=len(jobs), initial=len(jobs) - len(pending), desc="synth identities",
@@ -134,11 +140,25 @@ def _generate(out: Path, config: SynthConfig, model: MorphableModel, jobs: list,
 
     _write_tables(out, model, config, jobs)
     corpus = Corpus(out)
-    from .preview import write_preview  # matplotlib import only when a corpus is finished
+    from .preview import (
+        write_preview,  # matplotlib import only when a corpus is finished
+    )
 
     write_preview(corpus, out / "preview.png")
     log.info("corpus written to %s in %.1f s", out, time.perf_counter() - start)
     return corpus
+
+
+def with_photos(corpus_dir: str | Path, images: int, progress: bool = True) -> Corpus:
+    """A synthetic corpus with at least ``images`` photos per identity: completed in place (its voices,
+    shapes and first photos unchanged) when it has fewer; any other corpus is returned as it is."""
+    corpus = Corpus(corpus_dir)
+    made_with = corpus.manifest.get("generator")
+    if not corpus.synthetic or made_with is None or made_with.get("images", images) >= images:
+        return corpus
+    log.info("corpus %s has %d photos per identity; rendering the others up to %d", corpus_dir,
+             made_with["images"], images)
+    return generate_corpus(corpus_dir, build(SynthConfig, {**made_with, "images": images}), progress=progress)
 
 
 def _check_target(out: Path, config: SynthConfig) -> None:
@@ -149,7 +169,7 @@ def _check_target(out: Path, config: SynthConfig) -> None:
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise VoxfaceError(f"{marker} is damaged (not JSON), so what {out} holds cannot be told; delete the "
                                "folder and generate it again, or choose another --out folder") from None
-        if made_with != config.identity_key():
+        if {k: v for k, v in made_with.items() if k != "images"} != config.corpus_key():
             raise VoxfaceError(
                 f"{out} holds a synthetic corpus made with other settings (see {marker}); "
                 "choose another --out folder or delete this one")
@@ -188,6 +208,7 @@ def _run_identity(job: PlannedIdentity) -> None:
     config: SynthConfig = _worker["config"]
     root: Path = _worker["root"]
     rng = np.random.default_rng([config.seed, 2, job.index])
+    shutil.rmtree(root / "faces" / job.identity, ignore_errors=True)  # photos of an earlier number
     utterances = []
     for u in range(config.utterances):
         conditions = sample_conditions(rng, duration_s=config.duration_s)
@@ -215,16 +236,19 @@ def _run_identity(job: PlannedIdentity) -> None:
                       {"utterances": utterances, "faces": faces, "files": file_sizes(root, written)})
 
 
-def _identity_done(root: Path, job: PlannedIdentity) -> bool:
-    """True when the identity's done-record exists and every file it lists is on disk with the size
-    it had when written; otherwise (a deleted WAV, a truncated PNG, a damaged record) the identity
-    is made again, so a resumed or repeated ``synth`` repairs the corpus."""
+def _identity_done(root: Path, job: PlannedIdentity, images: int) -> bool:
+    """True when the identity's done-record exists, lists ``images`` photos, and every file it lists
+    is on disk with the size it had when written; otherwise (a deleted WAV, a truncated PNG, a
+    damaged record, another number of photos) the identity is made again, so a resumed or repeated
+    ``synth`` repairs the corpus or gives it the photos asked for."""
     marker = root / "audio" / job.identity / DONE_FILE
     if not marker.is_file():
         return False
     try:
         done = json.loads(marker.read_text())
         sizes = done.get("files") or {u["audio"]: (root / u["audio"]).stat().st_size for u in done["utterances"]}
+        if len(done["faces"]) != images:
+            return False
     except (json.JSONDecodeError, KeyError, TypeError, AttributeError, OSError):
         log.warning("%s is damaged: identity %s is made again", marker, job.identity)
         return False

@@ -37,9 +37,9 @@ import numpy as np
 import scipy.io
 from scipy.spatial import cKDTree
 
-from ..runs.checkpoints import load_array_pickle
 from ..errors import VoxfaceError
 from ..paths import shared_data_dir
+from ..runs.checkpoints import load_array_pickle
 from .morphable_model import MorphableModel
 from .regions import regions_from_landmarks
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..runs.atomic import atomic_path
 from ..errors import VoxfaceError
+from ..runs.atomic import atomic_path
 
 MESH_SUFFIXES = (".obj", ".ply", ".glb")
 

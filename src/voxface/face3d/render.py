@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..runs.atomic import atomic_path
 from ..errors import VoxfaceError
+from ..runs.atomic import atomic_path
 
 logger = logging.getLogger(__name__)
 

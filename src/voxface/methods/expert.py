@@ -35,7 +35,7 @@ from ..runs import atomic
 from ..runs.checkpoints import load_tagged, reads_saved_file
 from ..runs.config import TrainingSettings, count, positive, random_seed
 from ..runs.folder import resume_checkpoint, run_folder
-from ..runs.trainer import make_trainer
+from ..runs.trainer import OneLossModule, make_trainer
 from ..vision.fitting_expert import FittingExpert, affine_camera, normalised_coordinates
 from ..vision.tensor_images import to_unit_range
 from . import Fitted
@@ -164,7 +164,7 @@ class RenderedFaces(Dataset):
 
 
 # ------------------------------------------------------------------------------- train + score
-class ExpertModule(L.LightningModule):
+class ExpertModule(OneLossModule):
     """MSE between the whitened predicted and true (pose, shape, expression) of rendered faces.
 
     Batches: ``image`` (B, 3, S, S) in [-1, 1] and ``params`` (B, 12 + K + E) float32.
@@ -187,12 +187,6 @@ class ExpertModule(L.LightningModule):
         self.log_dict({f"{stage}/loss": loss, f"{stage}/shape_mse": shape_error}, prog_bar=stage == "train",
                       batch_size=len(pred), sync_dist=stage == "val")
         return loss
-
-    def training_step(self, batch, batch_idx):
-        return self._loss(batch, "train")
-
-    def validation_step(self, batch, batch_idx):
-        self._loss(batch, "val")
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.network.parameters(), lr=self.hparams.lr, betas=tuple(self.hparams.betas))

@@ -33,10 +33,10 @@ from ..audio.voice import prepare_voice
 from ..corpus.format import Corpus
 from ..corpus.validate import check_corpus
 from ..errors import VoxfaceError
-from ..reports.figures import plot_tsne
 from ..models.registry import load_network, save_network
 from ..models.speaker_cnn import SpeakerCNN
 from ..predictors.voice_to_image import speech_patches
+from ..reports.figures import plot_tsne
 from ..runs import atomic
 from ..runs.checkpoints import load_tagged, reads_saved_file
 from ..runs.config import TrainingSettings, count, positive, random_seed, weight

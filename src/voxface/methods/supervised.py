@@ -29,10 +29,17 @@ from ..evaluate.population import FacePopulation
 from ..losses.triplet import squared_triplet_loss
 from ..models.regressor import UNCERTAINTY, create_regressor
 from ..predictors.voice_to_3d import BACKBONES, VoiceTo3D
-from ..runs.config import TrainingSettings, count, positive, random_seed, setting, weight
+from ..runs.config import (
+    TrainingSettings,
+    count,
+    positive,
+    random_seed,
+    setting,
+    weight,
+)
 from ..runs.distributed import data_loader
 from ..runs.folder import resume_checkpoint, run_folder
-from ..runs.trainer import make_trainer, record_metrics
+from ..runs.trainer import OneLossModule, make_trainer, record_metrics
 from . import Fitted
 from .speaker import load_encoder
 
@@ -79,7 +86,7 @@ class Config(TrainingSettings):
     nll_weight: float = weight(1.0)
 
 
-class SupervisedCMP(L.LightningModule):
+class SupervisedCMP(OneLossModule):
     """Regress standardised 3DMM coefficients from a frozen voice embedding.
 
     The loss on a batch of (anchor, positive, negative) crops is the mean squared coefficient error
@@ -147,12 +154,6 @@ class SupervisedCMP(L.LightningModule):
             logged[f"{stage}/nll"] = nll
         self.log_dict(logged, prog_bar=stage == "train", batch_size=b, sync_dist=stage == "val")
         return loss
-
-    def training_step(self, batch, batch_idx):
-        return self._loss(batch, "train")
-
-    def validation_step(self, batch, batch_idx):
-        self._loss(batch, "val")
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.regressor.parameters(), lr=self.hparams.lr, betas=tuple(self.hparams.betas))

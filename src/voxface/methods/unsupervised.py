@@ -39,7 +39,12 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from ..corpus.data import embedding_bank, identity_photos, split_identities, utterance_set
+from ..corpus.data import (
+    embedding_bank,
+    identity_photos,
+    split_identities,
+    utterance_set,
+)
 from ..corpus.validate import check_corpus
 from ..errors import VoxfaceError
 from ..face3d import MorphableModel
@@ -49,7 +54,14 @@ from ..models.gan import FaceCritic, FaceGenerator, noisy_voice_embedding
 from ..models.image_to_3d import ImageTo3D
 from ..predictors.voice_image_3d import BUNDLE_FILE, VoiceToImageTo3D
 from ..runs.checkpoints import load_weights
-from ..runs.config import TrainingSettings, count, positive, random_seed, setting, weight
+from ..runs.config import (
+    TrainingSettings,
+    count,
+    positive,
+    random_seed,
+    setting,
+    weight,
+)
 from ..runs.folder import resume_checkpoint, run_folder
 from ..runs.trainer import make_trainer, record_metrics
 from ..vision.tensor_images import image_grid, to_uint8
@@ -406,8 +418,9 @@ def _fit(config: Config, run: Path, progress: bool) -> Fitted:
     faces, face_identity = identity_photos(corpus, fit_ids)  # the GAN's real faces: training identities
     if len(faces) < FEW_PHOTOS * len(fit_ids):
         log.warning("corpus %s has %.1f photos per training identity; with fewer than %d the generated faces "
-                    "carried no face geometry in our runs (docs/unsupervised.md). Regenerate it with "
-                    "`voxface synth --images 40` (the default)", corpus.root, len(faces) / len(fit_ids), FEW_PHOTOS)
+                    "carried no face geometry in our runs (docs/unsupervised.md). A synthetic corpus is completed "
+                    "with `voxface synth --out %s --images 40` (its voices and first photos stay as they are)",
+                    corpus.root, len(faces) / len(fit_ids), FEW_PHOTOS, corpus.root)
     datasets = {}
     for name, ids in (("fit", fit_ids), ("val", val_ids)):
         bank = embedding_bank(encoder, utterance_set(corpus, ids, "cmp_logmel", progress=progress),

@@ -34,19 +34,24 @@ from pathlib import Path
 import torch
 import yaml
 
+from ..errors import VoxfaceError
+from ..face3d.bfm import (
+    CMP_MEASUREMENTS,
+    keypoint_vertices,
+    read_triangles_mat,
+    whitened_model,
+)
+from ..face3d.morphable_model import MorphableModel
+from ..methods.expert import EXPERT_FILE, save_expert
 from ..runs import atomic
 from ..runs.checkpoints import load_weights
-from ..errors import VoxfaceError
-from ..methods.expert import EXPERT_FILE, save_expert
+from ..runs.folder import CONFIG_FILE
+from . import release_networks as networks
 from .voice_image_3d import BUNDLE_FILE as UNSUPERVISED_FILE
 from .voice_image_3d import VoiceToImageTo3D
-from ..face3d.bfm import CMP_MEASUREMENTS, keypoint_vertices, read_triangles_mat, whitened_model
-from ..face3d.morphable_model import MorphableModel
 from .voice_to_3d import VoiceTo3D
 from .voice_to_image import BUNDLE_FILE as IMAGE_FILE
 from .voice_to_image import VoiceToImage
-from ..runs.folder import CONFIG_FILE
-from . import release_networks as networks
 
 log = logging.getLogger(__name__)
 

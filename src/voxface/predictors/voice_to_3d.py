@@ -13,14 +13,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..runs.checkpoints import reads_saved_file
 from ..errors import VoxfaceError
 from ..evaluate.novelty import VoiceReference
 from ..evaluate.population import FacePopulation
 from ..evaluate.uncertainty import CoefficientDistribution
-from .bundle import read_bundle, write_bundle
 from ..face3d import MorphableModel
 from ..models.voice_encoders import CMPVoiceEncoder
+from ..runs.checkpoints import reads_saved_file
+from .bundle import read_bundle, write_bundle
 
 KIND = "voice-to-3d"
 BACKBONES = ("cmp", "resemblyzer")

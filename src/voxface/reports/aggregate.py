@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..runs import atomic
 from ..errors import VoxfaceError
 from ..evaluate.statistics import aggregate_seeds, compare_seeds
+from ..runs import atomic
 from .voice_to_3d import ORACLES
 
 METRICS_PLACES = ("metrics.json", "evaluation/metrics.json", "cmp/evaluation/metrics.json")

@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..runs import atomic
 from ..errors import VoxfaceError
-from .figures import plot_threshold_sweep, plot_tsne
 from ..evaluate.verification import calibrate_threshold, pair_distances
+from ..runs import atomic
 from ..vision.face_embedding import create_face_embedder
+from .figures import plot_threshold_sweep, plot_tsne
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ..runs import atomic  # noqa: E402
 from ..face3d import RATIOS, REGIONS, MorphableModel  # noqa: E402
+from ..runs import atomic  # noqa: E402
 
 N_RENDERED = 4
 

@@ -21,18 +21,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..corpus.data import utterance_set
 from ..corpus.format import Corpus
 from ..corpus.validate import check_corpus
 from ..errors import VoxfaceError
 from ..face3d.mesh_io import save_mesh
 from ..face3d.render import save_png
+from ..methods.expert import NetworkExpert, load_expert_network
+from ..predictors.voice_image_3d import VoiceToImageTo3D
 from ..runs.folder import CONFIG_FILE, read_run_config, run_corpus
 from ..vision.fitting_expert import FittingExpert
 from ..vision.tensor_images import image_grid, to_uint8
-from ..corpus.data import utterance_set
 from .voice_to_3d import UTTERANCES_PER_IDENTITY, evaluate_run
-from ..methods.expert import NetworkExpert, load_expert_network
-from ..predictors.voice_image_3d import VoiceToImageTo3D
 
 log = logging.getLogger(__name__)
 

@@ -14,24 +14,30 @@ from pathlib import Path
 
 import numpy as np
 
-from ..runs import atomic
-from ..runs.config import check_number
+from ..corpus.data import utterance_set
 from ..corpus.format import Corpus
 from ..corpus.validate import check_corpus
 from ..errors import VoxfaceError
-from ..evaluate.geometry import absolute_ratio_error, coherence, gain, nme, within_between_distances
+from ..evaluate.geometry import (
+    absolute_ratio_error,
+    coherence,
+    gain,
+    nme,
+    within_between_distances,
+)
 from ..evaluate.headroom import corpus_identity_set
 from ..evaluate.icp import point_to_plane_rmse
-from ..evaluate.novelty import novelty_report
 from ..evaluate.listener import perfect_listener
+from ..evaluate.novelty import novelty_report
+from ..evaluate.oracles import gender_oracle, mean_face_oracle, voice_parameter_ceiling
 from ..evaluate.statistics import CONFIDENCE, method_statistics
 from ..evaluate.uncertainty import CoefficientDistribution, calibration_report
-from ..evaluate.oracles import gender_oracle, mean_face_oracle, voice_parameter_ceiling
-from ..runs.placement import place_predictor
 from ..face3d import MorphableModel
 from ..predictors.voice_to_3d import VoiceTo3D
+from ..runs import atomic
+from ..runs.config import check_number
 from ..runs.folder import run_corpus
-from ..corpus.data import utterance_set
+from ..runs.placement import place_predictor
 
 log = logging.getLogger(__name__)
 

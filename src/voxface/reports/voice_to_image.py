@@ -33,21 +33,29 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from ..runs import atomic  # noqa: E402
+from ..corpus.data import (
+    photos,  # noqa: E402
+    utterance_set,  # noqa: E402
+)
 from ..corpus.format import Corpus  # noqa: E402
 from ..corpus.validate import check_corpus  # noqa: E402
 from ..errors import VoxfaceError  # noqa: E402
-from .figures import plot_threshold_sweep, plot_tsne  # noqa: E402
 from ..evaluate.image_metrics import METRICS, image_quality  # noqa: E402
-from ..evaluate.verification import (calibrate_threshold, distances_to_identities, identity_accuracy,  # noqa: E402
-                                     matching_1v2, pair_distances, recall_at_k)
-from ..runs.folder import read_run_config  # noqa: E402
-from ..vision.face_embedding import create_face_embedder  # noqa: E402
-from ..predictors.voice_to_image import VoiceToImage  # noqa: E402
-from ..corpus.data import utterance_set  # noqa: E402
-from ..corpus.data import photos  # noqa: E402
+from ..evaluate.verification import (  # noqa: E402
+    calibrate_threshold,
+    distances_to_identities,
+    identity_accuracy,
+    matching_1v2,
+    pair_distances,
+    recall_at_k,
+)
 from ..methods.gan2d import load_generator, target_faces  # noqa: E402
 from ..methods.speaker_cnn import load_voice_embeddings  # noqa: E402
+from ..predictors.voice_to_image import VoiceToImage  # noqa: E402
+from ..runs import atomic  # noqa: E402
+from ..runs.folder import read_run_config  # noqa: E402
+from ..vision.face_embedding import create_face_embedder  # noqa: E402
+from .figures import plot_threshold_sweep, plot_tsne  # noqa: E402
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ from typing import Any, Callable, TypeVar
 
 import yaml
 
-from .devices import PRECISIONS, device_problem
 from ..errors import VoxfaceError
+from .devices import PRECISIONS, device_problem
 
 T = TypeVar("T")
 

@@ -85,6 +85,20 @@ def make_trainer(run: Path, max_steps: int, val_every: int, progress: bool = Tru
         limit_val_batches=20, deterministic=False)
 
 
+class OneLossModule(L.LightningModule):
+    """A LightningModule whose training and validation steps are one ``_loss(batch, stage)`` (stage
+    "train" or "val"), which logs its terms under ``stage/`` and returns the loss."""
+
+    def _loss(self, batch, stage: str):
+        raise NotImplementedError
+
+    def training_step(self, batch, batch_idx):
+        return self._loss(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._loss(batch, "val")
+
+
 class DatasetEpoch(Callback):
     """Tell the training dataset which epoch starts, so that each epoch draws fresh crops and
     triplets (the datasets seed their draws by (seed, epoch, index); see corpus/datasets.py)."""

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..runs import atomic
 from ..audio.features import cmp_logmel
 from ..audio.voice import prepare_voice
 from ..errors import VoxfaceError
+from ..runs import atomic
 from .predict import Outcome, unique_stem
 
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..runs import atomic
 from ..audio.duration import PREDICT_MAX_MINUTES, check_duration
 from ..audio.voice import prepare_voice
 from ..errors import VoxfaceError
@@ -16,8 +15,9 @@ from ..evaluate.novelty import WARN_BELOW
 from ..evaluate.uncertainty import vertex_std
 from ..face3d.mesh_io import save_mesh
 from ..face3d.render import render_mesh, save_png
-from ..predictors.voice_to_3d import VoiceTo3D
 from ..paths import output_folder
+from ..predictors.voice_to_3d import VoiceTo3D
+from ..runs import atomic
 
 log = logging.getLogger(__name__)
 

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from ..corpus.format import Corpus
+from ..corpus.synthetic import with_photos
 from ..corpus.validate import check_corpus
 from ..errors import VoxfaceError
 from ..evaluate.geometry import absolute_ratio_error
@@ -16,12 +17,18 @@ from ..losses.distillation import DISTILLERS
 from ..methods import expert as expert_method
 from ..methods import unsupervised as unsupervised_method
 from ..methods.unsupervised import gan_checkpoint
-from ..reports.unsupervised import CMP_UNSUPERVISED, evaluate_unsupervised, unsupervised_predictions
+from ..reports.unsupervised import (
+    CMP_UNSUPERVISED,
+    evaluate_unsupervised,
+    unsupervised_predictions,
+)
 from ..reports.voice_to_3d import UTTERANCES_PER_IDENTITY
 from ..runs import atomic
 
 log = logging.getLogger(__name__)
 
+PHOTOS = 40
+"""Photos per identity the pipeline makes sure a synthetic corpus has (docs/synthetic_corpus.md)."""
 PAPER_KD_ARE = {"vanilla": .0298, "attention": .0304, "sp": .0262, "cc": .0263, "rkd": .0254, "crd": .0255,
                 "vid": .0259, "pkt": .0254}
 """Table S-5 of the CMP paper: mean ARE per distiller (real data, for comparison only)."""
@@ -92,6 +99,7 @@ def run_pipeline(out_dir: str | Path, speaker_run: str, supervised_run: str, cor
     from ``gan/`` after ``warm_start`` iterations), then the evaluation in ``cmp/evaluation``. Each stage
     resumes; stage times go to ``pipeline.json``."""
     out = Path(out_dir)
+    with_photos(corpus, PHOTOS, progress)  # the demo's corpus has a few photos; the GAN needs many
     expert = dataclasses.replace(expert or expert_method.Config(), corpus=corpus)
     unsupervised = dataclasses.replace(unsupervised or unsupervised_method.Config(), corpus=corpus, speaker_run=speaker_run,
                                        expert_run=str(out / "expert"))

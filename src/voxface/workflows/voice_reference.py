@@ -15,11 +15,11 @@ import numpy as np
 from tqdm import tqdm
 
 from ..audio.voice import prepare_voice
+from ..corpus.data import utterance_set
 from ..corpus.validate import check_corpus
 from ..errors import VoxfaceError
 from ..evaluate.novelty import VoiceReference
 from ..predictors.voice_to_3d import VoiceTo3D
-from ..corpus.data import utterance_set
 
 log = logging.getLogger(__name__)
 
