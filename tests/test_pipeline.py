@@ -177,3 +177,33 @@ def test_training_from_feature_shards_equals_per_file_training(tiny_corpus_dir, 
     with pytest.raises(VoxfaceError, match="resemblyzer"):
         train_supervised(SupervisedConfig(**base, backbone="resemblyzer", feature_shards=str(tmp_path / "shards")),
                          tmp_path / "wrong", progress=False)
+
+
+def test_the_demo_leaves_each_stage_its_own_log(tiny_corpus_dir, tmp_path):
+    """``voxface demo`` chains pre-training, training and evaluation in one process: each stage's
+    train.log holds its stage's lines only, and the root logger is left as it was found."""
+    import logging
+
+    from voxface.workflows.demo import run_demo
+
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    root.setLevel(logging.INFO)
+    try:
+        out = tmp_path / "demo"
+        speaker = SpeakerConfig(corpus=str(tiny_corpus_dir), max_steps=4, batch_size=8, val_every=2, workers=1)
+        supervised = SupervisedConfig(corpus=str(tiny_corpus_dir), speaker_run=str(out / "speaker"), max_steps=4,
+                                      batch_size=8, val_every=2, workers=1)
+        metrics = run_demo(out, tiny_corpus_dir, progress=False, speaker=speaker, supervised=supervised,
+                           per_identity=2)
+    finally:
+        root.setLevel(level)
+    assert root.handlers == handlers
+    assert set(json.loads((out / "demo.json").read_text())["seconds"]) == {"corpus", "speaker", "supervised",
+                                                                           "evaluate", "total"}
+    assert "CMP-supervised" in metrics["methods"]
+    speaker_log = (out / "speaker" / "train.log").read_text()
+    supervised_log = (out / "supervised" / "train.log").read_text()
+    assert "speaker encoder:" in speaker_log and "supervised regressor" not in speaker_log
+    assert "supervised regressor" in supervised_log and "speaker encoder:" not in supervised_log
+    assert "evaluat" not in speaker_log + supervised_log

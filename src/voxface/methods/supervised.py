@@ -207,6 +207,8 @@ def fit(config: Config, run_dir: str | Path, progress: bool = True) -> Fitted:
                                                   predictor.provenance["trained_on"])
             predictor.save(run / PREDICTOR_FILE)
             metrics = record_metrics(run / "train_metrics.json", metrics, trainer)
+        log.info("supervised regressor (%s backbone, %s head) on %d identities: %s", config.backbone,
+                 config.uncertainty, len(train_ids), metrics)
         return Fitted(run, predictor, metrics)
 
 

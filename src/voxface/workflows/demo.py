@@ -14,7 +14,7 @@ from ..corpus.format import Corpus
 from ..corpus.synthetic import SynthConfig, generate_corpus
 from ..methods import speaker as speaker_method
 from ..methods import supervised as supervised_method
-from ..reports.voice_to_3d import evaluate_run
+from ..reports.voice_to_3d import UTTERANCES_PER_IDENTITY, evaluate_run
 from ..runs import atomic
 
 log = logging.getLogger(__name__)
@@ -26,9 +26,10 @@ learn from photos complete the corpus to 40 first (``corpus.synthetic.with_photo
 
 def run_demo(out: str | Path = "runs/demo", corpus: str | Path = "data/synthetic", model: str = "builtin",
              progress: bool = True, synth: SynthConfig | None = None, speaker: speaker_method.Config | None = None,
-             supervised: supervised_method.Config | None = None) -> dict:
-    """Run every stage (skipping finished ones) and return the evaluation metrics; the stage times also
-    go to ``out/demo.json``."""
+             supervised: supervised_method.Config | None = None,
+             per_identity: int = UTTERANCES_PER_IDENTITY) -> dict:
+    """Run every stage (skipping finished ones) and return the evaluation metrics (``per_identity``
+    test utterances per identity); the stage times also go to ``out/demo.json``."""
     out, corpus = Path(out), Path(corpus)
     timings = {}
     start = time.perf_counter()
@@ -55,7 +56,7 @@ def run_demo(out: str | Path = "runs/demo", corpus: str | Path = "data/synthetic
 
     log.info("[4/4] evaluating against the oracles and the ceiling")
     t = time.perf_counter()
-    metrics = evaluate_run(out / "supervised", progress=progress)
+    metrics = evaluate_run(out / "supervised", per_identity=per_identity, progress=progress)
     timings["evaluate"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - start
     metrics["demo_seconds"] = {k: round(v, 1) for k, v in timings.items()}
