@@ -17,6 +17,7 @@ from voxface.methods.expert import (
     NetworkExpert,
     load_expert_network,
     render_training_faces,
+    reported_are,
     save_expert,
     score_experts,
 )
@@ -249,9 +250,13 @@ def test_landmark_fit_recovers_a_known_pose_and_landmarks(tiny_corpus_dir):
 
 
 @pytest.mark.slow
-def test_fitting_expert_beats_the_mean_face_on_renders(tiny_corpus_dir):
+def test_fitting_expert_beats_the_mean_face_on_renders(tiny_corpus_dir, tmp_path):
     model = Corpus(tiny_corpus_dir).model
     renders = render_training_faces(model, 24, 120, seed=2)
-    metrics = score_experts(model, renders, {"fitting": FittingExpert(model)}, progress=False)["experts"]
+    scored = score_experts(model, renders, {"fitting": FittingExpert(model)}, progress=False)
+    metrics = scored["experts"]
     assert metrics["fitting"]["ARE"]["mean"] < metrics["mean face"]["ARE"]["mean"]
-    json.dumps(metrics)
+    with pytest.raises(VoxfaceError, match="not a finished expert run"):  # what --expert-run of a pipeline reads
+        reported_are(tmp_path)
+    (tmp_path / "expert_metrics.json").write_text(json.dumps(scored))
+    assert reported_are(tmp_path) == {k: round(v["ARE"]["mean"], 5) for k, v in metrics.items()}

@@ -14,6 +14,7 @@ Both experts share one interface: ``predict(images)`` with (B, H, W, 3) uint8 RG
 from __future__ import annotations
 
 import io
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -221,6 +222,16 @@ def fit(config: Config, run_dir: str | Path, progress: bool = True) -> Fitted:
         log.info("expert ARE on %d held-out renders: %s", config.test_images,
                  {k: v["ARE"]["mean"] for k, v in metrics["experts"].items()})
         return Fitted(run, network, {k: round(v["ARE"]["mean"], 5) for k, v in metrics["experts"].items()})
+
+
+def reported_are(run_dir: str | Path) -> dict:
+    """Mean ARE of each expert a finished run scored (its ``expert_metrics.json``)."""
+    path = Path(run_dir) / "expert_metrics.json"
+    if not path.is_file():
+        raise VoxfaceError(f"{run_dir} is not a finished expert run (no {path.name}); train it with "
+                           "`voxface train expert` or leave --expert-run out")
+    experts = json.loads(path.read_text())["experts"]
+    return {k: round(v["ARE"]["mean"], 5) for k, v in experts.items()}
 
 
 def score_experts(model: MorphableModel, renders: dict[str, np.ndarray], experts: dict, progress: bool = True) -> dict:

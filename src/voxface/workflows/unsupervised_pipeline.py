@@ -95,16 +95,19 @@ def kd_ablation(config: unsupervised_method.Config, out_dir: str | Path, distill
 def run_pipeline(out_dir: str | Path, speaker_run: str, supervised_run: str, corpus: str = "data/synthetic",
                  expert: expert_method.Config | None = None, unsupervised: unsupervised_method.Config | None = None,
                  progress: bool = True) -> dict:
-    """The whole unsupervised pipeline in ``out``: ``expert/``, ``gan/`` (GAN alone), ``cmp/`` (joint,
-    from ``gan/`` after ``warm_start`` iterations), then the evaluation in ``cmp/evaluation``. Each stage
-    resumes; stage times go to ``pipeline.json``."""
+    """The whole unsupervised pipeline in ``out``: ``expert/`` (unless ``unsupervised.expert_run`` names a
+    finished one), ``gan/`` (GAN alone), ``cmp/`` (joint, from ``gan/`` after ``warm_start`` iterations),
+    then the evaluation in ``cmp/evaluation``. Each stage resumes; stage times go to ``pipeline.json``."""
     out = Path(out_dir)
     with_photos(corpus, PHOTOS, progress)  # the demo's corpus has a few photos; the GAN needs many
     expert = dataclasses.replace(expert or expert_method.Config(), corpus=corpus)
-    unsupervised = dataclasses.replace(unsupervised or unsupervised_method.Config(), corpus=corpus, speaker_run=speaker_run,
-                                       expert_run=str(out / "expert"))
+    unsupervised = unsupervised or unsupervised_method.Config()
+    given_expert = unsupervised.expert_run  # e.g. another seed's expert/: the expert is then not retrained
+    unsupervised = dataclasses.replace(unsupervised, corpus=corpus, speaker_run=speaker_run,
+                                       expert_run=given_expert or str(out / "expert"))
     seconds = {}
-    stages = [("expert", lambda: expert_method.fit(expert, out / "expert", progress)),
+    stages = [("expert", lambda: expert_method.reported_are(given_expert) if given_expert
+               else expert_method.fit(expert, out / "expert", progress).metrics),
               ("gan", lambda: unsupervised_method.fit(gan_only(unsupervised), out / "gan", progress)),
               ("cmp", lambda: unsupervised_method.fit(joint(unsupervised, out / "gan"), out / "cmp", progress)),
               ("evaluate", lambda: evaluate_unsupervised(out / "cmp", supervised_run, out / "gan", corpus,
@@ -118,6 +121,6 @@ def run_pipeline(out_dir: str | Path, speaker_run: str, supervised_run: str, cor
     metrics = results["evaluate"]
     summary = {"seconds": seconds, "total_seconds": round(sum(seconds.values()), 1),
                "mean_ARE": {k: v["ARE"]["mean"] for k, v in metrics["methods"].items()},
-               "expert_ARE": results["expert"].metrics}
+               "expert_ARE": results["expert"], "expert_run": unsupervised.expert_run}
     atomic.write_json(out / "pipeline.json", summary)
     return summary
