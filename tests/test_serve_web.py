@@ -137,6 +137,13 @@ def _shows_something(png: bytes) -> bool:
     return float(pixels.std()) > 5.0
 
 
+def _drawn_and_settled(png: bytes, seen: list[bytes]) -> bool:
+    """True when ``png`` shows something and equals the previous capture (kept in ``seen``)."""
+    settled = png == seen[0] and _shows_something(png)
+    seen[0] = png
+    return settled
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -171,7 +178,7 @@ def _predict_in_browser(port: int, voice: Path, screenshot: Path, images: tuple[
     options.binary_location = CHROMIUM
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",  # software WebGL for the viewer
                  "--disable-background-networking", "--disable-extensions", "--no-first-run",
-                 "--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--window-size=1280,1600"):
+                 "--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--window-size=1280,2600"):
         options.add_argument(flag)
     browser = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
     try:
@@ -193,7 +200,8 @@ def _predict_in_browser(port: int, voice: Path, screenshot: Path, images: tuple[
                                                                  "arguments[0].naturalWidth", i)])[0]
                  for name in images}
         canvas = wait.until(lambda b: b.find_element(By.CSS_SELECTOR, "#voxface-viewer canvas"))
-        wait.until(lambda b: _shows_something(canvas.screenshot_as_png))  # the 3D viewer drew the face
+        seen = [b""]  # the 3D viewer drew the face and has stopped changing (a large mesh loads for seconds)
+        WebDriverWait(browser, 90, poll_frequency=1.0).until(lambda b: _drawn_and_settled(canvas.screenshot_as_png, seen))
         browser.save_screenshot(str(screenshot))
         return {"note": note, "notice": browser.find_element(By.ID, "voxface-voice-notice").text,
                 "description": browser.find_element(By.ID, "voxface-face-description").text,

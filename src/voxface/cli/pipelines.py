@@ -53,7 +53,7 @@ def _cmd_pipeline(args: argparse.Namespace) -> None:
 
     expert = build(ExpertConfig, load_yaml(args.expert_config)) if args.expert_config else None
     summary = run_pipeline(args.out, args.speaker_run, args.supervised_run, args.corpus, expert,
-                           _unsupervised_config(args), progress=not args.quiet)
+                           _unsupervised_config(args), expert_run=args.expert_run, progress=not args.quiet)
     for name, value in summary["mean_ARE"].items():
         print(f"  {name:20s} mean ARE {value:.4f}")
     print(f"stage times (s): {summary['seconds']}  total {summary['total_seconds']} s")
@@ -85,5 +85,7 @@ def add_commands(sub) -> None:
     p.add_argument("--out", default="runs/unsupervised", help="folder of the runs (default: %(default)s)")
     p.add_argument("--supervised-run", required=True, help="run folder of `voxface train supervised`")
     p.add_argument("--expert-config", help="YAML settings of the expert (configs/expert_fast.yaml)")
-    add_settings_options(p, "configs/unsupervised_fast.yaml", runs=("speaker", "expert"))
+    p.add_argument("--expert-run", help="a finished expert run to use instead of training OUT/expert "
+                                        "(e.g. another seed's)")
+    add_settings_options(p, "configs/unsupervised_fast.yaml", runs=("speaker",))
     p.set_defaults(func=_cmd_pipeline, corpus="data/synthetic")

@@ -94,19 +94,17 @@ def kd_ablation(config: unsupervised_method.Config, out_dir: str | Path, distill
 # ------------------------------------------------------------------------------- pipeline
 def run_pipeline(out_dir: str | Path, speaker_run: str, supervised_run: str, corpus: str = "data/synthetic",
                  expert: expert_method.Config | None = None, unsupervised: unsupervised_method.Config | None = None,
-                 progress: bool = True) -> dict:
-    """The whole unsupervised pipeline in ``out``: ``expert/`` (unless ``unsupervised.expert_run`` names a
-    finished one), ``gan/`` (GAN alone), ``cmp/`` (joint, from ``gan/`` after ``warm_start`` iterations),
+                 expert_run: str | None = None, progress: bool = True) -> dict:
+    """The whole unsupervised pipeline in ``out``: ``expert/`` (unless ``expert_run`` names a finished
+    one, e.g. another seed's), ``gan/`` (GAN alone), ``cmp/`` (joint, from ``gan/`` after ``warm_start`` iterations),
     then the evaluation in ``cmp/evaluation``. Each stage resumes; stage times go to ``pipeline.json``."""
     out = Path(out_dir)
     with_photos(corpus, PHOTOS, progress)  # the demo's corpus has a few photos; the GAN needs many
     expert = dataclasses.replace(expert or expert_method.Config(), corpus=corpus)
-    unsupervised = unsupervised or unsupervised_method.Config()
-    given_expert = unsupervised.expert_run  # e.g. another seed's expert/: the expert is then not retrained
-    unsupervised = dataclasses.replace(unsupervised, corpus=corpus, speaker_run=speaker_run,
-                                       expert_run=given_expert or str(out / "expert"))
+    unsupervised = dataclasses.replace(unsupervised or unsupervised_method.Config(), corpus=corpus,
+                                       speaker_run=speaker_run, expert_run=expert_run or str(out / "expert"))
     seconds = {}
-    stages = [("expert", lambda: expert_method.reported_are(given_expert) if given_expert
+    stages = [("expert", lambda: expert_method.reported_are(expert_run) if expert_run
                else expert_method.fit(expert, out / "expert", progress).metrics),
               ("gan", lambda: unsupervised_method.fit(gan_only(unsupervised), out / "gan", progress)),
               ("cmp", lambda: unsupervised_method.fit(joint(unsupervised, out / "gan"), out / "cmp", progress)),
