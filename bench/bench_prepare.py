@@ -24,12 +24,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from voxface.corpus.importers import faces_plan
-from voxface.corpus.prepare import (
-    IMAGE_SIZES,
-    describe_face,
-    detect_largest_face,
-    run_plan,
-)
+from voxface.corpus.prepare import IMAGE_SIZES, describe_face, detect_largest_face, run_plan
 from voxface.face3d.fitting import FITTERS, interocular_px, make_fitter
 from voxface.face3d.loading import load_morphable_model
 from voxface.face3d.render import save_png

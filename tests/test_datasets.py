@@ -5,12 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from voxface.corpus.datasets import (
-    SpeakerCrops,
-    Triplets,
-    random_batch_length,
-    random_crop,
-)
+from voxface.corpus.datasets import SpeakerCrops, Triplets, random_batch_length, random_crop
 
 
 def _features(n_utt=6, frames=(900, 250, 1200, 1000, 400, 1500)):

@@ -9,11 +9,7 @@ import torch
 from voxface.cli import main
 from voxface.errors import VoxfaceError
 from voxface.predictors.voice_to_3d import VoiceTo3D
-from voxface.runs.devices import (
-    lightning_accelerator,
-    lightning_precision,
-    resolve_device,
-)
+from voxface.runs.devices import lightning_accelerator, lightning_precision, resolve_device
 from voxface.runs.placement import OnDevice, place_predictor
 
 NO_GPU = not torch.cuda.is_available()

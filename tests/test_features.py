@@ -8,12 +8,7 @@ import librosa
 import numpy as np
 import pytest
 
-from voxface.audio.features import (
-    cmp_logmel,
-    log_mel_energies,
-    mel_delta,
-    mel_filterbank,
-)
+from voxface.audio.features import cmp_logmel, log_mel_energies, mel_delta, mel_filterbank
 from voxface.audio.io import load_audio
 from voxface.audio.vad import trim_silence
 from voxface.paths import shared_data_dir

@@ -7,13 +7,7 @@ import pytest
 
 from voxface.corpus.reference import MAX_ANGLE_DEG, choose_reference
 from voxface.errors import VoxfaceError
-from voxface.face3d.fitting import (
-    euler_angles,
-    fit_landmarks,
-    fit_vertices,
-    interocular_px,
-    make_fitter,
-)
+from voxface.face3d.fitting import euler_angles, fit_landmarks, fit_vertices, interocular_px, make_fitter
 from voxface.face3d.loading import load_morphable_model
 from voxface.face3d.transforms import rotation_matrix
 from voxface.vision.align import FILL, LEFT_EYE, RIGHT_EYE, aligned_crop

@@ -18,13 +18,7 @@ from voxface.methods.supervised import Config as SupervisedConfig
 from voxface.methods.supervised import fit as train_supervised
 from voxface.models.voice_encoders import CMPVoiceEncoder
 from voxface.predictors.voice_to_3d import VoiceTo3D
-from voxface.runs.distributed import (
-    Launch,
-    data_loader,
-    global_rank,
-    launch_from_environment,
-    per_device_batch,
-)
+from voxface.runs.distributed import Launch, data_loader, global_rank, launch_from_environment, per_device_batch
 
 
 def test_launch_settings_follow_torchrun_and_slurm():

@@ -14,14 +14,7 @@ import pytest
 import torch
 import trimesh
 
-from voxface.app.web import (
-    FACE_IMAGE_SIZE,
-    RENDER_SIZE,
-    FaceFromVoice,
-    build_page,
-    find_run,
-    serve,
-)
+from voxface.app.web import FACE_IMAGE_SIZE, RENDER_SIZE, FaceFromVoice, build_page, find_run, serve
 from voxface.errors import VoxfaceError
 from voxface.models.generators2d import VoiceVAE
 from voxface.models.speaker_cnn import SpeakerCNN

@@ -16,13 +16,7 @@ def _cmd_serve(args: argparse.Namespace) -> None:
 
 
 def add_commands(sub) -> None:
-    from ..app.settings import (
-        DEFAULT_HOST,
-        DEFAULT_PORT,
-        DEFAULT_RUN,
-        KEEP_MINUTES,
-        MAX_UPLOAD_MB,
-    )
+    from ..app.settings import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_RUN, KEEP_MINUTES, MAX_UPLOAD_MB
     from ..audio.duration import SERVE_MAX_MINUTES
 
     p = sub.add_parser("serve", help="a web page: record or upload a voice, see and download the predicted 3D face",

@@ -40,13 +40,7 @@ from tqdm import tqdm
 from .. import __version__
 from ..errors import VoxfaceError
 from ..face3d import MorphableModel
-from ..face3d.fitting import (
-    DEFAULT_FITTER,
-    Fitter,
-    LandmarkFit,
-    fit_vertices,
-    make_fitter,
-)
+from ..face3d.fitting import DEFAULT_FITTER, Fitter, LandmarkFit, fit_vertices, make_fitter
 from ..runs import atomic
 from .format import (
     FACE_COLUMNS,

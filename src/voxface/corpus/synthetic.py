@@ -140,9 +140,7 @@ def _generate(out: Path, config: SynthConfig, model: MorphableModel, jobs: list,
 
     _write_tables(out, model, config, jobs)
     corpus = Corpus(out)
-    from .preview import (
-        write_preview,  # matplotlib import only when a corpus is finished
-    )
+    from .preview import write_preview  # matplotlib import only when a corpus is finished
 
     write_preview(corpus, out / "preview.png")
     log.info("corpus written to %s in %.1f s", out, time.perf_counter() - start)

@@ -20,11 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.signal import convolve2d
-from skimage.metrics import (
-    mean_squared_error,
-    peak_signal_noise_ratio,
-    structural_similarity,
-)
+from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structural_similarity
 
 from ..errors import VoxfaceError
 

@@ -23,12 +23,7 @@ from sklearn.preprocessing import StandardScaler
 
 from ..corpus.link import VoiceFaceLink, sample_shape
 from ..face3d.morphable_model import MorphableModel
-from .uncertainty import (
-    CoefficientDistribution,
-    explained_by_group,
-    ratio_samples,
-    vertex_std,
-)
+from .uncertainty import CoefficientDistribution, explained_by_group, ratio_samples, vertex_std
 
 SAMPLE = 4000
 FIT_SHARE = 0.75

@@ -29,14 +29,7 @@ from ..evaluate.population import FacePopulation
 from ..losses.triplet import squared_triplet_loss
 from ..models.regressor import UNCERTAINTY, create_regressor
 from ..predictors.voice_to_3d import BACKBONES, VoiceTo3D
-from ..runs.config import (
-    TrainingSettings,
-    count,
-    positive,
-    random_seed,
-    setting,
-    weight,
-)
+from ..runs.config import TrainingSettings, count, positive, random_seed, setting, weight
 from ..runs.distributed import data_loader
 from ..runs.folder import resume_checkpoint, run_folder
 from ..runs.trainer import OneLossModule, make_trainer, record_metrics

@@ -39,12 +39,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from ..corpus.data import (
-    embedding_bank,
-    identity_photos,
-    split_identities,
-    utterance_set,
-)
+from ..corpus.data import embedding_bank, identity_photos, split_identities, utterance_set
 from ..corpus.validate import check_corpus
 from ..errors import VoxfaceError
 from ..face3d import MorphableModel
@@ -54,14 +49,7 @@ from ..models.gan import FaceCritic, FaceGenerator, noisy_voice_embedding
 from ..models.image_to_3d import ImageTo3D
 from ..predictors.voice_image_3d import BUNDLE_FILE, VoiceToImageTo3D
 from ..runs.checkpoints import load_weights
-from ..runs.config import (
-    TrainingSettings,
-    count,
-    positive,
-    random_seed,
-    setting,
-    weight,
-)
+from ..runs.config import TrainingSettings, count, positive, random_seed, setting, weight
 from ..runs.folder import resume_checkpoint, run_folder
 from ..runs.trainer import make_trainer, record_metrics
 from ..vision.tensor_images import image_grid, to_uint8

@@ -35,12 +35,7 @@ import torch
 import yaml
 
 from ..errors import VoxfaceError
-from ..face3d.bfm import (
-    CMP_MEASUREMENTS,
-    keypoint_vertices,
-    read_triangles_mat,
-    whitened_model,
-)
+from ..face3d.bfm import CMP_MEASUREMENTS, keypoint_vertices, read_triangles_mat, whitened_model
 from ..face3d.morphable_model import MorphableModel
 from ..methods.expert import EXPERT_FILE, save_expert
 from ..runs import atomic

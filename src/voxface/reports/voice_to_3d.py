@@ -18,13 +18,7 @@ from ..corpus.data import utterance_set
 from ..corpus.format import Corpus
 from ..corpus.validate import check_corpus
 from ..errors import VoxfaceError
-from ..evaluate.geometry import (
-    absolute_ratio_error,
-    coherence,
-    gain,
-    nme,
-    within_between_distances,
-)
+from ..evaluate.geometry import absolute_ratio_error, coherence, gain, nme, within_between_distances
 from ..evaluate.headroom import corpus_identity_set
 from ..evaluate.icp import point_to_plane_rmse
 from ..evaluate.listener import perfect_listener

@@ -17,11 +17,7 @@ from ..losses.distillation import DISTILLERS
 from ..methods import expert as expert_method
 from ..methods import unsupervised as unsupervised_method
 from ..methods.unsupervised import gan_checkpoint
-from ..reports.unsupervised import (
-    CMP_UNSUPERVISED,
-    evaluate_unsupervised,
-    unsupervised_predictions,
-)
+from ..reports.unsupervised import CMP_UNSUPERVISED, evaluate_unsupervised, unsupervised_predictions
 from ..reports.voice_to_3d import UTTERANCES_PER_IDENTITY
 from ..runs import atomic
 
