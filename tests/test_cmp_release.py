@@ -280,8 +280,11 @@ def test_wen_release_is_scored_by_evaluate_2d(release, tiny_corpus_dir, tmp_path
     assert main(["import", "wen-release", str(wen), "--out", str(tmp_path / "wen")]) == 0
     assert main(["evaluate-2d", str(tmp_path / "wen"), "--per-identity", "2", "--quiet"]) == 2
     assert "pass --corpus" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert main(["evaluate-2d", str(tmp_path / "wen"), "--corpus", str(corpus), "--device", "cuda", "--quiet"]) == 2
+        assert "no CUDA GPU is visible" in capsys.readouterr().err and not (tmp_path / "wen" / "metrics.json").exists()
     assert main(["evaluate-2d", str(tmp_path / "wen"), "--corpus", str(corpus), "--per-identity", "2",
-                 "--tau", "0.55", "--quiet"]) == 0
+                 "--tau", "0.55", "--device", "cpu", "--quiet"]) == 0
     metrics = json.loads((tmp_path / "wen" / "metrics.json").read_text())
     assert metrics["generator"] == "wen-release" and metrics["image_quality"] is None
     assert 0 <= metrics["identity_accuracy"] <= 1 and 0 <= metrics["matching_1v2"] <= 1

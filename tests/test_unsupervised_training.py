@@ -150,7 +150,12 @@ def test_cascades_and_kd_ablation_write_all_columns(runs, tiny_corpus_dir, parts
     VoiceTo3D("cmp", encoder, ParameterRegressor(64, corpus.model.n_shape), corpus.model).save(
         supervised / "predictor.pt")
     (supervised / "config.yaml").write_text(f"corpus: {tiny_corpus_dir}\n")
-    metrics = evaluate_unsupervised(root / "cmp", supervised, root / "gan", per_identity=2, progress=False)
+    if not torch.cuda.is_available():  # --device reaches every network; a missing GPU is refused before any write
+        with pytest.raises(VoxfaceError, match="no CUDA GPU is visible"):
+            evaluate_unsupervised(root / "cmp", supervised, root / "gan", per_identity=2, progress=False, device="cuda")
+        assert not (root / "cmp" / "evaluation").exists()
+    metrics = evaluate_unsupervised(root / "cmp", supervised, root / "gan", per_identity=2, progress=False,
+                                    device="cpu")
     assert {"CMP-supervised", CMP_UNSUPERVISED, BASE_1, BASE_2} <= set(metrics["methods"])
     assert (root / "cmp" / "evaluation" / "metrics.json").is_file()
     assert not (supervised / "metrics.json").exists()

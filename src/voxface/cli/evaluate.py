@@ -24,7 +24,7 @@ def _cmd_evaluate_unsupervised(args: argparse.Namespace) -> None:
     from ..reports.unsupervised import EVALUATION_DIR, evaluate_unsupervised
 
     metrics = evaluate_unsupervised(args.run, args.supervised_run, args.gan_run, args.corpus, args.utterances,
-                                    progress=not args.quiet)
+                                    progress=not args.quiet, device=args.device)
     print_methods(metrics)
     print(f"report: {Path(args.run) / EVALUATION_DIR / 'report' / 'report.html'}")
 
@@ -33,7 +33,8 @@ def _cmd_evaluate_2d(args: argparse.Namespace) -> None:
     from ..reports.voice_to_image import comparison_markdown, evaluate_2d
 
     summary = evaluate_2d(args.runs, out=args.out, tau=args.tau, calibration=args.calibration,
-                          per_identity=args.per_identity, corpus_dir=args.corpus, progress=not args.quiet)
+                          per_identity=args.per_identity, corpus_dir=args.corpus, progress=not args.quiet,
+                          device=args.device)
     print(comparison_markdown(summary["runs"], summary))
     for run in args.runs:
         print(f"report: {Path(run) / 'report' / 'report.md'}")
@@ -92,6 +93,7 @@ def add_commands(sub) -> None:
     p.add_argument("--corpus", help="corpus folder (default: the run's)")
     p.add_argument("--utterances", type=cli_number(int, ge=1), default=3,
                    help="utterances per test identity (default 3)")
+    add_device_argument(p)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_evaluate_unsupervised)
 
@@ -111,6 +113,7 @@ def add_commands(sub) -> None:
     p.add_argument("--calibration", help="use tau from a `voxface calibrate-faces` output folder or its JSON")
     p.add_argument("--per-identity", type=cli_number(int, ge=1), default=20, dest="per_identity",
                    help="test voice patches per identity (default: %(default)s)")
+    add_device_argument(p)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_evaluate_2d)
 

@@ -30,6 +30,7 @@ from ..face3d.render import save_png
 from ..methods.expert import NetworkExpert, load_expert_network
 from ..predictors.voice_image_3d import VoiceToImageTo3D
 from ..runs.folder import CONFIG_FILE, read_run_config, run_corpus
+from ..runs.placement import place_network, place_predictor
 from ..vision.fitting_expert import FittingExpert
 from ..vision.tensor_images import image_grid, to_uint8
 from .voice_to_3d import UTTERANCES_PER_IDENTITY, evaluate_run
@@ -53,12 +54,14 @@ def test_faces(predictor: VoiceToImageTo3D, corpus: Corpus, per_identity: int,
 
 
 def unsupervised_predictions(run: Path, gan_run: Path | None, corpus: Corpus, per_identity: int,
-                             progress: bool = True) -> tuple[dict[str, np.ndarray], dict[str, torch.Tensor]]:
+                             progress: bool = True, device: str = "auto"
+                             ) -> tuple[dict[str, np.ndarray], dict[str, torch.Tensor]]:
     """Name -> (N, U, V, 3) meshes of CMP-unsupervised and (with ``gan_run``) Base-1, Base-2 and the
-    expert on CMP-unsupervised's faces; name -> the generated faces they came from."""
+    expert on CMP-unsupervised's faces; name -> the generated faces they came from. The networks
+    compute on ``device`` (:mod:`voxface.runs.devices`)."""
     model = corpus.model
     n = len(corpus.identity_ids("test"))
-    joint = VoiceToImageTo3D.load(run)
+    joint = place_predictor(VoiceToImageTo3D.load(run), device)
     if not joint.model.same_as(model):
         raise VoxfaceError(f"{run} predicts faces of morphable model {joint.model.name!r} "
                            f"({joint.model.n_vertices} vertices), not of corpus {corpus.root}'s {model.name!r}; "
@@ -67,10 +70,10 @@ def unsupervised_predictions(run: Path, gan_run: Path | None, corpus: Corpus, pe
     meshes = {CMP_UNSUPERVISED: joint.meshes(faces[CMP_UNSUPERVISED])}
     shapes = {}
     if gan_run is not None:
-        gan_faces = test_faces(VoiceToImageTo3D.load(gan_run), corpus, per_identity, progress)
+        gan_faces = test_faces(place_predictor(VoiceToImageTo3D.load(gan_run), device), corpus, per_identity, progress)
         images = to_uint8(gan_faces)
         expert_run = read_run_config(run)["expert_run"]
-        experts = {BASE_1: FittingExpert(model), BASE_2: NetworkExpert(load_expert_network(expert_run, model))}
+        experts = {BASE_1: FittingExpert(model), BASE_2: NetworkExpert(place_network(load_expert_network(expert_run, model), device))}
         for name, expert in experts.items():
             faces[name] = gan_faces
             shapes[name] = expert.predict(images)["shape"]
@@ -96,7 +99,7 @@ def save_samples(folder: Path, corpus: Corpus, meshes: dict[str, np.ndarray], fa
 
 def evaluate_unsupervised(run_dir: str | Path, supervised_run: str | Path, gan_run: str | Path | None = None,
                           corpus_dir: str | None = None, per_identity: int = UTTERANCES_PER_IDENTITY,
-                          progress: bool = True) -> dict:
+                          progress: bool = True, device: str = "auto") -> dict:
     """Score CMP-unsupervised (and the cascades with ``gan_run``) beside CMP-supervised and the oracles.
 
     The supervised run's ``predictor.pt`` and ``config.yaml`` are copied into ``RUN/evaluation`` so that
@@ -109,11 +112,12 @@ def evaluate_unsupervised(run_dir: str | Path, supervised_run: str | Path, gan_r
         if not source.is_file():
             raise VoxfaceError(f"{supervised_run} is not a supervised run (no {source.name}); pass --supervised-run "
                                "the folder of `voxface train supervised` (e.g. runs/demo/supervised)")
-    meshes, faces = unsupervised_predictions(run, Path(gan_run) if gan_run else None, corpus, per_identity, progress)
+    meshes, faces = unsupervised_predictions(run, Path(gan_run) if gan_run else None, corpus, per_identity, progress,
+                                             device)
     folder = run / EVALUATION_DIR
     folder.mkdir(parents=True, exist_ok=True)
     for source in sources:
         shutil.copyfile(source, folder / source.name)
     save_samples(folder / "samples", corpus, meshes, faces, per_identity)
     return evaluate_run(folder, str(corpus.root), per_identity, progress, extra_methods=meshes,
-                        baselines=(BASE_1, BASE_2))
+                        baselines=(BASE_1, BASE_2), device=device)

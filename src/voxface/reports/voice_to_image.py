@@ -54,6 +54,7 @@ from ..methods.speaker_cnn import load_voice_embeddings  # noqa: E402
 from ..predictors.voice_to_image import VoiceToImage  # noqa: E402
 from ..runs import atomic  # noqa: E402
 from ..runs.folder import read_run_config  # noqa: E402
+from ..runs.placement import place_network, place_predictor  # noqa: E402
 from ..vision.face_embedding import create_face_embedder  # noqa: E402
 from .figures import plot_threshold_sweep, plot_tsne  # noqa: E402
 
@@ -93,14 +94,15 @@ class Queries:
     seconds: float
 
 
-def gan2d_queries(run: str | Path, config: dict, corpus: Corpus, per_identity: int) -> Queries:
-    """A gan2d run's faces from the speaker run's test voice patches (``per_identity`` per identity)."""
+def gan2d_queries(run: str | Path, config: dict, corpus: Corpus, per_identity: int, device: str = "auto") -> Queries:
+    """A gan2d run's faces from the speaker run's test voice patches (``per_identity`` per identity),
+    generated on ``device``."""
     voices = load_voice_embeddings(config["speaker_run"])
     picked = test_patches(voices["role"], voices["identity"], voices["utterance"], per_identity)
     if not len(picked):
         raise VoxfaceError(f"speaker run {config['speaker_run']} has no test voices")
     start = time.perf_counter()
-    generated = generate_faces(load_generator(run), voices["embedding"][picked])
+    generated = generate_faces(place_network(load_generator(run), device), voices["embedding"][picked])
     seconds = time.perf_counter() - start
     targets = target_faces(corpus, config["seed"])
     identity = voices["identity"][picked]
@@ -108,9 +110,11 @@ def gan2d_queries(run: str | Path, config: dict, corpus: Corpus, per_identity: i
                    seconds)
 
 
-def imported_queries(run: str | Path, corpus: Corpus, per_identity: int, progress: bool) -> Queries:
-    """An imported voice-to-image model's faces from the corpus's test utterances (CMP log-mel)."""
-    model = VoiceToImage.load(run)
+def imported_queries(run: str | Path, corpus: Corpus, per_identity: int, progress: bool,
+                     device: str = "auto") -> Queries:
+    """An imported voice-to-image model's faces from the corpus's test utterances (CMP log-mel),
+    computed on ``device``."""
+    model = place_predictor(VoiceToImage.load(run), device)
     test_ids = corpus.identity_ids("test")
     data = utterance_set(corpus, test_ids, "cmp_logmel", per_identity=per_identity, progress=progress)
     if not data.features:
@@ -129,9 +133,9 @@ def face_images(corpus: Corpus, faces: list) -> np.ndarray:
 
 def evaluate_2d(runs: list[str | Path], out: str | Path | None = None, tau: float | None = None,
                 calibration: str | Path | None = None, per_identity: int = 20, corpus_dir: str | None = None,
-                progress: bool = True) -> dict:
+                progress: bool = True, device: str = "auto") -> dict:
     """Evaluate gan2d runs (one corpus and speaker run) and imported voice-to-image runs (Wen et al.) on
-    the same test identities; return {"runs": {name: metrics}, ...}."""
+    the same test identities, their generators on ``device``; return {"runs": {name: metrics}, ...}."""
     if not runs:
         raise VoxfaceError("give at least one run folder of `voxface train gan2d` or `voxface import wen-release`")
     configs = [read_run_config(r) for r in runs]
@@ -148,8 +152,9 @@ def evaluate_2d(runs: list[str | Path], out: str | Path | None = None, tau: floa
     if corpus_dir is None:
         raise VoxfaceError("imported runs were not trained on a corpus here; pass --corpus CORPUS")
     corpus = check_corpus(corpus_dir)
-    queries = {run: (gan2d_queries(run, c, corpus, per_identity) if c["kind"] == "gan2d"
-                     else imported_queries(run, corpus, per_identity, progress)) for run, c in zip(runs, configs)}
+    queries = {run: (gan2d_queries(run, c, corpus, per_identity, device) if c["kind"] == "gan2d"
+                     else imported_queries(run, corpus, per_identity, progress, device))
+               for run, c in zip(runs, configs)}
     identities = sorted(set(np.concatenate([q.identity for q in queries.values()])))
     genders = {i.identity: i.gender for i in corpus.identities}
 

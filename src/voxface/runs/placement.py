@@ -7,6 +7,19 @@ import torch
 from .devices import resolve_device
 
 
+def place_network(network: torch.nn.Module, spec: str = "auto") -> torch.nn.Module:
+    """``network`` computing on the device of ``spec`` behind CPU tensors (an :class:`OnDevice`), or
+    ``network`` itself on the CPU.
+
+    Raises:
+        VoxfaceError: as :func:`resolve_device`.
+    """
+    device = resolve_device(spec)
+    if device.type == "cpu" or isinstance(network, OnDevice):
+        return network
+    return OnDevice(network, device)
+
+
 def place_predictor(predictor, spec: str = "auto"):
     """Move a loaded predictor's networks (its ``torch.nn.Module`` attributes) to the device of
     ``spec``; callers keep handing it CPU tensors and get CPU tensors back (see :class:`OnDevice`).
@@ -15,12 +28,10 @@ def place_predictor(predictor, spec: str = "auto"):
     Raises:
         VoxfaceError: as :func:`resolve_device`.
     """
-    device = resolve_device(spec)
-    if device.type == "cpu":
-        return predictor
+    resolve_device(spec)  # refused before anything moves
     for name, value in list(vars(predictor).items()):
-        if isinstance(value, torch.nn.Module) and not isinstance(value, OnDevice):
-            setattr(predictor, name, OnDevice(value, device))
+        if isinstance(value, torch.nn.Module):
+            setattr(predictor, name, place_network(value, spec))
     return predictor
 
 
