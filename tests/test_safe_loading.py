@@ -61,17 +61,19 @@ def test_every_bundle_loader_refuses_a_pickled_payload(tmp_path, name):
     assert not marker.exists()
 
 
-def test_predict_and_serve_refuse_a_crafted_predictor_in_one_line(tmp_path, capsys):
+def test_predict_evaluate_and_serve_refuse_a_crafted_predictor_in_one_line(tmp_path, tiny_corpus_dir, capsys):
     marker = tmp_path / "marker"
     run = tmp_path / "run"
     _evil(run / "predictor.pt", marker, "voxface-voice-to-3d")
+    (run / "config.yaml").write_text(f"corpus: {tiny_corpus_dir}\n")
     voice = tmp_path / "v.wav"
     voice.write_bytes(b"RIFF")
     assert main(["predict", str(voice), "--checkpoint", str(run), "--out", str(tmp_path / "out")]) == 2
+    assert main(["evaluate", str(run), "--utterances", "2", "--quiet"]) == 2
     assert main(["serve", "--run", str(run), "--port", "7999"]) == 2
     err = capsys.readouterr().err
-    assert not marker.exists()
-    assert "Traceback" not in err and err.count("predictor.pt is not loadable") == 2
+    assert not marker.exists() and not (run / "metrics.json").exists()
+    assert "Traceback" not in err and err.count("predictor.pt is not loadable") == 3
 
 
 def test_a_crafted_last_ckpt_is_passed_over_not_run(tmp_path):
