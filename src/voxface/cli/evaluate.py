@@ -72,15 +72,21 @@ def _cmd_preference(args: argparse.Namespace) -> None:
           f"{'significant' if r.significant else 'not significant'} (H0: preference <= 0.5)")
 
 
-def add_commands(sub) -> None:
-    p = sub.add_parser("evaluate", help="score a voice-to-3D run and the oracles on the test identities",
-                       description="Writes metrics.json and report/ (report.md, report.html, figures) into the run.")
-    p.add_argument("run", help="run folder of `voxface train supervised`")
+def _add_test_set_options(p: argparse.ArgumentParser) -> None:
+    """``--corpus``, ``--utterances``, ``--device`` and ``--quiet``: how the voice-to-3D scorers take
+    their test set and where they run."""
     p.add_argument("--corpus", help="corpus folder (default: the run's)")
     p.add_argument("--utterances", type=cli_number(int, ge=1), default=3,
                    help="utterances per test identity (default 3, as the paper)")
     add_device_argument(p)
     p.add_argument("--quiet", action="store_true")
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("evaluate", help="score a voice-to-3D run and the oracles on the test identities",
+                       description="Writes metrics.json and report/ (report.md, report.html, figures) into the run.")
+    p.add_argument("run", help="run folder of `voxface train supervised`")
+    _add_test_set_options(p)
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("evaluate-unsupervised", help="score CMP-unsupervised, Base-1 and Base-2 beside CMP-supervised",
@@ -90,11 +96,7 @@ def add_commands(sub) -> None:
     p.add_argument("run", help="run folder of `voxface train unsupervised` (student: true)")
     p.add_argument("--supervised-run", required=True, help="run folder of `voxface train supervised`")
     p.add_argument("--gan-run", help="run folder of the GAN alone (`train unsupervised --set student=false`)")
-    p.add_argument("--corpus", help="corpus folder (default: the run's)")
-    p.add_argument("--utterances", type=cli_number(int, ge=1), default=3,
-                   help="utterances per test identity (default 3)")
-    add_device_argument(p)
-    p.add_argument("--quiet", action="store_true")
+    _add_test_set_options(p)
     p.set_defaults(func=_cmd_evaluate_unsupervised)
 
     p = sub.add_parser("evaluate-2d", help="score voice-to-2D-face runs: Table I/II analogues, 1:2 matching, recall@k",
