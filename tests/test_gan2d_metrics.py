@@ -7,6 +7,7 @@ import pytest
 from skimage import data as skdata
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from voxface.errors import VoxfaceError
 from voxface.evaluate import image_metrics as im
 from voxface.evaluate import verification as ver
 
@@ -87,6 +88,13 @@ def test_matching_and_recall():
     assert ver.matching_1v2(d, true, genders) == pytest.approx(2.5 / 3)
     r = ver.recall_at_k(d, true, ks=(1, 2, 4))
     assert r == {1: pytest.approx(1 / 3), 2: pytest.approx(2 / 3), 4: 1.0}
+    won, trials = ver.matching_1v2_per_query(d, true)
+    np.testing.assert_allclose(won, [2, 3, 1.5])
+    np.testing.assert_array_equal(trials, [3, 3, 3])
+    won, trials = ver.matching_1v2_per_query(d, true, genders)
+    np.testing.assert_allclose(won, [1, 1, 0.5])
+    np.testing.assert_array_equal(trials, [1, 1, 1])
+    np.testing.assert_array_equal(ver.true_identity_rank(d, true), [2, 1, 4])
 
 
 def test_identity_accuracy_and_distances():
@@ -95,6 +103,16 @@ def test_identity_accuracy_and_distances():
     queries = np.array([[0.0, 0.5], [3.0, 0.4]])
     assert ver.identity_accuracy(queries, np.array(["a", "b"]), gallery, labels, tau=0.6) == pytest.approx(1.0)
     assert ver.identity_accuracy(queries, np.array(["b", "b"]), gallery, labels, tau=0.6) == pytest.approx(0.5)
+    hits = ver.identity_hits(queries, np.array(["a", "b"]), gallery, labels, tau=0.6)
+    np.testing.assert_array_equal(hits["own_hits"], [2, 1])      # both a-faces within 0.5; b's face 0.4 away
+    np.testing.assert_array_equal(hits["own_pairs"], [2, 1])
+    np.testing.assert_array_equal(hits["other_hits"], [0, 0])
+    np.testing.assert_array_equal(hits["other_pairs"], [1, 2])
+    hits = ver.identity_hits(queries, np.array(["b", "b"]), gallery, labels, tau=0.6)
+    np.testing.assert_array_equal(hits["own_hits"], [0, 1])
+    np.testing.assert_array_equal(hits["other_hits"], [2, 0])
+    with pytest.raises(VoxfaceError, match="no real face"):
+        ver.identity_hits(queries, np.array(["a", "z"]), gallery, labels, tau=0.6)
     d = ver.distances_to_identities(queries, gallery, labels, ["a", "b"])
     np.testing.assert_allclose(d[0], [0.5, np.hypot(3, 0.5)])
     dist, same = ver.pair_distances(gallery, labels)

@@ -62,6 +62,18 @@ def test_pipeline_tiny(tiny_corpus_dir, tmp_path):
     for m in summary["runs"].values():
         assert 0 <= m["identity_accuracy"] <= 1 and set(m["recall_at"]) == {"1", "5", "10"}
         assert m["image_quality"]["SSIM"] <= 1
+        # every metric over the test identities with its interval, against its baseline with a p-value
+        stats = m["statistics"]
+        one_to_two = stats["matching_1v2"]
+        assert one_to_two["mean"]["low"] <= one_to_two["mean"]["estimate"] <= one_to_two["mean"]["high"]
+        assert 0 < one_to_two["vs"]["chance"]["p_value"] <= 1
+        assert set(stats["identity_accuracy"]["vs"]) == {"real faces of other identities"}
+        assert stats["recall_at_1"]["mean"]["estimate"] == pytest.approx(m["recall_at"]["1"])  # equal counts
+        assert stats["SSIM"]["vs"] == {}
+    between = summary["between_runs"]["matching_1v2"]
+    assert set(between) == {"vae", "rcgan"} and "rcgan" in between["vae"]
+    report = (tmp_path / "cmp" / "comparison.md").read_text()
+    assert "95% bootstrap intervals over the test identities" in report and "significant at 5%" in report
     assert (tmp_path / "vae" / "report" / "qualitative.png").is_file()
     # a gan2d run folder is refused by another kind's evaluation and vice versa
     assert main(["evaluate-2d", str(speaker), "--quiet"]) == 2
@@ -100,3 +112,20 @@ def test_fsdd_needs_recordings(tmp_path, capsys):
     assert main(["train", "speaker-cnn-fsdd", "--corpus", str(tmp_path), "--run", str(tmp_path / "run"), "--quiet"]) == 2
     assert "no FSDD recordings" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_the_statistics_table_says_what_is_unbounded_and_what_has_no_baseline():
+    from voxface.evaluate.statistics import metric_statistics
+    from voxface.reports.voice_to_image import statistics_markdown
+
+    accuracy = np.array([0.2, 0.0, 0.1, 0.0])
+    stats = {"identity_accuracy": metric_statistics(accuracy, {"others": np.array([0.0, 0.0, 0.05, 0.0]),
+                                                                "nothing": np.zeros(4)}),
+             "matching_1v2": metric_statistics(np.array([0.9, 0.8, 0.95, 0.85]), {"chance": 0.5}),
+             "SSIM": metric_statistics(np.array([0.3, 0.4, 0.35, 0.5]), {}),
+             "recall_at_10": None}
+    table = "\n".join(statistics_markdown({"vae": {"statistics": stats}}))
+    assert "| vae | identity_accuracy | 0.075 [0, 0.15] | others | +500.0% [+100.0%, +∞] |" in table
+    assert "| nothing | — (baseline 0) |" in table
+    assert "| vae | matching_1v2 | 0.875 [" in table and "| chance | +75.0% [" in table
+    assert "| vae | SSIM | 0.3875 [" in table and "| vae | recall_at_10 | — (fewer than two identities" in table

@@ -13,7 +13,9 @@ from voxface.evaluate.statistics import (
     bootstrap_gain,
     bootstrap_mean,
     compare_seeds,
+    metric_statistics,
     paired_comparison,
+    per_identity_ratio,
     sign_flip_test,
 )
 
@@ -74,6 +76,34 @@ def test_paired_comparison_says_whether_significant():
     result = paired_comparison(base * 0.8, base)
     assert result["significant"] and result["p_value"] < 0.05 and result["gain"]["estimate"] == pytest.approx(-0.2)
     assert not paired_comparison(base + np.tile([1e-4, -1e-4], 15), base)["significant"]
+
+
+def test_per_identity_ratio_pools_each_identitys_counts():
+    labels = np.array(["b", "a", "b", "a", "c"])
+    won = np.array([1.0, 2.0, 0.5, 1.0, 0.0])
+    trials = np.array([2, 3, 1, 3, 0])
+    ratio = per_identity_ratio(won, trials, labels, ["a", "b", "c", "d"])
+    np.testing.assert_allclose(ratio[:2], [3 / 6, 1.5 / 3])
+    assert np.isnan(ratio[2]) and np.isnan(ratio[3])  # no trial / no query: no value
+
+
+def test_metric_statistics_against_chance_is_the_one_sample_sign_flip_test():
+    values = np.array([0.62, 0.55, 0.71, 0.48, 0.66, 0.59, np.nan, 0.69])
+    found = metric_statistics(values, {"chance": 0.5})
+    kept = values[np.isfinite(values)]
+    d = kept - 0.5
+    flips = np.array(list(itertools.product([1, -1], repeat=len(d))))
+    enumerated = np.mean(np.abs((flips * d).mean(1)) >= abs(d.mean()) - 1e-12)
+    assert found["identities"] == 7 and found["mean"]["estimate"] == pytest.approx(kept.mean())
+    assert found["vs"]["chance"]["p_value"] == pytest.approx(enumerated)
+    assert found["vs"]["chance"]["gain"]["estimate"] == pytest.approx(kept.mean() / 0.5 - 1)
+    # a per-identity baseline is paired identity by identity, its missing identities left out too
+    other = np.array([0.1, np.nan, 0.2, 0.1, 0.15, 0.1, 0.3, 0.2])
+    paired = metric_statistics(values, {"others": other})
+    keep = np.isfinite(values) & np.isfinite(other)
+    assert paired["identities"] == 6
+    assert paired["vs"]["others"]["p_value"] == pytest.approx(sign_flip_test(values[keep], other[keep]))
+    assert metric_statistics(np.array([0.5, np.nan]), {"chance": 0.5}) is None
 
 
 def test_seed_aggregates_match_the_t_interval_and_the_paired_t_test():

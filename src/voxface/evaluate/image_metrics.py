@@ -114,18 +114,23 @@ def ssim(reference: np.ndarray, test: np.ndarray, data_range: float = 1.0) -> fl
                                        channel_axis=2 if x.ndim == 3 else None))
 
 
-def image_quality(references: np.ndarray, tests: np.ndarray) -> dict[str, float]:
-    """All six metrics averaged over image pairs.
+def image_quality_per_image(references: np.ndarray, tests: np.ndarray) -> dict[str, np.ndarray]:
+    """All six metrics of each image pair.
 
     Args:
         references, tests: (N, H, W, C) or (N, H, W) float images in [0, 1].
 
     Returns:
-        ``{"MAE", "MSE", "SNR", "PSNR", "PAMSE", "SSIM"}`` -> mean over the N pairs (PSNR and SNR
-        averaged in dB, as per-image scores).
+        ``{"MAE", "MSE", "SNR", "PSNR", "PAMSE", "SSIM"}`` -> (N,) float64 (SNR and PSNR in dB).
     """
     references, tests = np.asarray(references), np.asarray(tests)
     if references.shape != tests.shape or len(references) == 0:
         raise VoxfaceError(f"need equal, non-empty image stacks, got {references.shape} and {tests.shape}")
     functions = {"MAE": mae, "MSE": mse, "SNR": snr, "PSNR": psnr, "PAMSE": pamse, "SSIM": ssim}
-    return {name: float(np.mean([f(r, t) for r, t in zip(references, tests)])) for name, f in functions.items()}
+    return {name: np.array([f(r, t) for r, t in zip(references, tests)]) for name, f in functions.items()}
+
+
+def image_quality(references: np.ndarray, tests: np.ndarray) -> dict[str, float]:
+    """All six metrics averaged over image pairs (shapes as :func:`image_quality_per_image`; PSNR and
+    SNR averaged in dB, as per-image scores)."""
+    return {name: float(v.mean()) for name, v in image_quality_per_image(references, tests).items()}

@@ -14,6 +14,7 @@ comparisons. scipy computes the resampling (``scipy.stats.bootstrap``, ``permuta
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,11 +31,11 @@ class Interval:
     """A point estimate with its ``confidence`` interval [low, high]."""
 
     estimate: float
-    low: float
-    high: float
+    low: float | None  # None: unbounded (see _bounds)
+    high: float | None
     confidence: float = CONFIDENCE
 
-    def as_dict(self) -> dict[str, float]:
+    def as_dict(self) -> dict[str, float | None]:
         return {"estimate": self.estimate, "low": self.low, "high": self.high, "confidence": self.confidence}
 
 
@@ -42,8 +43,10 @@ def bootstrap_mean(values: np.ndarray, confidence: float = CONFIDENCE, resamples
                    seed: int = SEED) -> Interval:
     """Percentile bootstrap interval of the mean of (N,) per-identity values (N >= 2)."""
     values = _finite_1d(values, "values")
-    result = stats.bootstrap((values,), np.mean, confidence_level=confidence, n_resamples=resamples,
-                             method="percentile", rng=np.random.default_rng(seed))
+    with warnings.catch_warnings():  # constant values: scipy warns and gives NaN, which _bounds handles
+        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
+        result = stats.bootstrap((values,), np.mean, confidence_level=confidence, n_resamples=resamples,
+                                 method="percentile", rng=np.random.default_rng(seed))
     return Interval(float(values.mean()), *_bounds(result, values.mean()), confidence)
 
 
@@ -55,10 +58,14 @@ def bootstrap_gain(method: np.ndarray, baseline: np.ndarray, confidence: float =
     estimate = method.mean() / baseline.mean() - 1.0
 
     def gain(m, b, axis=-1):
-        return m.mean(axis=axis) / b.mean(axis=axis) - 1.0
+        b_mean = b.mean(axis=axis)
+        with np.errstate(divide="ignore", invalid="ignore"):  # a resample whose baseline mean is 0: unbounded
+            return np.where(b_mean > 0, m.mean(axis=axis) / b_mean - 1.0, np.inf)
 
-    result = stats.bootstrap((method, baseline), gain, paired=True, vectorized=True, confidence_level=confidence,
-                             n_resamples=resamples, method="percentile", rng=np.random.default_rng(seed))
+    with warnings.catch_warnings(), np.errstate(invalid="ignore"):  # the standard error of unbounded resamples
+        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
+        result = stats.bootstrap((method, baseline), gain, paired=True, vectorized=True, confidence_level=confidence,
+                                 n_resamples=resamples, method="percentile", rng=np.random.default_rng(seed))
     return Interval(float(estimate), *_bounds(result, estimate), confidence)
 
 
@@ -78,7 +85,8 @@ def paired_comparison(method: np.ndarray, baseline: np.ndarray, alpha: float = A
     """Everything a report says about one method against one baseline on the same identities:
     the gain with its interval, the sign-flip p-value and whether it is significant at ``alpha``."""
     p = sign_flip_test(method, baseline)
-    return {"gain": bootstrap_gain(method, baseline).as_dict(), "p_value": p, "significant": bool(p < alpha),
+    gain = bootstrap_gain(method, baseline).as_dict() if np.mean(baseline) > 0 else None  # undefined on a zero mean
+    return {"gain": gain, "p_value": p, "significant": bool(p < alpha),
             "alpha": alpha, "test": "paired sign-flip (permutation) test of the per-identity mean difference"}
 
 
@@ -97,6 +105,49 @@ def method_statistics(per_identity: dict[str, np.ndarray], baselines: list[str],
     return {name: {"mean": bootstrap_mean(values).as_dict(),
                    "vs": {b: paired_comparison(values, per_identity[b], alpha) for b in present if b != name}}
             for name, values in per_identity.items()}
+
+
+def per_identity_ratio(numerator: np.ndarray, denominator: np.ndarray, labels: np.ndarray,
+                       identities: list) -> np.ndarray:
+    """Pool per-query counts into one value per identity: ``sum(numerator) / sum(denominator)`` over
+    each identity's queries (e.g. won trials / trials); NaN where an identity has nothing to pool.
+
+    Args:
+        numerator, denominator: (Q,) per query; labels (Q,) each query's identity.
+        identities: the K identities, in the order of the result.
+
+    Returns:
+        (K,) float64.
+    """
+    numerator = np.asarray(numerator, dtype=np.float64)
+    denominator = np.asarray(denominator, dtype=np.float64)
+    labels = np.asarray(labels)
+    totals = np.array([[numerator[labels == i].sum(), denominator[labels == i].sum()] for i in identities])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(totals[:, 1] > 0, totals[:, 0] / totals[:, 1], np.nan)
+
+
+def metric_statistics(values: np.ndarray, baselines: dict[str, np.ndarray | float], alpha: float = ALPHA) -> dict | None:
+    """One metric's mean over identities with its interval, and the metric against each baseline.
+
+    Args:
+        values: (K,) per-identity values (NaN where an identity has none: it is left out of every
+            figure, with the baselines' values for it).
+        baselines: name -> (K,) per-identity values of the same identities, or one number (chance).
+
+    Returns:
+        {"identities": n, "mean": interval dict, "vs": {name: :func:`paired_comparison`}}, or None when
+        fewer than two identities have a value.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    paired = {name: np.broadcast_to(np.asarray(b, dtype=np.float64), values.shape) for name, b in baselines.items()}
+    keep = np.isfinite(values)
+    for b in paired.values():
+        keep &= np.isfinite(b)
+    if keep.sum() < 2:
+        return None
+    return {"identities": int(keep.sum()), "mean": bootstrap_mean(values[keep]).as_dict(),
+            "vs": {name: paired_comparison(values[keep], b[keep], alpha) for name, b in paired.items()}}
 
 
 def aggregate_seeds(values: np.ndarray, confidence: float = CONFIDENCE) -> dict:
@@ -119,11 +170,13 @@ def compare_seeds(a: np.ndarray, b: np.ndarray, alpha: float = ALPHA) -> dict:
             "significant": bool(t_p < alpha), "alpha": alpha}
 
 
-def _bounds(result, estimate: float) -> tuple[float, float]:
+def _bounds(result, estimate: float) -> tuple[float | None, float | None]:
+    """The interval's bounds; the estimate for both when every resample was equal (scipy gives NaN),
+    None for a bound that is infinite (a ratio whose denominator vanished in some resamples)."""
     low, high = result.confidence_interval
-    if not (np.isfinite(low) and np.isfinite(high)):  # every resample equal (constant data)
+    if np.isnan(low) and np.isnan(high):
         return float(estimate), float(estimate)
-    return float(low), float(high)
+    return tuple(float(b) if np.isfinite(b) else None for b in (low, high))
 
 
 def _finite_1d(values, name: str) -> np.ndarray:

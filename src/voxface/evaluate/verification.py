@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from scipy.spatial.distance import cdist
 
 from ..errors import VoxfaceError
 
@@ -126,7 +127,7 @@ def distances_to_identities(queries: np.ndarray, gallery: np.ndarray, gallery_la
     q = np.asarray(queries, dtype=np.float64)
     g = np.asarray(gallery, dtype=np.float64)
     gallery_labels = np.asarray(gallery_labels)
-    d = np.linalg.norm(q[:, None, :] - g[None, :, :], axis=2)
+    d = cdist(q, g)
     columns = []
     for ident in identities:
         rows = gallery_labels == ident
@@ -136,28 +137,42 @@ def distances_to_identities(queries: np.ndarray, gallery: np.ndarray, gallery_la
     return np.stack(columns, axis=1)
 
 
-def identity_accuracy(queries: np.ndarray, query_labels: np.ndarray, gallery: np.ndarray,
-                      gallery_labels: np.ndarray, tau: float) -> float:
-    """Paper Table I: the share of (generated face, real face of the voice's identity) pairs closer than τ.
+def identity_hits(queries: np.ndarray, query_labels: np.ndarray, gallery: np.ndarray, gallery_labels: np.ndarray,
+                  tau: float) -> dict[str, np.ndarray]:
+    """Per generated face, how many real faces it is "the same person" as (L2 < τ).
 
     Args:
         queries: (Q, D) embeddings of generated faces; query_labels (Q,) the voice's true identity.
         gallery: (G, D) embeddings of real faces; gallery_labels (G,).
+
+    Returns:
+        ``own_hits`` / ``own_pairs``: (Q,) pairs with real faces of the voice's identity closer than τ,
+        and how many such pairs; ``other_hits`` / ``other_pairs``: the same with every other identity's
+        real faces (what a face that says nothing about the voice would score).
     """
     q = np.asarray(queries, dtype=np.float64)
     g = np.asarray(gallery, dtype=np.float64)
     query_labels, gallery_labels = np.asarray(query_labels), np.asarray(gallery_labels)
-    hits = []
-    for qi, label in zip(q, query_labels):
-        own = g[gallery_labels == label]
-        if not len(own):
-            raise VoxfaceError(f"identity {label!r} has no real face embedding in the gallery")
-        hits.append(np.linalg.norm(own - qi, axis=1) < tau)
-    return float(np.mean(np.concatenate(hits)))
+    missing = sorted(set(query_labels.tolist()) - set(gallery_labels.tolist()))
+    if missing:
+        raise VoxfaceError(f"identity {missing[0]!r} has no real face embedding in the gallery")
+    close = cdist(q, g) < tau
+    own = query_labels[:, None] == gallery_labels[None, :]
+    return {"own_hits": (close & own).sum(axis=1), "own_pairs": own.sum(axis=1),
+            "other_hits": (close & ~own).sum(axis=1), "other_pairs": (~own).sum(axis=1)}
 
 
-def matching_1v2(identity_distances: np.ndarray, true_column: np.ndarray, genders: np.ndarray | None = None) -> float:
-    """1:2 matching accuracy (Wen et al. 2019): is the true identity closer than another one?
+def identity_accuracy(queries: np.ndarray, query_labels: np.ndarray, gallery: np.ndarray,
+                      gallery_labels: np.ndarray, tau: float) -> float:
+    """Paper Table I: the share of (generated face, real face of the voice's identity) pairs closer than τ,
+    over all such pairs (shapes as :func:`identity_hits`)."""
+    hits = identity_hits(queries, query_labels, gallery, gallery_labels, tau)
+    return float(hits["own_hits"].sum() / hits["own_pairs"].sum())
+
+
+def matching_1v2_per_query(identity_distances: np.ndarray, true_column: np.ndarray,
+                           genders: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """1:2 matching (Wen et al. 2019) per query: is the true identity closer than another one?
 
     Every query is compared with every other identity (with the same gender only when ``genders``
     is given: the gender-stratified figure); ties count half.
@@ -168,28 +183,41 @@ def matching_1v2(identity_distances: np.ndarray, true_column: np.ndarray, gender
         genders: (K,) gender of each identity, or None for the unstratified figure.
 
     Returns:
-        accuracy in [0, 1] over all (query, other identity) trials; NaN when there is no trial.
+        (Q,) won trials (ties counted half) and (Q,) trials of each query.
     """
     d = np.asarray(identity_distances, dtype=np.float64)
     true_column = np.asarray(true_column, dtype=int)
-    scores = []
-    for row, t in zip(d, true_column):
-        others = np.arange(d.shape[1]) != t
-        if genders is not None:
-            others &= np.asarray(genders) == np.asarray(genders)[t]
-        diff = row[others] - row[t]
-        scores.append((diff > 0) + 0.5 * (diff == 0))
-    trials = np.concatenate(scores) if scores else np.array([])
-    return float(trials.mean()) if len(trials) else float("nan")
+    rows = np.arange(len(d))
+    others = np.ones(d.shape, dtype=bool)
+    others[rows, true_column] = False
+    if genders is not None:
+        genders = np.asarray(genders)
+        others &= genders[None, :] == genders[true_column][:, None]
+    diff = d - d[rows, true_column][:, None]
+    won = np.where(others, (diff > 0) + 0.5 * (diff == 0), 0.0)
+    return won.sum(axis=1), others.sum(axis=1)
 
 
-def recall_at_k(identity_distances: np.ndarray, true_column: np.ndarray, ks=(1, 5, 10)) -> dict[int, float]:
-    """Retrieval: the share of queries whose true identity is among the k nearest identities.
+def matching_1v2(identity_distances: np.ndarray, true_column: np.ndarray, genders: np.ndarray | None = None) -> float:
+    """1:2 matching accuracy in [0, 1] over all (query, other identity) trials (see
+    :func:`matching_1v2_per_query`); NaN when there is no trial."""
+    won, trials = matching_1v2_per_query(identity_distances, true_column, genders)
+    return float(won.sum() / trials.sum()) if trials.sum() else float("nan")
+
+
+def true_identity_rank(identity_distances: np.ndarray, true_column: np.ndarray) -> np.ndarray:
+    """(Q,) rank of each query's true identity among the K identities by distance (1 = nearest).
 
     Ties are broken against the true identity (it ranks after every identity at the same distance).
     """
     d = np.asarray(identity_distances, dtype=np.float64)
     true_column = np.asarray(true_column, dtype=int)
     own = d[np.arange(len(d)), true_column]
-    rank = (d <= own[:, None]).sum(axis=1)  # 1 = nearest; counts the true identity itself
+    return (d <= own[:, None]).sum(axis=1)  # counts the true identity itself
+
+
+def recall_at_k(identity_distances: np.ndarray, true_column: np.ndarray, ks=(1, 5, 10)) -> dict[int, float]:
+    """Retrieval: the share of queries whose true identity is among the k nearest identities
+    (:func:`true_identity_rank` <= k)."""
+    rank = true_identity_rank(identity_distances, true_column)
     return {int(k): float(np.mean(rank <= k)) for k in ks}

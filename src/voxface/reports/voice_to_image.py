@@ -40,14 +40,18 @@ from ..corpus.data import (
 from ..corpus.format import Corpus  # noqa: E402
 from ..corpus.validate import check_corpus  # noqa: E402
 from ..errors import VoxfaceError  # noqa: E402
-from ..evaluate.image_metrics import METRICS, image_quality  # noqa: E402
+from ..evaluate.image_metrics import METRICS, image_quality_per_image  # noqa: E402
+from ..evaluate.statistics import metric_statistics, per_identity_ratio  # noqa: E402
 from ..evaluate.verification import (  # noqa: E402
     calibrate_threshold,
     distances_to_identities,
     identity_accuracy,
+    identity_hits,
     matching_1v2,
+    matching_1v2_per_query,
     pair_distances,
     recall_at_k,
+    true_identity_rank,
 )
 from ..methods.gan2d import load_generator, target_faces  # noqa: E402
 from ..methods.speaker_cnn import load_voice_embeddings  # noqa: E402
@@ -171,22 +175,28 @@ def evaluate_2d(runs: list[str | Path], out: str | Path | None = None, tau: floa
     shared.update(_threshold(tau, calibration, real_emb, real_labels, out or runs[0]))
     grid_targets = target_faces(corpus, 0)
 
-    results = {}
+    results, per_identity = {}, {}
     for (run, q), config in zip(queries.items(), configs):
         name = config.get("generator", config["kind"])
         gen_emb, gen_found = embedder.embed(q.faces, progress=progress)
         d = distances_to_identities(gen_emb, real_emb, real_labels, identities)
         true_col = np.array([identities.index(i) for i in q.identity])
         gender = np.array([genders[i] for i in identities])
+        quality = None if q.targets is None else image_quality_per_image(q.targets, q.faces)
         metrics = {
             "generator": name, "run": str(run),
             "identity_accuracy": identity_accuracy(gen_emb, q.identity, real_emb, real_labels, shared["tau"]),
             "generated_face_detection_rate": float(gen_found.mean()),
-            "image_quality": None if q.targets is None else image_quality(q.targets, q.faces),
+            "image_quality": None if quality is None else {k: float(v.mean()) for k, v in quality.items()},
             "matching_1v2": matching_1v2(d, true_col),
             "matching_1v2_gender_stratified": matching_1v2(d, true_col, gender),
             "recall_at": {str(k): v for k, v in recall_at_k(d, true_col).items()},
             "images_per_second": len(q.identity) / q.seconds, **shared}
+        scores = identity_scores(q.identity, gen_emb, real_emb, real_labels, shared["tau"], d, true_col, identities,
+                                 gender, quality)
+        metrics["statistics"] = {name: metric_statistics(values, baselines)
+                                 for name, (values, baselines) in scores.items()}
+        per_identity[name] = {metric: values for metric, (values, _) in scores.items()}
         report = Path(run) / "report"
         _qualitative_grid(report / "qualitative.png", identities, q.identity, q.faces,
                           face_images(corpus, [corpus.faces[grid_targets[i]] for i in identities]))
@@ -196,11 +206,98 @@ def evaluate_2d(runs: list[str | Path], out: str | Path | None = None, tau: floa
         atomic.write_json(Path(run) / "metrics.json", metrics)
         atomic.write_text(report / "report.md", comparison_markdown({name: metrics}, shared))
         results[name] = metrics
-    summary = {"runs": results, **shared}
+    summary = {"runs": results, "between_runs": between_runs(per_identity), **shared}
     if out is not None:
         atomic.write_json(Path(out) / "comparison.json", summary)
         atomic.write_text(Path(out) / "comparison.md", comparison_markdown(results, shared))
     return summary
+
+
+CHANCE_BASELINE = "chance"
+OTHER_IDENTITIES_BASELINE = "real faces of other identities"
+
+
+def identity_scores(query_identity: np.ndarray, generated_emb: np.ndarray, real_emb: np.ndarray,
+                    real_labels: np.ndarray, tau: float, distances: np.ndarray, true_column: np.ndarray,
+                    identities: list, genders: np.ndarray,
+                    quality: dict[str, np.ndarray] | None = None) -> dict[str, tuple[np.ndarray, dict]]:
+    """Every metric of one run per test identity, with what it is compared with.
+
+    Args:
+        query_identity: (Q,) the identity of each generated face's voice; generated_emb (Q, D) their
+            embeddings; real_emb (G, D), real_labels (G,) the real faces'.
+        distances: (Q, K) from ``distances_to_identities``; true_column (Q,) each query's column.
+        identities: the K test identities; genders (K,) theirs.
+        quality: image metric -> (Q,) per generated face (``image_quality_per_image``), or None.
+
+    Returns:
+        metric -> ((K,) value per identity, {baseline name: (K,) values or one number}): identity
+        accuracy against the same faces' matches with other identities' real faces; 1:2 matching and
+        recall@k against chance; the image metrics (gan2d runs) with no baseline.
+    """
+    hits = identity_hits(generated_emb, query_identity, real_emb, real_labels, tau)
+    won, trials = matching_1v2_per_query(distances, true_column)
+    won_gender, trials_gender = matching_1v2_per_query(distances, true_column, genders)
+    rank = true_identity_rank(distances, true_column)
+    ones = np.ones(len(query_identity))
+
+    def by_identity(numerator, denominator=ones):
+        return per_identity_ratio(numerator, denominator, query_identity, identities)
+
+    k_all = len(identities)
+    scores = {
+        "identity_accuracy": (by_identity(hits["own_hits"], hits["own_pairs"]),
+                              {OTHER_IDENTITIES_BASELINE: by_identity(hits["other_hits"], hits["other_pairs"])}),
+        "matching_1v2": (by_identity(won, trials), {CHANCE_BASELINE: 0.5}),
+        "matching_1v2_gender_stratified": (by_identity(won_gender, trials_gender), {CHANCE_BASELINE: 0.5}),
+        **{f"recall_at_{k}": (by_identity(rank <= k), {CHANCE_BASELINE: min(k, k_all) / k_all}) for k in (1, 5, 10)},
+    }
+    for metric, values in (quality or {}).items():
+        scores[metric] = (by_identity(values), {})
+    return scores
+
+
+def between_runs(per_identity: dict[str, dict[str, np.ndarray]]) -> dict:
+    """Each run against each other run on every metric both have, paired over the test identities:
+    metric -> run -> {other run: ``paired_comparison``} (empty with a single run)."""
+    comparisons = {}
+    for name, scores in per_identity.items():
+        for metric, values in scores.items():
+            others = {other: s[metric] for other, s in per_identity.items() if other != name and metric in s}
+            found = metric_statistics(values, others) if others else None
+            if found is not None:
+                comparisons.setdefault(metric, {})[name] = found["vs"]
+    return comparisons
+
+
+def statistics_markdown(results: dict[str, dict]) -> list[str]:
+    """Markdown lines: each run's metrics as the mean over test identities with its 95% bootstrap
+    interval, and against each baseline the gain, its interval and the sign-flip p-value."""
+    lines = ["## How sure: 95% bootstrap intervals over the test identities, paired sign-flip tests", "",
+             "Gain = mean / baseline mean − 1 (higher is better for accuracies and recall).", "",
+             "| generator | metric | mean over identities [95% CI] | against | gain [95% CI] | p | significant at 5% |",
+             "|---|---|---|---|---|---|---|"]
+    for name, m in results.items():
+        for metric, found in m["statistics"].items():
+            if found is None:
+                lines.append(f"| {name} | {metric} | — (fewer than two identities with a value) | | | | |")
+                continue
+            mean = found["mean"]
+            cell = f"{mean['estimate']:.4g} [{mean['low']:.4g}, {mean['high']:.4g}]"
+            if not found["vs"]:
+                lines.append(f"| {name} | {metric} | {cell} | | | | |")
+            for baseline, c in found["vs"].items():
+                lines.append(f"| {name} | {metric} | {cell} | {baseline} | {_gain_cell(c['gain'])} | "
+                             f"{c['p_value']:.4f} | {'yes' if c['significant'] else 'no'} |")
+    return lines + [""]
+
+
+def _gain_cell(gain: dict | None) -> str:
+    """A gain and its interval in percent; an unbounded side is ∞, a zero baseline has no gain."""
+    if gain is None:
+        return "— (baseline 0)"
+    low, high = (f"{100 * b:+.1f}%" if b is not None else "+∞" for b in (gain["low"], gain["high"]))
+    return f"{100 * gain['estimate']:+.1f}% [{low}, {high}]"
 
 
 def _threshold(tau, calibration, real_emb, real_labels, figure_dir) -> dict:
@@ -266,6 +363,7 @@ def comparison_markdown(results: dict[str, dict], shared: dict) -> str:
         cells = ["— (no target: trained elsewhere)"] + [""] * (len(METRICS) - 1) if q is None else \
             [f"{q[k]:.3f}" for k in METRICS]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += ["", "Synthetic data: these numbers say how well a generator recovers identities of the "
+    lines += [""] + statistics_markdown(results)
+    lines += ["Synthetic data: these numbers say how well a generator recovers identities of the "
               "synthetic corpus, not how real voices relate to real faces.", ""]
     return "\n".join(lines)
