@@ -132,14 +132,20 @@ def test_aggregate_command_reads_runs_and_compares_methods_paired_by_seed(tmp_pa
     import json
 
     from voxface.cli import main
+    from voxface.reports.aggregate import aggregate_runs
 
     cmp = [0.0672, 0.0675, 0.0662, 0.0668, 0.0681]
     base2 = [0.0687, 0.0655, 0.0687, 0.0690, 0.0679]
+    rng = np.random.default_rng(5)
+    per_identity = {}
     for seed, (a, b) in enumerate(zip(cmp, base2)):
         methods = {"CMP-unsupervised": a, "Base-2": b, "mean-face oracle": 0.0746, "gender oracle": 0.0622}
+        per_identity[seed] = {k: (v + rng.normal(0, 0.01, 8)).tolist() for k, v in methods.items()}
+        table = {k: {"ARE": {"mean": v, "per_identity": per_identity[seed][k]}} for k, v in methods.items()}
+        del table["gender oracle"]["ARE"]["per_identity"]  # a run without per-identity values: no identity test
         folder = tmp_path / f"seed{seed}" / "cmp" / "evaluation"
         folder.mkdir(parents=True)
-        (folder / "metrics.json").write_text(json.dumps({"methods": {k: {"ARE": {"mean": v}} for k, v in methods.items()}}))
+        (folder / "metrics.json").write_text(json.dumps({"methods": table}))
     runs = [str(tmp_path / f"seed{s}") for s in range(5)]
     assert main(["aggregate", *runs, "--out", str(tmp_path / "agg"), "--compare", "CMP-unsupervised", "Base-2"]) == 0
     summary = json.loads((tmp_path / "agg" / "aggregate.json").read_text())
@@ -147,6 +153,13 @@ def test_aggregate_command_reads_runs_and_compares_methods_paired_by_seed(tmp_pa
     [comparison] = summary["comparisons"]
     assert comparison["paired_t_p"] == pytest.approx(stats.ttest_rel(cmp, base2).pvalue)
     assert comparison["difference"]["mean"] == pytest.approx(np.mean(np.subtract(cmp, base2)))
+    seed_mean = {k: np.mean([per_identity[s][k] for s in range(5)], axis=0) for k in ("CMP-unsupervised", "Base-2")}
+    expected = paired_comparison(seed_mean["CMP-unsupervised"], seed_mean["Base-2"])
+    assert comparison["over_identities"]["p_value"] == pytest.approx(expected["p_value"])
+    assert comparison["over_identities"]["gain"]["estimate"] == pytest.approx(expected["gain"]["estimate"])
+    default = aggregate_runs(runs)
+    assert {c["baseline"]: c["over_identities"] is None for c in default["comparisons"]
+            if c["method"] == "CMP-unsupervised"} == {"Base-2": False, "mean-face oracle": False, "gender oracle": True}
     assert "| CMP-unsupervised | Base-2 |" in capsys.readouterr().out
     assert main(["aggregate", runs[0], "--out", str(tmp_path / "one")]) == 2
     assert main(["aggregate", *runs, "--out", str(tmp_path / "x"), "--compare", "CMP-unsupervised", "Base-9"]) == 2
