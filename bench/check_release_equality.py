@@ -7,18 +7,24 @@ outputs in ``expected/``) into a temporary folder, unless ``--runs`` names an ea
 ``voxface import cmp-release`` output of the same files, and prints, for the three clips, the maximum
 relative error (max |ours - official| / max |official|) of every expected array: from the official
 features, and the meshes again from the WAV through voxface's own front end. tests/test_cmp_release.py
-asserts each is below 1e-4.
+asserts each is below 1e-4. First it prints the front end against ``shared/data/cmp_reference``: on
+how many of the 18 clips the silence removal keeps the official voiced segments and samples, and the
+largest |difference| of the features (tests/test_vad.py and tests/test_features.py assert them).
 """
 
 import argparse
+import json
 import shutil
 import tempfile
 from pathlib import Path
 
 import numpy as np
+import scipy.io.wavfile
 import torch
 import torch.nn.functional as F
 
+from voxface.audio import vad
+from voxface.audio.features import cmp_logmel
 from voxface.audio.voice import prepare_voice
 from voxface.face3d.transforms import apply_similarity, split_camera
 from voxface.paths import shared_data_dir
@@ -71,6 +77,21 @@ def clip_errors(runs: Path, shared: Path, clip: str) -> dict[str, float]:
     return errors
 
 
+def front_end_agreement(folder: Path) -> tuple[int, int, int, float]:
+    """Over the reference clips: how many have the official segments, how many the official kept
+    samples, how many clips there are, and the largest |ours - official| of the features."""
+    rows = json.loads((folder / "reference.json").read_text())["rows"]
+    segments = samples = 0
+    worst = 0.0
+    for row in rows:
+        _, pcm = scipy.io.wavfile.read(folder / row["file"])
+        segments += [b - a for a, b in vad.voiced_spans(pcm)] == row["segment_samples"]
+        samples += len(vad.trim_silence(pcm)) == row["speech_samples_after_vad"]
+        official = np.load(folder / row["features"])
+        worst = max(worst, float(np.abs(cmp_logmel(prepare_voice(folder / row["file"])) - official).max()))
+    return segments, samples, len(rows), worst
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=Path, help="folder written by `voxface import cmp-release` of the fixture")
@@ -78,6 +99,10 @@ def main() -> None:
     shared = shared_data_dir()
     if not (shared / "cmp_checkpoints" / "expected").is_dir():
         raise SystemExit(f"{shared / 'cmp_checkpoints'} not found: set VOXFACE_SHARED_DATA")
+    if (shared / "cmp_reference" / "reference.json").is_file():
+        segments, samples, clips, worst_feature = front_end_agreement(shared / "cmp_reference")
+        print(f"front end: official voiced segments on {segments}/{clips} clips, official kept samples on "
+              f"{samples}/{clips}; features max |diff| {worst_feature:.1e} (tolerance 1e-4)")
     with tempfile.TemporaryDirectory() as scratch:
         runs = args.runs or imported_runs(shared, Path(scratch))
         table = {clip: clip_errors(runs, shared, clip) for clip in CLIPS}
