@@ -5,7 +5,7 @@
 Runs `voxface demo` in a subprocess on a fresh folder (a temporary one unless --keep), then prints
 its stage times (from ``demo.json``), the wall time against the target (<= 180 s on 2 cores), the
 peak resident memory of the process tree (getrusage of the reaped children) and whether
-CMP-supervised still stays >= 15% below the gender oracle (docs/quickstart.md states both).
+CMP-supervised still stays >= 15% below the gender oracle (the README and docs/benchmarks.md state both).
 """
 
 from __future__ import annotations
