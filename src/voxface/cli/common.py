@@ -22,12 +22,14 @@ def add_settings_options(p: argparse.ArgumentParser, config_help: str, runs: tup
 def print_summary(metrics: dict) -> None:
     """One line per method of a voice-to-3D evaluation: mean ARE with its interval, the gain against the
     gender oracle with its interval and p-value, NME, RMSE; then coherence."""
+    from ..evaluate.statistics import gain_texts
+
     stats = metrics["statistics"]["methods"]
     for name, r in metrics["methods"].items():
         ci = stats[name]["mean"]
         versus = stats[name]["vs"].get("gender oracle")
-        test = (f" (95% CI [{100 * versus['gain']['low']:+.1f}%, {100 * versus['gain']['high']:+.1f}%], "
-                f"p={versus['p_value']:.4f}{', significant' if versus['significant'] else ''})") if versus else ""
+        test = (f" (95% CI {gain_texts(versus['gain'])[1]}, p={versus['p_value']:.4f}"
+                f"{', significant' if versus['significant'] else ''})") if versus else ""
         print(f"  {name:18s} mean ARE {r['ARE']['mean']:.4f} [{ci['low']:.4f}, {ci['high']:.4f}]  gain vs gender "
               f"oracle {100 * r['gain_vs_gender_oracle']:+.1f}%{test}  NME {r['NME']['cmp']:.4f}  "
               f"RMSE {r['RMSE']['holistic']:.3f}")

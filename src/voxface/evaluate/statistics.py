@@ -127,6 +127,16 @@ def per_identity_ratio(numerator: np.ndarray, denominator: np.ndarray, labels: n
         return np.where(totals[:, 1] > 0, totals[:, 0] / totals[:, 1], np.nan)
 
 
+def gain_texts(gain: dict | None) -> tuple[str, str]:
+    """A :func:`paired_comparison` gain as percent texts for reports: ("-19.3%", "[-28.7%, -8.8%]").
+    An unbounded side of the interval is ∞; a comparison with a zero baseline has no gain ("—")."""
+    if gain is None:
+        return "—", "(baseline 0)"
+    low, high = (f"{100 * b:+.1f}%" if b is not None else infinite
+                 for b, infinite in ((gain["low"], "−∞"), (gain["high"], "+∞")))
+    return f"{100 * gain['estimate']:+.1f}%", f"[{low}, {high}]"
+
+
 def metric_statistics(values: np.ndarray, baselines: dict[str, np.ndarray | float], alpha: float = ALPHA) -> dict | None:
     """One metric's mean over identities with its interval, and the metric against each baseline.
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import VoxfaceError
-from ..evaluate.statistics import aggregate_seeds, compare_seeds, paired_comparison
+from ..evaluate.statistics import aggregate_seeds, compare_seeds, gain_texts, paired_comparison
 from ..runs import atomic
 from .voice_to_3d import ORACLES
 
@@ -103,9 +103,8 @@ def write_aggregate(summary: dict, out: str | Path) -> Path:
                   "|---|---|---|---|---|---|"]
         for c in identity_level:
             o = c["over_identities"]
-            g = o["gain"]
-            lines.append(f"| {c['method']} | {c['baseline']} | {100 * g['estimate']:+.1f}% | "
-                         f"[{100 * g['low']:+.1f}%, {100 * g['high']:+.1f}%] | {o['p_value']:.4f} | "
+            gain, interval = gain_texts(o["gain"])
+            lines.append(f"| {c['method']} | {c['baseline']} | {gain} | {interval} | {o['p_value']:.4f} | "
                          f"{'yes' if o['significant'] else 'no'} |")
     atomic.write_text(out / "aggregate.md", "\n".join(lines) + "\n")
     return out / "aggregate.md"

@@ -13,6 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from ..evaluate.statistics import gain_texts  # noqa: E402
 from ..face3d import RATIOS, REGIONS, MorphableModel  # noqa: E402
 from ..runs import atomic  # noqa: E402
 
@@ -73,9 +74,7 @@ def _sections(metrics: dict) -> list[tuple[str, list[str], list[list[str]]]]:
     stats = metrics["statistics"]["methods"]
     ci = [[name, f"{s['mean']['estimate']:.4f}", f"[{s['mean']['low']:.4f}, {s['mean']['high']:.4f}]"]
           for name, s in stats.items()]
-    tests = [[name, baseline, f"{100 * c['gain']['estimate']:+.1f}%",
-              f"[{100 * c['gain']['low']:+.1f}%, {100 * c['gain']['high']:+.1f}%]", _p_value(c["p_value"]),
-              "yes" if c["significant"] else "no"]
+    tests = [[name, baseline, *gain_texts(c["gain"]), _p_value(c["p_value"]), "yes" if c["significant"] else "no"]
              for name, s in stats.items() for baseline, c in s["vs"].items()]
     return [
         ("ARE (paper Table 1, S-6)", ["method", *RATIOS, "mean", "gain vs mean face", "gain vs gender"], t1),

@@ -41,7 +41,7 @@ from ..corpus.format import Corpus  # noqa: E402
 from ..corpus.validate import check_corpus  # noqa: E402
 from ..errors import VoxfaceError  # noqa: E402
 from ..evaluate.image_metrics import METRICS, image_quality_per_image  # noqa: E402
-from ..evaluate.statistics import metric_statistics, per_identity_ratio  # noqa: E402
+from ..evaluate.statistics import gain_texts, metric_statistics, per_identity_ratio  # noqa: E402
 from ..evaluate.verification import (  # noqa: E402
     calibrate_threshold,
     distances_to_identities,
@@ -287,17 +287,9 @@ def statistics_markdown(results: dict[str, dict]) -> list[str]:
             if not found["vs"]:
                 lines.append(f"| {name} | {metric} | {cell} | | | | |")
             for baseline, c in found["vs"].items():
-                lines.append(f"| {name} | {metric} | {cell} | {baseline} | {_gain_cell(c['gain'])} | "
+                lines.append(f"| {name} | {metric} | {cell} | {baseline} | {' '.join(gain_texts(c['gain']))} | "
                              f"{c['p_value']:.4f} | {'yes' if c['significant'] else 'no'} |")
     return lines + [""]
-
-
-def _gain_cell(gain: dict | None) -> str:
-    """A gain and its interval in percent; an unbounded side is ∞, a zero baseline has no gain."""
-    if gain is None:
-        return "— (baseline 0)"
-    low, high = (f"{100 * b:+.1f}%" if b is not None else "+∞" for b in (gain["low"], gain["high"]))
-    return f"{100 * gain['estimate']:+.1f}% [{low}, {high}]"
 
 
 def _threshold(tau, calibration, real_emb, real_labels, figure_dir) -> dict:
