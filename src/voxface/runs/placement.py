@@ -60,7 +60,7 @@ class OnDevice(torch.nn.Module):
         self.target = device
 
     def forward(self, *args, **kwargs):
-        return _moved(self.inner(*_moved(args, self.target), **_moved(kwargs, self.target)), "cpu")
+        return self._through(self.inner)(*args, **kwargs)
 
     def __getattr__(self, name: str):
         try:
@@ -70,9 +70,13 @@ class OnDevice(torch.nn.Module):
         value = getattr(super().__getattr__("inner"), name)
         if not callable(value) or not hasattr(value, "__self__"):
             return value
+        return self._through(value)
+
+    def _through(self, function):
+        """``function`` taking its tensor arguments on the device and giving its tensor results on the CPU."""
 
         def on_device(*args, **kwargs):
-            return _moved(value(*_moved(args, self.target), **_moved(kwargs, self.target)), "cpu")
+            return _moved(function(*_moved(args, self.target), **_moved(kwargs, self.target)), "cpu")
 
         return on_device
 
