@@ -118,6 +118,7 @@ def test_wen_release_is_a_voice_to_image_model(shared_data, release, tmp_path):
     (wen / "voice_embedding.pth").symlink_to(release / "pretrained_models" / "voice_embedding.pth")
     (wen / "generator.pth").symlink_to(release / "pretrained_models" / "generator_48000.pth")
     model = VoiceToImage.load(import_wen_release(wen, tmp_path / "run"))
+    assert model.provenance["synthetic"] is False and "VoxCeleb1" in model.provenance["trained_on"]
     e = expected(shared_data, "george_0")
     face = model.generator(model.encoder(official_features(shared_data, "george_0")))[0]
     assert relative_error(face, e["face_image"]) < TOLERANCE

@@ -83,6 +83,7 @@ def test_pipeline_tiny(tiny_corpus_dir, tmp_path):
     from voxface.predictors.voice_to_image import VoiceToImage
 
     image_model = VoiceToImage.load(tmp_path / "vae")
+    assert image_model.provenance["synthetic"] and "synthetic voices" in image_model.provenance["trained_on"]
     first = saved["utterance"] == 0
     voice = torch.from_numpy(saved["embedding"][first].mean(0, keepdims=True))
     expected = load_generator(tmp_path / "vae").generate(voice)[0].permute(1, 2, 0).numpy() * 255

@@ -74,6 +74,13 @@ def test_with_a_2d_model_the_answer_has_the_generated_face_image(service, image_
     assert np.abs(small - image_model.image(voices[0])).mean() < 8  # the enlarged image of this voice
     assert not np.array_equal(image_model.image(voices[0]), image_model.image(voices[-1]))
     assert service.predict(voices[0]).face_image is None  # no 2D model, no image
+    assert "2D face image comes from" not in result.notice()  # a bundle that does not say what it heard
+    synthetic = VoiceToImage(image_model.encoder, image_model.generator, image_model.settings,
+                             {"trained_on": "the synthetic voices of 5 identities of corpus tiny", "synthetic": True})
+    synthetic.save(tmp_path / "synthetic.pt")
+    labelled = FaceFromVoice(service.predictor, tmp_path / "out2", image_model=VoiceToImage.load(tmp_path / "synthetic.pt"))
+    assert ("Warning: the 2D face image comes from a model trained on the synthetic voices of 5 identities of "
+            "corpus tiny: on a real voice it carries no information" in labelled.predict(voices[0]).notice())
     with pytest.raises(VoxfaceError, match="not a voxface voice-to-image model"):
         VoiceToImage.load(predictor_file)
 

@@ -70,14 +70,16 @@ class FacePrediction:
     face: dict | None = None
     uncertainty_png: Path | None = None
     face_image: Path | None = None
+    face_image_warning: str | None = None
 
     def notice(self) -> str:
-        """Markdown shown beside the face: the warning (if any) and the in-distribution score."""
+        """Markdown shown beside the face: the warnings (if any) and the in-distribution score."""
         score = self.voice["in_distribution_score"]
         typical = ("unknown (no reference of the model's training voices)" if score is None else
                    f"**{score:.3f}** (share of held-out training voices at least as unusual; "
                    f"below {self.voice['warn_below']:g} is flagged)")
-        lines = [f"⚠️ **Warning: {self.voice['warning']}.**"] if self.voice["warning"] else []
+        lines = [f"⚠️ **Warning: {warning}.**" for warning in (self.voice["warning"], self.face_image_warning)
+                 if warning]
         return "\n\n".join(lines + [f"How typical this voice is for the model: {typical}. "
                                       f"Model trained on {self.voice['trained_on']}."])
 
@@ -146,16 +148,25 @@ class FaceFromVoice:
         glb, png, parameters, *extra = (Path(p) for p in outcome.outputs)
         obj = save_mesh(glb.with_suffix(".obj"), outcome.mesh, self.predictor.model.triangles)
         record = json.loads(parameters.read_text())
-        face_image = None
+        face_image = face_image_warning = None
         if self.image_model is not None:
             from PIL import Image
 
             image = Image.fromarray(self.image_model.image(audio_path))
             face_image = save_png(glb.with_name(glb.stem + "_face2d.png"),
                                   np.asarray(image.resize((FACE_IMAGE_SIZE,) * 2, Image.BICUBIC)))
+            face_image_warning = image_model_warning(self.image_model)
         log.info("served %s -> %s", audio_path.name, folder)
         return FacePrediction(glb, obj, png, parameters, record["voice"], record["face"], next(iter(extra), None),
-                              face_image)
+                              face_image, face_image_warning)
+
+
+def image_model_warning(image_model: VoiceToImage) -> str | None:
+    """What the page says under a 2D face image whose model was trained on synthetic voices, else None."""
+    if not image_model.provenance.get("synthetic"):
+        return None
+    return (f"the 2D face image comes from a model trained on {image_model.provenance['trained_on']}: on a real "
+            "voice it carries no information")
 
 
 def find_run(run: str | Path | None) -> tuple[Path | None, str]:
@@ -247,9 +258,8 @@ def serve(run: str | Path | None = None, host: str = DEFAULT_HOST, port: int = D
         image_model = None
         if image_run is not None:
             image_model = place_predictor(VoiceToImage.load(image_run), device)
-            origin = ("Wen et al. 2019's release" if image_model.settings["generator"] == "wen2019"
-                      else "trained on the corpus of that run")
-            note += f" 2D face model: `{image_run}` ({image_model.settings['generator']}, {origin})."
+            origin = image_model.provenance.get("trained_on", "voices it does not describe")
+            note += f" 2D face model: `{image_run}` ({image_model.settings['generator']}, trained on {origin})."
         predictor = place_predictor(VoiceTo3D.load(path), device)
         note += f" Trained on {predictor.provenance.get('trained_on', 'voices it does not describe')}."
         sweep_abandoned()

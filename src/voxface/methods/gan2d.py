@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..corpus.data import photos
+from ..corpus.data import photos, training_provenance
 from ..corpus.format import Corpus
 from ..corpus.validate import check_corpus
 from ..errors import VoxfaceError
@@ -176,7 +176,8 @@ def fit(config: Config, run_dir: str | Path, progress: bool = True) -> Fitted:
         seconds = time.perf_counter() - start
         generator = module.generator.cpu().eval()
         save_generator(run / GENERATOR_FILE, generator, config.generator)
-        predictor = VoiceToImage(load_speaker_cnn(config.speaker_run), generator, {"generator": config.generator})
+        predictor = VoiceToImage(load_speaker_cnn(config.speaker_run), generator, {"generator": config.generator},
+                                 training_provenance(corpus, len(set(voices["identity"][train]))))
         predictor.save(run / VOICE_TO_IMAGE_FILE)
         metrics = {"generator": config.generator, "training_pairs": len(x), "epochs": config.epochs,
                    "train_seconds": seconds, "resumed": resume is not None}

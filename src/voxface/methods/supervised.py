@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..corpus.data import UtteranceSet, embedding_bank, split_identities, utterance_set
+from ..corpus.data import UtteranceSet, embedding_bank, split_identities, training_provenance, utterance_set
 from ..corpus.datasets import CROP_FRAMES, Triplets, random_batch_length
 from ..corpus.validate import check_corpus
 from ..errors import VoxfaceError
@@ -203,13 +203,6 @@ def fit(config: Config, run_dir: str | Path, progress: bool = True) -> Fitted:
         log.info("supervised regressor (%s backbone, %s head) on %d identities: %s", config.backbone,
                  config.uncertainty, len(train_ids), metrics)
         return Fitted(run, predictor, metrics)
-
-
-def training_provenance(corpus, n_identities: int) -> dict:
-    """What a predictor says about its training voices wherever its predictions are shown."""
-    kind = "synthetic" if corpus.synthetic else "real"
-    return {"trained_on": f"the {kind} voices of {n_identities} identities of corpus {corpus.root}",
-            "synthetic": bool(corpus.synthetic)}
 
 
 def voice_reference(predictor: VoiceTo3D, sets: list[UtteranceSet], source: str) -> VoiceReference:

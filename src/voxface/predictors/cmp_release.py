@@ -62,6 +62,8 @@ WEN_KIND = "wen-release"
 PROVENANCE = {"trained_on": "the real voices of VoxCeleb1 identities that are also in VGGFace (the CMP release; "
                             "it ships no voices, so how typical a voice is for it is unknown until "
                             "`voxface voice-reference` fits one)", "synthetic": False}
+WEN_PROVENANCE = {"trained_on": "the real voices of VoxCeleb1 identities that are also in VGGFace (Wen et al. "
+                                 "2019's release)", "synthetic": False}
 
 
 @dataclass(frozen=True)
@@ -191,7 +193,7 @@ def import_wen_release(folder: str | Path, out: str | Path) -> Path:
     encoder = networks.voice_encoder(_state_dict(found["voice_embedding"], "the voice encoder"),
                                      found["voice_embedding"])
     generator = networks.face_generator(_state_dict(found["generator"], "the face generator"), found["generator"])
-    model = VoiceToImage(encoder, generator, {"generator": "wen2019"})
+    model = VoiceToImage(encoder, generator, {"generator": "wen2019"}, WEN_PROVENANCE)
     return _write_run(out, WEN_KIND, found, model.save, IMAGE_FILE)
 
 

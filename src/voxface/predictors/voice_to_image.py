@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -49,11 +49,14 @@ class VoiceToImage:
         generator: a 2D generator with ``generate((B, 128)) -> (B, 3, 64, 64)`` in [0, 1], or Wen et
             al.'s :class:`FaceGenerator` ((B, 64) -> raw (B, 3, 64, 64)).
         settings: the generator's saved settings (``generator``, and its sizes).
+        provenance: ``trained_on`` (a sentence for users) and ``synthetic`` (whether its training
+            voices were synthetic); empty for a bundle that does not say.
     """
 
     encoder: SpeakerCNN | CMPVoiceEncoder
     generator: torch.nn.Module
     settings: dict
+    provenance: dict = field(default_factory=dict)
 
     def __post_init__(self):
         for net in (self.encoder, self.generator):
@@ -88,11 +91,12 @@ class VoiceToImage:
         return (face * 255).round().astype(np.uint8)
 
     def save(self, path: str | Path) -> None:
-        write_bundle(path, KIND, {"encoder": self.encoder, "generator": self.generator}, settings=self.settings)
+        write_bundle(path, KIND, {"encoder": self.encoder, "generator": self.generator}, settings=self.settings,
+                     provenance=self.provenance)
 
     @classmethod
     @reads_saved_file
     def load(cls, run_or_file: str | Path) -> "VoiceToImage":
         """From a run folder of ``voxface train gan2d`` / ``import wen-release`` or its ``voice_to_image.pt``."""
         networks, values = read_bundle(run_or_file, KIND)
-        return cls(networks["encoder"], networks["generator"], values["settings"])
+        return cls(networks["encoder"], networks["generator"], values["settings"], values.get("provenance", {}))
