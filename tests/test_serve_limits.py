@@ -67,6 +67,21 @@ def test_predict_refuses_past_its_limit_and_the_flag_raises_it(predictor, long_o
     assert "minutes long" not in (outcome.error or "")  # decoded (noise: no speech found, or a face)
 
 
+def test_features_and_voice_reference_refuse_a_recording_past_the_limit_before_decoding_it(
+        predictor, long_ogg, tiny_corpus_dir, tmp_path, capsys):
+    from voxface.cli import main
+
+    voice = next((tiny_corpus_dir / "audio").glob("*/*.wav"))
+    assert main(["features", str(long_ogg), str(voice), "--out", str(tmp_path / "feats"), "--max-minutes", "2"]) == 2
+    err = capsys.readouterr().err
+    assert f"{long_ogg}: error:" in err and "limit is 2.0 minutes" in err and "--max-minutes 3 " in err
+    assert [p.name for p in (tmp_path / "feats").iterdir()] == [f"{voice.stem}.npy"]  # the other file still ran
+    from voxface.workflows.voice_reference import _recorded_voices
+
+    features, _, _ = _recorded_voices(predictor, [str(long_ogg), str(voice)], False, max_minutes=2)
+    assert len(features) == 1  # the long recording was skipped, not decoded
+
+
 def test_request_folders_are_bounded(predictor, tiny_corpus_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(storage, "GRACE_S", -1.0)
     service = FaceFromVoice(predictor, RequestFolders(tmp_path / "out", keep=2))

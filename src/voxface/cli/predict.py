@@ -29,13 +29,14 @@ def _cmd_predict(args: argparse.Namespace) -> None:
 def _cmd_features(args: argparse.Namespace) -> None:
     from ..workflows.features import write_cmp_features
 
-    report_outcomes(write_cmp_features(args.audio, args.out), args.out)
+    report_outcomes(write_cmp_features(args.audio, args.out, args.max_minutes), args.out)
 
 
 def _cmd_voice_reference(args: argparse.Namespace) -> None:
     from ..workflows.voice_reference import fit_voice_reference
 
-    reference = fit_voice_reference(args.run, corpus=args.corpus, audio=args.audio, progress=not args.quiet)
+    reference = fit_voice_reference(args.run, corpus=args.corpus, audio=args.audio, progress=not args.quiet,
+                                    max_minutes=args.max_minutes)
     print(f"{args.run}: voice reference of {reference.source} ({len(reference.calibration)} calibration distances)")
 
 
@@ -48,9 +49,7 @@ def add_commands(sub) -> None:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--format", default="obj", choices=["obj", "ply", "glb"], help="mesh format (default obj)")
     p.add_argument("--model", help="refuse the checkpoint unless it was trained for this morphable model spec")
-    p.add_argument("--max-minutes", type=cli_number(float, gt=0), default=PREDICT_MAX_MINUTES, dest="max_minutes",
-                   help="refuse recordings longer than this, read from the file before decoding it (default: "
-                        "%(default)s; memory grows by about 65 MB a minute)")
+    _add_max_minutes(p)
     add_device_argument(p)
     p.set_defaults(func=_cmd_predict)
 
@@ -62,6 +61,7 @@ def add_commands(sub) -> None:
                                    "(docs/release_models.md). A bad file gets one line; the others go on.")
     p.add_argument("audio", nargs="+", metavar="AUDIO", help="audio files (wav, flac, ogg, mp3, m4a)")
     p.add_argument("--out", required=True, help="output folder")
+    _add_max_minutes(p)
     p.set_defaults(func=_cmd_features)
 
     p = sub.add_parser("voice-reference", help="store in a predictor what its typical voices are like",
@@ -72,5 +72,13 @@ def add_commands(sub) -> None:
     p.add_argument("run", help="a run folder or its predictor.pt")
     p.add_argument("--corpus", help="fit on this corpus's training identities")
     p.add_argument("--audio", nargs="+", metavar="AUDIO", help="fit on these recordings")
+    _add_max_minutes(p)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_voice_reference)
+
+
+def _add_max_minutes(p: argparse.ArgumentParser) -> None:
+    """``--max-minutes``: the longest recording a command decodes (read from its header first)."""
+    p.add_argument("--max-minutes", type=cli_number(float, gt=0), default=PREDICT_MAX_MINUTES, dest="max_minutes",
+                   help="refuse recordings longer than this, read from the file before decoding it (default: "
+                        "%(default)s; memory grows by about 65 MB a minute)")

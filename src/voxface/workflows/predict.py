@@ -34,6 +34,18 @@ class Outcome:
     mesh: np.ndarray | None = None
 
 
+def read_voice(source: str | Path, max_minutes: float | None = PREDICT_MAX_MINUTES) -> np.ndarray:
+    """A recording's speech through CMP's front end (``prepare_voice``), refused first when its header
+    says it is longer than ``max_minutes`` (None: no limit), so a long file is never decoded.
+
+    Raises:
+        VoxfaceError: naming the file, if it is too long or unusable.
+    """
+    check_duration(source, None if max_minutes is None else 60 * max_minutes,
+                   hint="split it, or pass --max-minutes {needed} to allow it (memory grows by about 65 MB a minute)")
+    return prepare_voice(source)
+
+
 def predict_files(predictor: VoiceTo3D, sources: list[str], out_dir: str | Path, mesh_format: str = "obj",
                   render_size: int = 512, max_minutes: float | None = PREDICT_MAX_MINUTES,
                   labels: list[str] | None = None) -> list[Outcome]:
@@ -47,12 +59,9 @@ def predict_files(predictor: VoiceTo3D, sources: list[str], out_dir: str | Path,
         raise VoxfaceError(f"unknown mesh format {mesh_format!r}; choose one of {MESH_FORMATS}")
     out = output_folder(out_dir)
     outcomes, used = [], set()
-    limit = None if max_minutes is None else 60 * max_minutes
     for n, source in enumerate(sources):
         try:
-            check_duration(source, limit, hint="split it, or pass --max-minutes {needed} to allow it (memory grows "
-                                               "by about 65 MB a minute)")
-            wave = prepare_voice(source)
+            wave = read_voice(source, max_minutes)
         except VoxfaceError as e:
             log.debug("skipped %s: %s", source, e)
             outcomes.append(Outcome(source, [], str(e)))

@@ -14,12 +14,13 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..audio.voice import prepare_voice
+from ..audio.duration import PREDICT_MAX_MINUTES
 from ..corpus.data import utterance_set
 from ..corpus.validate import check_corpus
 from ..errors import VoxfaceError
 from ..evaluate.novelty import VoiceReference
 from ..predictors.voice_to_3d import VoiceTo3D
+from .predict import read_voice
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +28,14 @@ MIN_RECORDINGS = 10
 
 
 def fit_voice_reference(run_or_file: str | Path, corpus: str | Path | None = None,
-                        audio: list[str] | None = None, progress: bool = True) -> VoiceReference:
+                        audio: list[str] | None = None, progress: bool = True,
+                        max_minutes: float | None = PREDICT_MAX_MINUTES) -> VoiceReference:
     """Fit a reference on a corpus's training identities or on recordings, and store it in the
     predictor file (rewritten atomically).
 
     Recordings are grouped by their folder (one speaker per folder); when they all share one
-    folder, each recording is its own group. Unusable recordings are skipped with a log line.
+    folder, each recording is its own group. Unusable recordings, and recordings longer than
+    ``max_minutes``, are skipped with a log line.
 
     Raises:
         VoxfaceError: neither or both sources given, fewer than ``MIN_RECORDINGS`` usable
@@ -46,7 +49,7 @@ def fit_voice_reference(run_or_file: str | Path, corpus: str | Path | None = Non
     if corpus is not None:
         features, groups, source = _corpus_voices(predictor, corpus, progress)
     else:
-        features, groups, source = _recorded_voices(predictor, audio, progress)
+        features, groups, source = _recorded_voices(predictor, audio, progress, max_minutes)
     if len(features) < MIN_RECORDINGS or len(set(groups)) < 2:
         raise VoxfaceError(f"{len(features)} usable recordings of {len(set(groups))} group(s); a reference needs "
                            f"at least {MIN_RECORDINGS} recordings in 2 folders (speakers)")
@@ -66,11 +69,11 @@ def _corpus_voices(predictor: VoiceTo3D, corpus_dir, progress: bool):
     return data.features, groups, f"{len(data.features)} utterances of {len(ids)} training identities of {corpus.root}"
 
 
-def _recorded_voices(predictor: VoiceTo3D, audio: list[str], progress: bool):
+def _recorded_voices(predictor: VoiceTo3D, audio: list[str], progress: bool, max_minutes: float | None):
     features, folders = [], []
     for file in tqdm(audio, desc="voice reference", disable=not progress, unit="file"):
         try:
-            features += predictor.voice_features([prepare_voice(file)])
+            features += predictor.voice_features([read_voice(file, max_minutes)])
         except VoxfaceError as e:
             log.info("skipped %s", e)
             continue
