@@ -28,7 +28,7 @@ from ..evaluate.novelty import VoiceReference
 from ..evaluate.population import FacePopulation
 from ..losses.triplet import squared_triplet_loss
 from ..models.regressor import UNCERTAINTY, create_regressor
-from ..predictors.voice_to_3d import BACKBONES, VoiceTo3D
+from ..predictors.voice_to_3d import BACKBONES, FEATURES, VoiceTo3D
 from ..runs.config import TrainingSettings, count, positive, random_seed, setting, weight
 from ..runs.distributed import data_loader
 from ..runs.folder import resume_checkpoint, run_folder
@@ -162,10 +162,9 @@ def fit(config: Config, run_dir: str | Path, progress: bool = True) -> Fitted:
         model = corpus.model
         train_ids = corpus.identity_ids("train")
         fit_ids, val_ids = split_identities(train_ids, config.val_fraction, config.seed, config.corpus)
-        kind = "cmp_logmel" if config.backbone == "cmp" else "resemblyzer"
         encoder = load_encoder(config.speaker_run) if config.backbone == "cmp" else None
         embed_dim = encoder.embed_dim if encoder is not None else RESEMBLYZER_DIM
-        sets = {name: utterance_set(corpus, ids, kind, config.workers, progress=progress,
+        sets = {name: utterance_set(corpus, ids, FEATURES[config.backbone], config.workers, progress=progress,
                                     feature_shards=config.feature_shards)
                 for name, ids in (("fit", fit_ids), ("val", val_ids))}
         targets = {name: corpus.reference_shapes(s.identity_ids) for name, s in sets.items()}

@@ -24,6 +24,8 @@ from .bundle import read_bundle, write_bundle
 
 KIND = "voice-to-3d"
 BACKBONES = ("cmp", "resemblyzer")
+FEATURES = {"cmp": "cmp_logmel", "resemblyzer": "resemblyzer"}
+"""The cached corpus feature (``corpus.features``) each backbone reads."""
 DESCRIPTORS = {"cmp": "cmp-first-block", "resemblyzer": "resemblyzer-embedding"}
 """The per-utterance descriptor each backbone's voice reference is fitted on (see ``descriptors``)."""
 

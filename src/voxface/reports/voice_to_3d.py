@@ -27,7 +27,7 @@ from ..evaluate.oracles import gender_oracle, mean_face_oracle, voice_parameter_
 from ..evaluate.statistics import CONFIDENCE, method_statistics
 from ..evaluate.uncertainty import CoefficientDistribution, calibration_report
 from ..face3d import MorphableModel
-from ..predictors.voice_to_3d import VoiceTo3D
+from ..predictors.voice_to_3d import FEATURES, VoiceTo3D
 from ..runs import atomic
 from ..runs.config import check_number
 from ..runs.folder import run_corpus
@@ -62,8 +62,7 @@ class TestPredictions:
 def predict_test_meshes(predictor: VoiceTo3D, corpus: Corpus, test_ids: list[str], per_identity: int,
                         progress: bool = True) -> TestPredictions:
     """The predictor on each test identity's first U utterances (identities need >= U)."""
-    kind = "cmp_logmel" if predictor.backbone == "cmp" else "resemblyzer"
-    data = utterance_set(corpus, test_ids, kind, per_identity=per_identity, progress=progress)
+    data = utterance_set(corpus, test_ids, FEATURES[predictor.backbone], per_identity=per_identity, progress=progress)
     counts = np.bincount(data.identity_index, minlength=len(test_ids))
     if counts.min() < per_identity:
         short = [test_ids[i] for i in np.flatnonzero(counts < per_identity)][:5]

@@ -19,7 +19,7 @@ from ..corpus.data import utterance_set
 from ..corpus.validate import check_corpus
 from ..errors import VoxfaceError
 from ..evaluate.novelty import VoiceReference
-from ..predictors.voice_to_3d import VoiceTo3D
+from ..predictors.voice_to_3d import FEATURES, VoiceTo3D
 from .predict import read_voice
 
 log = logging.getLogger(__name__)
@@ -63,8 +63,7 @@ def _corpus_voices(predictor: VoiceTo3D, corpus_dir, progress: bool):
     corpus = check_corpus(corpus_dir)
     predictor.check_model(corpus.model)
     ids = corpus.identity_ids("train")
-    kind = "cmp_logmel" if predictor.backbone == "cmp" else "resemblyzer"
-    data = utterance_set(corpus, ids, kind, progress=progress)
+    data = utterance_set(corpus, ids, FEATURES[predictor.backbone], progress=progress)
     groups = [ids[i] for i in data.identity_index]
     return data.features, groups, f"{len(data.features)} utterances of {len(ids)} training identities of {corpus.root}"
 
