@@ -27,11 +27,13 @@ CHROMEDRIVER = shutil.which("chromedriver")
 
 @pytest.fixture(scope="module")
 def image_model_file(tmp_path_factory) -> Path:
-    """An untrained (seeded) speaker CNN + VAE bundle: speech -> 2D face image."""
+    """An untrained (seeded) speaker CNN + VAE bundle: speech -> 2D face image, labelled as trained on
+    synthetic voices."""
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("image_model") / "voice_to_image.pt"
     settings = {"generator": "vae", "width": 8, "latent_dim": 4}
-    VoiceToImage(SpeakerCNN(5, channels=8), VoiceVAE(latent_dim=4, width=8), settings).save(path)
+    provenance = {"trained_on": "the synthetic voices of the tiny test corpus", "synthetic": True}
+    VoiceToImage(SpeakerCNN(5, channels=8), VoiceVAE(latent_dim=4, width=8), settings, provenance).save(path)
     return path
 
 
@@ -74,13 +76,12 @@ def test_with_a_2d_model_the_answer_has_the_generated_face_image(service, image_
     assert np.abs(small - image_model.image(voices[0])).mean() < 8  # the enlarged image of this voice
     assert not np.array_equal(image_model.image(voices[0]), image_model.image(voices[-1]))
     assert service.predict(voices[0]).face_image is None  # no 2D model, no image
-    assert "2D face image comes from" not in result.notice()  # a bundle that does not say what it heard
-    synthetic = VoiceToImage(image_model.encoder, image_model.generator, image_model.settings,
-                             {"trained_on": "the synthetic voices of 5 identities of corpus tiny", "synthetic": True})
-    synthetic.save(tmp_path / "synthetic.pt")
-    labelled = FaceFromVoice(service.predictor, tmp_path / "out2", image_model=VoiceToImage.load(tmp_path / "synthetic.pt"))
-    assert ("Warning: the 2D face image comes from a model trained on the synthetic voices of 5 identities of "
-            "corpus tiny: on a real voice it carries no information" in labelled.predict(voices[0]).notice())
+    assert ("Warning: the 2D face image comes from a model trained on the synthetic voices of the tiny test "
+            "corpus: on a real voice it carries no information" in result.notice())
+    unlabelled = VoiceToImage(image_model.encoder, image_model.generator, image_model.settings)
+    unlabelled.save(tmp_path / "unlabelled.pt")  # a bundle that does not say what it heard: no such warning
+    silent = FaceFromVoice(service.predictor, tmp_path / "out2", image_model=VoiceToImage.load(tmp_path / "unlabelled.pt"))
+    assert "2D face image comes from" not in silent.predict(voices[0]).notice()
     with pytest.raises(VoxfaceError, match="not a voxface voice-to-image model"):
         VoiceToImage.load(predictor_file)
 
@@ -230,6 +231,7 @@ def test_browser_uploads_a_wav_and_gets_a_mesh_its_uncertainty_a_face_image_and_
     assert seen["widths"]["voxface-render"] == RENDER_SIZE and seen["widths"]["voxface-face-image"] == FACE_IMAGE_SIZE
     assert "Warning: this model was trained on the synthetic voices" in seen["notice"]
     assert "How typical this voice is for the model:" in seen["notice"]
+    assert "the 2D face image comes from a model trained on the synthetic voices" in seen["notice"]
     assert "Nearest face type:" in seen["description"] and "interval" in seen["description"]
     assert screenshot.stat().st_size > 10_000
 
