@@ -284,3 +284,14 @@ def test_block_boundaries_do_not_change_the_energies(n_samples):
     assert BLOCK_FRAMES == 128
     wave = speech_like(n_samples / SR + 1e-6, seed=n_samples)[:n_samples]
     np.testing.assert_allclose(log_mel_energies(wave), sphinx_reference(wave), atol=2e-3)
+
+
+def test_filter_bands_hold_every_weight_of_the_filter_bank_once():
+    from voxface.audio.features import _filter_bands
+
+    rebuilt = np.zeros((2 * 513, 64), np.float32)
+    for band in _filter_bands():
+        assert not rebuilt[band.squares, band.filters].any()
+        rebuilt[band.squares, band.filters] = band.weights
+    np.testing.assert_array_equal(rebuilt[0::2], mel_filterbank())
+    np.testing.assert_array_equal(rebuilt[1::2], mel_filterbank())

@@ -36,6 +36,7 @@ vectorised, including its quirks:
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 import librosa
 import numpy as np
@@ -137,16 +138,13 @@ def log_mel_energies(wave: np.ndarray) -> np.ndarray:
     if wave.dtype != np.int16:
         samples *= np.float32(PCM16_SCALE)
     n_frames = len(samples) // HOP_LENGTH + 1
-    bank = _squares_filterbank()
     energies = np.empty((n_frames, N_MELS), dtype=np.float32)
     block = np.zeros((min(BLOCK_FRAMES, n_frames), N_FFT), dtype=np.float32)  # columns 400: stay zero
     frames = _SphinxFrames(samples)
     for start in range(0, n_frames, BLOCK_FRAMES):
         rows = block[: min(BLOCK_FRAMES, n_frames - start)]
         frames.windowed(start, out=rows[:, :WINDOW_LENGTH])
-        squares = scipy.fft.rfft(rows, axis=1).view(np.float32)[:, : len(bank)]  # (m, 2·bins): re, im, ...
-        np.square(squares, out=squares)
-        np.matmul(squares, bank, out=energies[start : start + len(rows)])
+        _filter_bank_energies(scipy.fft.rfft(rows, axis=1), out=energies[start : start + len(rows)])
     np.maximum(energies, np.float32(LOG_FLOOR), out=energies)
     return np.log(energies, out=energies)
 
@@ -207,18 +205,40 @@ def mel_delta(wave: np.ndarray) -> np.ndarray:
     return np.stack([patches, deltas], axis=-1).astype(np.float32)
 
 
-@functools.lru_cache(maxsize=1)
-def _squares_filterbank() -> np.ndarray:
-    """The filter bank applied to interleaved squares: (2·bins, 64) float32, read-only.
+def _filter_bank_energies(spectrum: np.ndarray, out: np.ndarray) -> None:
+    """``out`` (m, 64) = |spectrum|² @ ``mel_filterbank()`` for a (m, 513) complex64 ``spectrum``, which
+    is overwritten by its squares."""
+    squares = spectrum.view(np.float32)  # (m, 2·513): re, im, re, im, ...
+    np.square(squares, out=squares)
+    for band in _filter_bands():
+        out[:, band.filters] = squares[:, band.squares] @ band.weights
 
-    Row 2k and row 2k+1 are filter row k, so that (re₀², im₀², re₁², ...) @ it = |X|² @ filters; only
-    the bins up to the last non-zero filter weight (460 of 513) are kept.
+
+class _FilterBand(NamedTuple):
+    """Consecutive mel filters and the stretch of the spectrum they weigh (see :func:`_filter_bands`)."""
+
+    filters: slice
+    squares: slice
+    weights: np.ndarray
+
+
+@functools.lru_cache(maxsize=1)
+def _filter_bands(n_bands: int = 8) -> tuple[_FilterBand, ...]:
+    """The filter bank cut into ``n_bands`` groups of consecutive filters, applied to interleaved squares.
+
+    A mel filter is non-zero on a few dozen of the 513 bins, so the dense (513, 64) product is mostly
+    zeros: each band multiplies only the bins its filters cover, about 1/n_bands of the work, and
+    skips only zero weights. Its weights are (2·bins, filters) float32, read-only, rows 2k and 2k+1
+    both filter row k, so that (re₀², im₀², re₁², ...) @ weights = |X|² @ filters.
     """
     bank = mel_filterbank()
-    bins = int(np.nonzero(bank.any(axis=1))[0][-1]) + 1
-    squares_bank = np.repeat(bank[:bins], 2, axis=0)
-    squares_bank.flags.writeable = False
-    return squares_bank
+    bands = []
+    for filters in np.array_split(np.arange(bank.shape[1]), n_bands):
+        rows = np.nonzero(bank[:, filters].any(axis=1))[0]
+        weights = np.repeat(bank[rows[0] : rows[-1] + 1, filters], 2, axis=0)
+        weights.flags.writeable = False
+        bands.append(_FilterBand(slice(filters[0], filters[-1] + 1), slice(2 * rows[0], 2 * rows[-1] + 2), weights))
+    return tuple(bands)
 
 
 @functools.lru_cache(maxsize=1)
