@@ -12,7 +12,8 @@ WAV file to the (T, 64) features, timed side by side in this run (the two altern
 
 Prints the machine's load before and after, the largest difference between the two outputs, each
 pipeline's best time and real-time factor, voxface's speed-up, and a profile of where each one
-spends its time (decode, collector, frames, FFT, filter bank, log, normalisation).
+spends its time (decode, collector, frames, FFT, filter bank, log, normalisation); then the speed
+of ``mel_delta``, the biometric-matching paper's voice input.
 """
 
 import os
@@ -184,6 +185,11 @@ def main() -> None:
               f"{'met' if ratio >= TARGET else 'NOT met'})")
         print_profile("voxface", voxface_profile(clips))
         print_profile("released code", official_profile(clips, official))
+        speech = prepare_voice(clips[-1])
+        fe.mel_delta(speech)  # warm-up: librosa compiles its kernels on first use
+        elapsed = min(seconds(fe.mel_delta, [speech] * 3) / 3 for _ in range(args.repeats))
+        print(f"\nmel_delta (the biometric-matching paper's input) on {len(speech) / SR:.1f} s of speech: "
+              f"{len(speech) / SR / elapsed:.0f}x real time")
     print("\nload average after: %.2f %.2f %.2f" % os.getloadavg())
 
 
