@@ -1,10 +1,12 @@
-"""How long a recording is, read from its container before anything is decoded.
+"""How long a recording may be, and how long it is, read from its container before anything is decoded.
 
 A few MB of a compressed format decode to hours of float samples (about 65 MB of memory per
 minute of audio on the way to the features), so a size limit alone does not bound the work of
-one request. :func:`check_duration` reads the duration from the header (libsndfile for WAV,
-FLAC, OGG/Opus and MP3; ``ffprobe`` for what only ffmpeg reads) and refuses a recording past a
-limit before it is decoded.
+one request. A :class:`DurationLimit` is enforced twice: :meth:`DurationLimit.check_header` reads
+the duration from the header (libsndfile for WAV, FLAC, OGG/Opus and MP3; ``ffprobe`` for what only
+ffmpeg reads) and refuses a recording past the limit before it is decoded; and ``load_audio``
+decodes at most the limit's worth of samples and refuses when there are more, because a header
+may state no duration (a streamed WebM/Opus file from a browser's MediaRecorder) or understate it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import math
 import os
 import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import soundfile as sf
@@ -51,31 +54,52 @@ def _ffprobe_seconds(path: Path) -> float | None:
         return None
 
 
-def check_duration(path: str | os.PathLike, max_seconds: float | None, name: str | None = None,
-                   hint: str = "use a shorter recording") -> float | None:
-    """Refuse a recording longer than ``max_seconds`` (None: no limit) before it is decoded.
+@dataclass(frozen=True)
+class DurationLimit:
+    """The longest recording accepted, and what the refusal tells the user.
 
     Args:
-        path: the audio file.
-        max_seconds: the longest accepted duration in seconds, or None.
-        name: how messages name the file (default: its path).
-        hint: what the user can do, for the message; ``{needed}`` in it becomes the recording's length
-            in whole minutes, rounded up ("pass --max-minutes {needed} to allow it").
-
-    Returns:
-        The duration in seconds, or None when the container does not tell (the decoder then judges
-        the file).
-
-    Raises:
-        VoxfaceError: naming the file, its duration and the limit, when it is longer.
+        seconds: the longest accepted duration in seconds.
+        hint: what the user can do; ``{needed}`` in it becomes the recording's length in whole
+            minutes, rounded up ("pass --max-minutes {needed} to allow it"), or, when decoding
+            stopped at the limit before the end was known, a number above the limit.
     """
-    if max_seconds is None or not Path(path).is_file():
-        return None
-    seconds = audio_seconds(path)
-    if seconds is not None and seconds > max_seconds:
-        raise VoxfaceError(f"audio file {name or path} is {_minutes(seconds)} long; the limit is "
-                           f"{_minutes(max_seconds)}: {hint.format(needed=math.ceil(seconds / 60))}")
-    return seconds
+
+    seconds: float
+    hint: str = "use a shorter recording"
+
+    def check_header(self, path: str | os.PathLike, name: str | None = None) -> float | None:
+        """Refuse ``path`` when its header says it is longer than the limit (nothing is decoded).
+
+        Returns:
+            The duration in seconds, or None when the container does not tell (decoding then
+            enforces the limit).
+
+        Raises:
+            VoxfaceError: naming the file (``name``, default its path), its duration and the limit.
+        """
+        if not Path(path).is_file():
+            return None
+        seconds = audio_seconds(path)
+        if seconds is not None and seconds > self.seconds:
+            raise self.refusal(name or path, seconds)
+        return seconds
+
+    def refusal(self, name: str | os.PathLike, seconds: float | None = None) -> VoxfaceError:
+        """The one-line error for a recording of ``seconds`` (None: decoding stopped at the limit)."""
+        if seconds is not None:
+            return VoxfaceError(f"audio file {name} is {_minutes(seconds)} long; the limit is "
+                                f"{_minutes(self.seconds)}: {self.hint.format(needed=math.ceil(seconds / 60))}")
+        above = f"N (more than {self.seconds / 60:g})"
+        return VoxfaceError(f"audio file {name} is longer than the limit of {_minutes(self.seconds)} (its container "
+                            f"does not say how long; decoding stopped at the limit): {self.hint.format(needed=above)}")
+
+
+def check_duration(path: str | os.PathLike, max_seconds: float | None, name: str | None = None,
+                   hint: str = "use a shorter recording") -> float | None:
+    """``DurationLimit(max_seconds, hint).check_header(path, name)``; None (no check) when
+    ``max_seconds`` is None."""
+    return None if max_seconds is None else DurationLimit(max_seconds, hint).check_header(path, name)
 
 
 def _minutes(seconds: float) -> str:

@@ -7,12 +7,14 @@ import os
 import numpy as np
 
 from ..errors import VoxfaceError
+from .duration import DurationLimit
 from .io import PCM16_SCALE, as_mono, load_pcm16, to_pcm16
 from .vad import trim_silence
 
 
 def prepare_voice(
-    path_or_wave: str | os.PathLike | np.ndarray, sr: int = 16000, min_seconds: float = 0.5, vad: bool = True
+    path_or_wave: str | os.PathLike | np.ndarray, sr: int = 16000, min_seconds: float = 0.5, vad: bool = True,
+    limit: DurationLimit | None = None,
 ) -> np.ndarray:
     """Load a recording (or take a waveform), remove silence and check that speech remains.
 
@@ -26,6 +28,7 @@ def prepare_voice(
         sr: sample rate in Hz of the result; with ``vad`` it must be 8, 16, 32 or 48 kHz.
         min_seconds: shortest accepted duration, before and after silence removal.
         vad: remove silence with webrtcvad as CMP's released preprocessing does (``trim_silence``).
+        limit: the longest recording decoded from a file (None: no limit), whatever its header says.
 
     Returns:
         (N,) float32 mono speech in [-1, 1] at ``sr`` Hz on the int16 grid (every sample · 32768
@@ -40,7 +43,7 @@ def prepare_voice(
         pcm = to_pcm16(as_mono(path_or_wave, source=source))
     else:
         source = f"audio file {os.fspath(path_or_wave)}"
-        pcm = load_pcm16(path_or_wave, sr=sr)
+        pcm = load_pcm16(path_or_wave, sr=sr, limit=limit)
     need = f"at least {min_seconds:g} s of speech is needed; use a longer recording"
     if len(pcm) < min_seconds * sr:
         raise VoxfaceError(f"{source} is {len(pcm) / sr:.2f} s long; {need}")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio.duration import PREDICT_MAX_MINUTES, check_duration
+from ..audio.duration import PREDICT_MAX_MINUTES, DurationLimit
 from ..audio.voice import prepare_voice
 from ..errors import VoxfaceError
 from ..face3d.mesh_io import save_mesh
@@ -38,14 +38,17 @@ class Outcome:
 
 def read_voice(source: str | Path, max_minutes: float | None = PREDICT_MAX_MINUTES) -> np.ndarray:
     """A recording's speech through CMP's front end (``prepare_voice``), refused first when its header
-    says it is longer than ``max_minutes`` (None: no limit), so a long file is never decoded.
+    says it is longer than ``max_minutes`` (None: no limit), so a long file is never decoded, and
+    refused when decoding reaches the limit (a header may not say, or understate, the length).
 
     Raises:
         VoxfaceError: naming the file, if it is too long or unusable.
     """
-    check_duration(source, None if max_minutes is None else 60 * max_minutes,
-                   hint="split it, or pass --max-minutes {needed} to allow it (memory grows by about 65 MB a minute)")
-    return prepare_voice(source)
+    limit = None if max_minutes is None else DurationLimit(
+        60 * max_minutes, "split it, or pass --max-minutes {needed} to allow it (memory grows by about 65 MB a minute)")
+    if limit is not None:
+        limit.check_header(source)
+    return prepare_voice(source, limit=limit)
 
 
 def predict_files(predictor: VoiceTo3D, sources: list[str], out_dir: str | Path, mesh_format: str = "obj",
