@@ -37,6 +37,13 @@ def main(argv: list[str] | None = None) -> int:
     except VoxfaceError as e:
         print(f"voxface {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # a write outside the atomic ones (a log, a library's own file) into a full folder
+        from ..runs.atomic import WRITE_ERRNOS, write_failure
+
+        if e.errno not in WRITE_ERRNOS:
+            raise
+        print(f"voxface {args.command}: error: {write_failure(e)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"voxface {args.command}: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130

@@ -6,6 +6,7 @@ import argparse
 
 from ..audio.duration import PREDICT_MAX_MINUTES
 from ..paths import output_folder
+from ..runs.atomic import recording
 from ..runs.config import cli_number
 from ..runs.devices import add_device_argument
 from .common import add_command, report_outcomes
@@ -27,8 +28,9 @@ def _cmd_predict(args: argparse.Namespace) -> None:
         from ..face3d.loading import load_morphable_model
 
         predictor.check_model(load_morphable_model(args.model))
-    report_outcomes(predict_files(predictor, args.voices, args.out, args.format, max_minutes=args.max_minutes),
-                     args.out)
+    with recording():
+        outcomes = predict_files(predictor, args.voices, args.out, args.format, max_minutes=args.max_minutes)
+    report_outcomes(outcomes, args.out)
 
 
 def _cmd_features(args: argparse.Namespace) -> None:
@@ -41,7 +43,9 @@ def _cmd_features(args: argparse.Namespace) -> None:
     """
     from ..workflows.features import write_cmp_features
 
-    report_outcomes(write_cmp_features(args.audio, args.out, args.max_minutes), args.out)
+    with recording():
+        outcomes = write_cmp_features(args.audio, args.out, args.max_minutes)
+    report_outcomes(outcomes, args.out)
 
 
 def _cmd_voice_reference(args: argparse.Namespace) -> None:

@@ -1,11 +1,15 @@
 """Atomic file writes: write to a temporary name in the same folder, then rename.
 
-A job killed half-way never leaves a half-written file that later looks complete.
+A job killed half-way never leaves a half-written file that later looks complete. A folder that
+cannot take the file (read-only, full, not permitted) is a :class:`WriteError` naming the folder
+and the cause; :func:`recording` lists what a batch wrote before such an error stopped it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import errno
 import io
 import json
 import os
@@ -18,6 +22,41 @@ import numpy as np
 from ..errors import VoxfaceError
 
 TEMPORARY_MARKER = ".tmp"
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EFBIG})
+"""Causes of a failed write that are the folder's, not voxface's: the user must free or change it."""
+_RECORDERS: contextvars.ContextVar[tuple[list, ...]] = contextvars.ContextVar("atomic_recorders", default=())
+
+
+class WriteError(VoxfaceError):
+    """A file could not be written where the user asked (read-only, full, not permitted)."""
+
+
+def write_failure(error: OSError, path: str | os.PathLike | None = None) -> WriteError:
+    """The one-line :class:`WriteError` for ``error`` (an OSError whose errno is in :data:`WRITE_ERRNOS`)
+    on ``path`` (default: the file the error names)."""
+    path = Path(path if path is not None else error.filename or ".")
+    cause = error.strerror or os.strerror(error.errno)
+    return WriteError(f"cannot write {path.name} in {path.parent}: {cause}; free space there or choose another folder")
+
+
+@contextlib.contextmanager
+def recording() -> Iterator[list[Path]]:
+    """Collect, in order, the paths the atomic writes of this block complete (this thread only); a
+    :class:`WriteError` leaving the block says how many were written and which, before it stopped."""
+    written: list[Path] = []
+    token = _RECORDERS.set(_RECORDERS.get() + (written,))
+    try:
+        yield written
+    except WriteError as e:
+        if not written:
+            raise WriteError(f"{e}; nothing was written") from None
+        folders = {p.parent for p in written}
+        where = f" to {next(iter(folders))}" if len(folders) == 1 else ""
+        names = ", ".join(p.name if where else str(p) for p in written)
+        raise WriteError(f"{e}; before it stopped, {len(written)} file(s) were written{where}: {names}") from None
+    finally:
+        _RECORDERS.reset(token)
+
 _CREATE_MODE = 0o666
 """Mode of a new file before the umask, as ``open(path, "w")`` makes it (mkstemp makes 0600)."""
 
@@ -50,16 +89,31 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     except (FileExistsError, NotADirectoryError):
         raise VoxfaceError(f"cannot write {path}: a file stands where its folder should be; "
                            "choose another output folder") from None
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f"{TEMPORARY_MARKER}{path.suffix}", dir=path.parent)
+    except OSError as e:
+        raise _as_write_error(e, path) from None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f"{TEMPORARY_MARKER}{path.suffix}",
+                                   dir=path.parent)
+    except OSError as e:
+        raise _as_write_error(e, path) from None
     os.close(fd)
     tmp_path = Path(tmp)
-    tmp_path.chmod(_CREATE_MODE & ~_umask())
     try:
+        tmp_path.chmod(_CREATE_MODE & ~_umask())
         yield tmp_path
         os.replace(tmp_path, path)
+    except OSError as e:
+        raise _as_write_error(e, path) from None
     finally:
-        if tmp_path.exists():
+        with contextlib.suppress(OSError):
             tmp_path.unlink()
+    for written in _RECORDERS.get():
+        written.append(path)
+
+
+def _as_write_error(error: OSError, path: Path) -> OSError | WriteError:
+    """``error`` as a :class:`WriteError` when the folder is to blame, else ``error`` itself."""
+    return write_failure(error, path) if error.errno in WRITE_ERRNOS else error
 
 
 def remove_stale_temporaries(root: str | os.PathLike) -> int:
