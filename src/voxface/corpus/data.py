@@ -116,9 +116,9 @@ def embedding_bank(encoder, data: UtteranceSet, per_utterance: int, seed: int) -
 
 def photos(corpus: Corpus, faces: list[Face]) -> np.ndarray:
     """(N, 64, 64, 3) uint8 RGB of the faces' 64×64 crops."""
-    from PIL import Image
+    from ..vision.images import read_rgb
 
-    return np.stack([np.asarray(Image.open(corpus.path(f.image_64)).convert("RGB")) for f in faces])
+    return np.stack([read_rgb(corpus.path(f.image_64)) for f in faces])
 
 
 def identity_photos(corpus: Corpus, identity_ids: list[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -40,6 +40,7 @@ from scipy.spatial import cKDTree
 from ..errors import VoxfaceError
 from ..paths import shared_data_dir
 from ..runs.checkpoints import load_array_pickle
+from ..runs.reading import load_array
 from .morphable_model import MorphableModel
 from .regions import regions_from_landmarks
 
@@ -116,7 +117,7 @@ def load_bfm2009(path: str | Path, topology: str | Path | None = None) -> Morpha
     mean = np.asarray(fields["shapeMU"], dtype=np.float32).reshape(-1, 3)
     triangles = _facing_camera(mean, np.asarray(fields["tl"], dtype=np.int64) - 1)
     topology = _topology_folder(path, topology)
-    index = _vertices_by_position(mean, np.load(topology / "u_shp.npy").reshape(-1, 3), path, topology)
+    index = _vertices_by_position(mean, load_array(topology / "u_shp.npy", "3DDFA topology file").reshape(-1, 3), path, topology)
     landmarks = index[keypoint_vertices(topology / "keypoints_sim.npy")]
     return MorphableModel(
         name="bfm2009",
@@ -316,15 +317,13 @@ def keypoint_vertices(path: Path) -> np.ndarray:
 
 
 def _load_npy(path: Path) -> np.ndarray:
-    if not path.is_file():
-        raise VoxfaceError(f"3DDFA file not found: {path}")
-    return np.load(path)
+    return load_array(path, "3DDFA file")
 
 
 def _optional_npy(folder: Path, names: tuple[str, ...]) -> np.ndarray | None:
     for name in names:
         if (folder / name).is_file():
-            return np.load(folder / name)
+            return load_array(folder / name, "3DDFA file")
     return None
 
 

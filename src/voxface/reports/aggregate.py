@@ -8,7 +8,6 @@ of one experiment: methods are compared seed by seed (paired).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ import numpy as np
 from ..errors import VoxfaceError
 from ..evaluate.statistics import aggregate_seeds, compare_seeds, gain_texts, paired_comparison
 from ..runs import atomic
+from ..runs.reading import read_json
 from .voice_to_3d import ORACLES
 
 METRICS_PLACES = ("metrics.json", "evaluation/metrics.json", "cmp/evaluation/metrics.json")
@@ -48,7 +48,7 @@ def aggregate_runs(runs: list[str | Path], compare: list[tuple[str, str]] | None
     if len(runs) < 2:
         raise VoxfaceError("aggregate needs at least 2 runs (seeds) of the same experiment")
     files = [find_metrics(r) for r in runs]
-    tables = [json.loads(f.read_text())["methods"] for f in files]
+    tables = [_methods_table(f) for f in files]
     names = [n for n in tables[0] if all(n in t for t in tables)]
     values = {n: np.array([t[n]["ARE"]["mean"] for t in tables]) for n in names}
     pairs = compare or [(m, b) for m in names for b in BASELINES if b in values and b != m]
@@ -62,6 +62,23 @@ def aggregate_runs(runs: list[str | Path], compare: list[tuple[str, str]] | None
                    for m, b in pairs]
     return {"runs": [str(f) for f in files], "metric": "mean ARE",
             "methods": {n: aggregate_seeds(v) for n, v in values.items()}, "comparisons": comparisons}
+
+
+def _methods_table(path: Path) -> dict:
+    """The ``methods`` of a metrics file: {name: {"ARE": {"mean": float, ...}, ...}}; VoxfaceError naming
+    the file when it is damaged or not the metrics of a voice-to-3D evaluation."""
+    saved = read_json(path, "metrics file")
+    methods = saved.get("methods") if isinstance(saved, dict) else None
+    if not isinstance(methods, dict) or not methods or not all(
+            isinstance(m, dict) and isinstance(m.get("ARE"), dict) and _is_number(m["ARE"].get("mean"))
+            for m in methods.values()):
+        raise VoxfaceError(f"{path} is not the metrics.json of a voice-to-3D evaluation (no methods with a mean ARE); "
+                           "give runs evaluated with `voxface evaluate`")
+    return methods
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
 
 
 def _seed_mean_per_identity(tables: list[dict], names: list[str]) -> dict[str, np.ndarray]:

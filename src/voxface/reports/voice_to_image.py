@@ -20,7 +20,6 @@ into each run; with several runs, ``comparison.md`` / ``comparison.json`` into `
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -59,6 +58,7 @@ from ..predictors.voice_to_image import VoiceToImage  # noqa: E402
 from ..runs import atomic  # noqa: E402
 from ..runs.folder import read_run_config  # noqa: E402
 from ..runs.placement import place_network, place_predictor  # noqa: E402
+from ..runs.reading import read_json  # noqa: E402
 from ..vision.face_embedding import create_face_embedder  # noqa: E402
 from .figures import plot_threshold_sweep, plot_tsne  # noqa: E402
 
@@ -301,7 +301,11 @@ def _threshold(tau, calibration, real_emb, real_labels, figure_dir) -> dict:
         path = path / "calibration.json" if path.is_dir() else path
         if not path.is_file():
             raise VoxfaceError(f"no calibration at {path}; run `voxface calibrate-faces` first")
-        return {"tau": float(json.loads(path.read_text())["tau"]), "tau_source": str(path)}
+        saved = read_json(path, "calibration")
+        tau = saved.get("tau") if isinstance(saved, dict) else None
+        if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not np.isfinite(tau):
+            raise VoxfaceError(f"calibration {path} holds no number 'tau'; run `voxface calibrate-faces` again")
+        return {"tau": float(tau), "tau_source": str(path)}
     distances, same = pair_distances(real_emb, real_labels)
     found, sweep = calibrate_threshold(distances, same)
     plot_threshold_sweep(Path(figure_dir) / "threshold_sweep.png", sweep, found.tau, "real test faces: verification vs τ")

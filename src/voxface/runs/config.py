@@ -90,13 +90,10 @@ class TrainingSettings(Settings):
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """The mapping in a YAML file; VoxfaceError naming the file if it is missing or not a mapping."""
+    from .reading import read_yaml
+
     p = Path(path)
-    if not p.is_file():
-        raise VoxfaceError(f"config file not found: {p}")
-    try:
-        data = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise VoxfaceError(f"config file {p} is not valid YAML: {e}") from e
+    data = read_yaml(p, "config file") or {}
     if not isinstance(data, dict):
         raise VoxfaceError(f"config file {p} must hold a mapping of settings, not {type(data).__name__}")
     return data

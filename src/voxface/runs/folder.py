@@ -30,6 +30,7 @@ from .config import build, run_identity
 from .devices import lightning_precision, resolve_device
 from .distributed import global_rank
 from .logs import log_file
+from .reading import read_yaml
 
 log = logging.getLogger(__name__)
 
@@ -87,10 +88,7 @@ def run_folder(run_dir: str | Path, config, kind: str) -> Iterator[Path]:
 def _existing_config(path: Path) -> dict | None:
     if not path.is_file():
         return None
-    try:
-        existing = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise VoxfaceError(f"{path} is not valid YAML ({e}); delete the run folder or repair the file") from None
+    existing = read_yaml(path, "run settings")
     if not isinstance(existing, dict):
         raise VoxfaceError(f"{path} does not hold a run's settings; delete the run folder or repair the file")
     return existing
@@ -120,7 +118,7 @@ def read_run_config(run_dir: str | Path) -> dict:
     path = Path(run_dir) / CONFIG_FILE
     if not path.is_file():
         raise VoxfaceError(f"{run_dir} is not a voxface run folder (no {CONFIG_FILE}); train one first")
-    return yaml.safe_load(path.read_text())
+    return _existing_config(path)
 
 
 def run_corpus(run_dir: str | Path, corpus_dir: str | Path | None = None) -> str:

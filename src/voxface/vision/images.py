@@ -7,6 +7,7 @@ import os
 import numpy as np
 
 from ..errors import VoxfaceError
+from ..runs.reading import open_image
 
 
 def read_rgb(path: str | os.PathLike) -> np.ndarray:
@@ -18,10 +19,8 @@ def read_rgb(path: str | os.PathLike) -> np.ndarray:
     Raises:
         VoxfaceError: naming ``path``, if it is missing or not a decodable image.
     """
-    from PIL import Image, UnidentifiedImageError
-
     try:
-        with Image.open(path) as im:
+        with open_image(path) as im:
             return np.ascontiguousarray(np.asarray(im.convert("RGB")))
-    except (OSError, UnidentifiedImageError, ValueError) as e:
+    except (OSError, ValueError) as e:
         raise VoxfaceError(f"cannot read image {os.fspath(path)}: {e}; check the file or export it as JPEG/PNG") from e
