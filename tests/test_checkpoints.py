@@ -23,7 +23,7 @@ def test_missing_truncated_and_foreign_files_are_named(tmp_path):
         load_tagged(tmp_path, *ARGS)
     torch.save({"format": "voxface-thing"}, tmp_path / "full.pt")
     (tmp_path / "cut.pt").write_bytes((tmp_path / "full.pt").read_bytes()[:40])
-    with pytest.raises(VoxfaceError, match="cut.pt is not a readable thing"):
+    with pytest.raises(VoxfaceError, match="cannot read thing .*cut.pt"):
         load_tagged(tmp_path / "cut.pt", *ARGS)
     torch.save({"format": "voxface-other"}, tmp_path / "other.pt")
     with pytest.raises(VoxfaceError, match="other.pt is not a voxface thing"):

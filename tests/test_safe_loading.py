@@ -56,7 +56,7 @@ def test_every_bundle_loader_refuses_a_pickled_payload(tmp_path, name):
     fmt, load = _loaders()[name]
     marker = tmp_path / "marker"
     _evil(tmp_path / "run" / name, marker, fmt)
-    with pytest.raises(VoxfaceError, match=f"{name} is not loadable .*could run code"):
+    with pytest.raises(VoxfaceError, match=f"{name} is refused: .*could run code"):
         load(tmp_path / "run")
     assert not marker.exists()
 
@@ -73,7 +73,7 @@ def test_predict_evaluate_and_serve_refuse_a_crafted_predictor_in_one_line(tmp_p
     assert main(["serve", "--run", str(run), "--port", "7999"]) == 2
     err = capsys.readouterr().err
     assert not marker.exists() and not (run / "metrics.json").exists()
-    assert "Traceback" not in err and err.count("predictor.pt is not loadable") == 3
+    assert "Traceback" not in err and err.count("predictor.pt is refused") == 3
 
 
 def test_a_crafted_last_ckpt_is_passed_over_not_run(tmp_path):
@@ -94,7 +94,7 @@ def test_safe_checkpoint_io_reads_weights_only(tmp_path):
 
     marker = tmp_path / "marker"
     path = _evil(tmp_path / "x.ckpt", marker, "lightning")
-    with pytest.raises(VoxfaceError, match="x.ckpt is not loadable"):
+    with pytest.raises(VoxfaceError, match="x.ckpt is refused"):
         SafeCheckpointIO().load_checkpoint(path)
     assert not marker.exists()
 
@@ -105,7 +105,7 @@ def test_published_pickles_load_only_arrays(tmp_path, shared_data):
     marker = tmp_path / "marker"
     evil = tmp_path / "param_whitening.pkl"
     evil.write_bytes(pickle.dumps({"param_mean": np.zeros(62), "x": Payload(marker)}))
-    with pytest.raises(VoxfaceError, match="param_whitening.pkl is not loadable .*pathlib"):
+    with pytest.raises(VoxfaceError, match="param_whitening.pkl is refused: .*pathlib"):
         load_array_pickle(evil, "statistics")
     assert not marker.exists()
 

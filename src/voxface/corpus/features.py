@@ -20,6 +20,7 @@ from tqdm import tqdm
 from ..errors import VoxfaceError
 from ..runs import atomic
 from ..runs.integrity import npy_problem
+from ..runs.reading import load_array
 from .format import Corpus, Utterance
 
 log = logging.getLogger(__name__)
@@ -68,19 +69,19 @@ def _needs_computing(path: Path, utterance: Utterance) -> bool:
 
 
 def damaged_features(corpus: Corpus) -> list[str]:
-    """The cached feature files of ``corpus`` (any kind) that are not complete ``.npy`` files, as
+    """The cached feature files of ``corpus`` (any kind) that are not complete ``.npy`` files of finite numbers, as
     "path: what is wrong" (paths relative to the corpus)."""
     found = []
     for path in sorted((corpus.root / "features").glob("*/*/*.npy")):
-        problem = npy_problem(path)
+        problem = npy_problem(path, values=True)
         if problem:
             found.append(f"{path.relative_to(corpus.root)}: {problem}")
     return found
 
 
 def load_features(paths: list[Path]) -> list[np.ndarray]:
-    """Cached features, one float32 array per path."""
-    return [np.load(p) for p in paths]
+    """Cached features, one float32 array per path; VoxfaceError naming a file that holds NaN or infinity."""
+    return [load_array(p, "cached feature", finite=True) for p in paths]
 
 
 def _compute_cmp_logmel(item: tuple[str, str]) -> None:

@@ -4,7 +4,10 @@ Every file voxface did not write in the same process (a run's ``predictor.pt``, 
 bundle, a Lightning ``last.ckpt``, a published pickle) may come from someone else, and unpickling
 runs whatever callables the file names. So: torch files are loaded with ``weights_only=True``
 (tensors, containers and plain values only) and published pickles through an unpickler that knows
-only numpy arrays. A file that needs more is refused with one line naming it.
+only numpy arrays. A file that needs more is refused with one line naming it. Before torch reads a
+zip archive, its entries are checked against the layout ``torch.save`` writes (stored, not
+compressed, so together no larger than the file): a small file cannot make the loader allocate
+gigabytes. Weights that are NaN or infinite are refused after loading.
 
 voxface's own saved dicts carry a ``format`` tag and are found in a run folder or given by path
 (:func:`load_tagged`); a loader decorated with :func:`reads_saved_file` turns a missing entry or
@@ -16,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import pickle
+import zipfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -23,6 +27,8 @@ import torch
 
 from ..errors import VoxfaceError
 
+LIGHTNING_VERSION_KEY = "pytorch-lightning_version"
+"""Marks a Lightning checkpoint: only its ``state_dict`` is weights (callback states hold inf legitimately)."""
 UNTRUSTED = ("it holds Python objects besides weights, and loading them could run code; voxface refuses it "
              "(use a file voxface saved, from a source you trust)")
 
@@ -32,24 +38,65 @@ def load_weights(path: str | Path, what: str, hint: str = "") -> Any:
 
     Args:
         path: a torch file.
-        what: what it should be, for messages ("voice-to-3D predictor").
+        what: what it should be, for messages ("voice-to-3D predictor", "the face generator").
         hint: what the user should do, for messages.
 
     Raises:
-        VoxfaceError: if it is truncated or not a torch file, or holds more than weights and plain
-            values (the unpickler refuses; nothing in it is run).
+        VoxfaceError: if it is truncated or not a torch file, its archive declares more bytes than
+            it holds, it holds more than weights and plain values (the unpickler refuses; nothing in
+            it is run), or weights that are NaN or infinite.
     """
     tail = f"; {hint}" if hint else ""
+    _check_archive(path, what, tail)
     allowed = _numpy_scalar_globals()
     try:
         with torch.serialization.safe_globals(allowed):
-            return torch.load(path, map_location="cpu", weights_only=True)
+            saved = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         refused = _refused_global(str(e))
-        raise VoxfaceError(f"{path} is not loadable as a {what}: {UNTRUSTED} [{refused}]{tail}") from None
+        raise VoxfaceError(f"{what} {path} is refused: {UNTRUSTED} [{refused}]{tail}") from None
     except Exception as e:  # a truncated or foreign file
         reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
-        raise VoxfaceError(f"{path} is not a readable {what} ({type(e).__name__}: {reason}){tail}") from None
+        raise VoxfaceError(f"cannot read {what} {path} ({type(e).__name__}: {reason}){tail}") from None
+    weights = saved["state_dict"] if isinstance(saved, dict) and LIGHTNING_VERSION_KEY in saved else saved
+    bad = next(_non_finite(weights), None)
+    if bad is not None:
+        raise VoxfaceError(f"{what} {path} holds NaN or infinite weights ({bad}): it is damaged or diverged in "
+                           f"training{tail or '; train or download it again'}")
+    return saved
+
+
+def _check_archive(path: str | Path, what: str, tail: str) -> None:
+    """Refuse a torch zip archive whose entries are compressed or declare more bytes than the file has
+    (torch stores its entries uncompressed); a file that is no zip is left to torch to judge."""
+    try:
+        if not zipfile.is_zipfile(path):
+            return
+        with zipfile.ZipFile(path) as archive:
+            entries = archive.infolist()
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return  # torch names the damage
+    size = Path(path).stat().st_size
+    declared = sum(e.file_size for e in entries)
+    compressed = [e.filename for e in entries if e.compress_type != zipfile.ZIP_STORED]
+    if declared > size or compressed:
+        raise VoxfaceError(f"{what} {path} declares {declared / 2**20:.1f} MB of entries in a file of "
+                           f"{size / 2**20:.1f} MB{' (compressed, which torch never writes)' if compressed else ''}: "
+                           f"it was edited or is not a torch file; nothing was loaded{tail}")
+
+
+def _non_finite(saved: Any, key: str = ""):
+    """The keys (``net.w``) of the floating-point tensors in ``saved`` that hold NaN or infinity."""
+    if isinstance(saved, torch.Tensor):
+        if saved.is_floating_point() or saved.is_complex():
+            if not bool(torch.isfinite(saved).all()):
+                yield key or "the tensor"
+    elif isinstance(saved, dict):
+        for k, v in saved.items():
+            yield from _non_finite(v, f"{key}.{k}" if key else str(k))
+    elif isinstance(saved, (list, tuple)):
+        for i, v in enumerate(saved):
+            yield from _non_finite(v, f"{key}[{i}]")
 
 
 def _numpy_scalar_globals() -> list:
@@ -149,6 +196,6 @@ def load_array_pickle(path: str | Path, what: str) -> Any:
         with open(path, "rb") as f:
             return _ArrayUnpickler(f, encoding="latin1").load()
     except pickle.UnpicklingError as e:
-        raise VoxfaceError(f"{path} is not loadable as {what}: {UNTRUSTED} [{e}]") from None
+        raise VoxfaceError(f"{what} {path} is refused: {UNTRUSTED} [{e}]") from None
     except (EOFError, ValueError, TypeError, AttributeError, IndexError) as e:
-        raise VoxfaceError(f"{path} is not a readable {what} ({type(e).__name__}: {e})") from None
+        raise VoxfaceError(f"cannot read {what} {path} ({type(e).__name__}: {e})") from None

@@ -36,9 +36,10 @@ def changed_files(root: str | os.PathLike, sizes: dict[str, int]) -> list[str]:
 _HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
 
 
-def npy_problem(path: str | os.PathLike) -> str | None:
-    """None when ``path`` is a complete ``.npy`` file (its size is what its header promises), else
-    what is wrong with it ("missing", "not a .npy file", "truncated: 1200 of 25728 bytes")."""
+def npy_problem(path: str | os.PathLike, values: bool = False) -> str | None:
+    """None when ``path`` is a complete ``.npy`` file (its size is what its header promises) and, with
+    ``values`` (which reads the data), holds no NaN or infinity; else what is wrong with it
+    ("missing", "not a .npy file", "truncated: 1200 of 25728 bytes", "holds NaN or infinite values")."""
     path = Path(path)
     try:
         size = path.stat().st_size
@@ -58,4 +59,6 @@ def npy_problem(path: str | os.PathLike) -> str | None:
     expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if size != expected:
         return f"truncated or padded: {size} of {expected} bytes"
+    if values and np.issubdtype(dtype, np.inexact) and not np.isfinite(np.load(path, mmap_mode="r")).all():
+        return "holds NaN or infinite values"
     return None

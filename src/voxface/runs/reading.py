@@ -84,12 +84,12 @@ def read_json(path: str | os.PathLike, what: str) -> Any:
     return value
 
 
-def load_array(path: str | os.PathLike, what: str) -> np.ndarray:
-    """A ``.npy`` array of numbers (never unpickled).
+def load_array(path: str | os.PathLike, what: str, finite: bool = False) -> np.ndarray:
+    """A ``.npy`` array of numbers (never unpickled); with ``finite``, none of them NaN or infinite.
 
     Raises:
-        VoxfaceError: naming ``what`` and ``path``, if it is missing, holds Python objects, or is not
-            a readable ``.npy`` file of numbers.
+        VoxfaceError: naming ``what`` and ``path``, if it is missing, holds Python objects, is not a
+            readable ``.npy`` file of numbers, or (``finite``) holds NaN or infinite values.
     """
     path = Path(path)
     if not path.is_file():
@@ -98,14 +98,16 @@ def load_array(path: str | os.PathLike, what: str) -> np.ndarray:
         array = np.load(path, allow_pickle=False)
     except ValueError as e:
         if "allow_pickle" in str(e):
-            raise VoxfaceError(f"{path} holds Python objects, not numbers, and loading them could run code; it is "
-                               f"not a {what} (use the original file)") from None
-        raise VoxfaceError(f"{path} is not a readable {what} ({_first_line(e)})") from None
+            raise VoxfaceError(f"{what} {path} holds Python objects, not numbers, and loading them could run code; "
+                               "use the original file") from None
+        raise VoxfaceError(f"cannot read {what} {path} ({_first_line(e)})") from None
     except (OSError, EOFError) as e:
-        raise VoxfaceError(f"{path} is not a readable {what} ({_first_line(e)})") from None
+        raise VoxfaceError(f"cannot read {what} {path} ({_first_line(e)})") from None
     if not isinstance(array, np.ndarray) or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
-        raise VoxfaceError(f"{path} holds {getattr(array, 'dtype', type(array).__name__)} values, not numbers; it is "
-                           f"not a {what}")
+        raise VoxfaceError(f"{what} {path} holds {getattr(array, 'dtype', type(array).__name__)} values, not numbers")
+    if finite and not np.isfinite(array).all():
+        raise VoxfaceError(f"{path} holds NaN or infinite values; it is not a usable {what} (delete it: a cached "
+                           "feature is computed again; `voxface validate` lists the others)")
     return array
 
 

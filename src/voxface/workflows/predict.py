@@ -71,6 +71,10 @@ def predict_files(predictor: VoiceTo3D, sources: list[str], out_dir: str | Path,
             outcomes.append(Outcome(source, [], str(e)))
             continue
         prediction = predictor.predict(speech)
+        if not np.isfinite(prediction.mesh).all():
+            outcomes.append(Outcome(source, [], f"the predictor gave {source} a face that is not finite (NaN or "
+                                                "infinite vertices); its weights are damaged: train or import it again"))
+            continue
         if prediction.warning:
             log.warning("%s: %s", source, prediction.warning)
         files = write_prediction(prediction, out, unique_stem(Path(source).stem, used), str(source),
