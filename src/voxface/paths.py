@@ -29,16 +29,20 @@ def official_cmp_code_dir() -> Path:
 
 
 def output_folder(path: str | os.PathLike, flag: str = "--out") -> Path:
-    """``path`` as a Path to write a folder of outputs into: it may exist (as a folder) or not yet.
+    """``path`` as a Path to write a folder of outputs into: it may exist (as a folder) or not yet. The
+    temporaries that killed writers left in it are removed (``runs.atomic.remove_stale_temporaries``).
 
     Raises:
         VoxfaceError: naming ``path`` and ``flag``, if it (or a folder above it) is an existing file.
     """
+    from .runs.atomic import remove_stale_temporaries
+
     p = Path(path)
     for folder in (p, *p.parents):
         if folder.exists() and not folder.is_dir():
             raise VoxfaceError(f"{flag} {p}: {folder} is a file, not a folder; give a folder path (it is created "
                                "if missing)")
+    remove_stale_temporaries(p, recursive=False)
     return p
 
 

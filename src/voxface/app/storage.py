@@ -19,6 +19,8 @@ import time
 import uuid
 from pathlib import Path
 
+from ..runs.atomic import process_running
+
 log = logging.getLogger(__name__)
 
 ROOT_PREFIX = "voxface-serve-"
@@ -120,22 +122,12 @@ def sweep_abandoned(temp_dir: str | os.PathLike | None = None) -> int:
             mine = root.is_dir() and root.stat().st_uid == os.getuid()
         except OSError:
             continue
-        if mine and pid.isdigit() and not _running(int(pid)):
+        if mine and pid.isdigit() and not process_running(int(pid)):
             shutil.rmtree(root, ignore_errors=True)
             removed += 1
     if removed:
         log.info("removed %d folder(s) of voxface serve processes that were killed", removed)
     return removed
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _is_request(path: Path) -> bool:

@@ -22,8 +22,15 @@ N_RENDERED = 4
 
 def write_report(run: Path, metrics: dict, model: MorphableModel, test_ids: list[str], references: np.ndarray,
                  predictions: dict[str, np.ndarray], corpus) -> Path:
-    """Write figures, ``report.md`` and ``report.html`` into ``run/report``; return the HTML path."""
-    out = run / "report"
+    """Write figures, ``report.md`` and ``report.html`` into ``run/report``, which appears whole (the
+    previous one stays until then); return the HTML path."""
+    with atomic.atomic_folder(run / "report") as out:
+        _write_report(out, metrics, model, test_ids, references, predictions, corpus)
+    return run / "report" / "report.html"
+
+
+def _write_report(out: Path, metrics: dict, model: MorphableModel, test_ids: list[str], references: np.ndarray,
+                  predictions: dict[str, np.ndarray], corpus) -> None:
     figures = {
         "ARE per ratio": _are_bars(metrics, out / "are_by_ratio.png"),
         "RMSE per region": _rmse_bars(metrics, out / "rmse_by_region.png"),
@@ -39,9 +46,7 @@ def write_report(run: Path, metrics: dict, model: MorphableModel, test_ids: list
         figures["What the voice tells"] = _explained(metrics["uncertainty"], out / "what_the_voice_tells.png")
         sections += _uncertainty_sections(metrics["uncertainty"])
     atomic.write_text(out / "report.md", _markdown(metrics, sections, figures))
-    html_path = out / "report.html"
-    atomic.write_text(html_path, _html(metrics, sections, figures))
-    return html_path
+    atomic.write_text(out / "report.html", _html(metrics, sections, figures))
 
 
 def _intro(metrics: dict) -> list[str]:

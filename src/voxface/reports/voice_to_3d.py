@@ -133,6 +133,7 @@ def evaluate_run(run_dir: str | Path, corpus_dir: str | None = None, per_identit
     """
     per_identity = check_number("--utterances (utterances per test identity)", per_identity, int, ge=1)
     run = Path(run_dir)
+    atomic.remove_stale_temporaries(run, recursive=False)  # a killed evaluation's half report
     start = time.perf_counter()
     predictor = place_predictor(VoiceTo3D.load(run), device)
     method_name = method_name or METHOD_NAMES[predictor.backbone]
@@ -173,10 +174,10 @@ def evaluate_run(run_dir: str | Path, corpus_dir: str | None = None, per_identit
         gap = results[MEAN_FACE]["ARE"]["mean"] - results[CEILING]["ARE"]["mean"]
         closed = results[MEAN_FACE]["ARE"]["mean"] - results[method_name]["ARE"]["mean"]
         metrics["share_of_ceiling_gap_recovered"] = float(closed / gap) if gap > 0 else None
-    atomic.write_json(run / "metrics.json", metrics)
     from .report import write_report
 
     write_report(run, metrics, model, test_ids, references, methods, corpus)
+    atomic.write_json(run / "metrics.json", metrics)  # last: metrics.json says the evaluation is complete
     return metrics
 
 

@@ -203,8 +203,8 @@ def evaluate_2d(runs: list[str | Path], out: str | Path | None = None, tau: floa
         plot_tsne(report / "face_tsne.png", np.concatenate([real_emb, gen_emb]),
                   np.concatenate([real_labels, [f"{i} (generated)" for i in q.identity]]),
                   f"{name}: real and generated face embeddings (t-SNE)")
-        atomic.write_json(Path(run) / "metrics.json", metrics)
         atomic.write_text(report / "report.md", comparison_markdown({name: metrics}, shared))
+        atomic.write_json(Path(run) / "metrics.json", metrics)  # last: the evaluation is complete
         results[name] = metrics
     summary = {"runs": results, "between_runs": between_runs(per_identity), **shared}
     if out is not None:

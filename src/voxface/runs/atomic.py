@@ -13,6 +13,8 @@ import errno
 import io
 import json
 import os
+import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -92,7 +94,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     except OSError as e:
         raise _as_write_error(e, path) from None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f"{TEMPORARY_MARKER}{path.suffix}",
+        fd, tmp = tempfile.mkstemp(prefix=_temporary_prefix(path.stem), suffix=f"{TEMPORARY_MARKER}{path.suffix}",
                                    dir=path.parent)
     except OSError as e:
         raise _as_write_error(e, path) from None
@@ -116,18 +118,78 @@ def _as_write_error(error: OSError, path: Path) -> OSError | WriteError:
     return write_failure(error, path) if error.errno in WRITE_ERRNOS else error
 
 
-def remove_stale_temporaries(root: str | os.PathLike) -> int:
-    """Delete the temporary files that killed writers left under ``root``; return how many.
+@contextlib.contextmanager
+def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty temporary folder beside ``path``; on success it replaces ``path`` (and what was there).
 
-    Call it when a job (re)starts on its output folder and no other writer is active there: a
-    SIGKILL leaves the in-flight temporary of :func:`atomic_path` behind (never the final name).
+    A folder of several files (a report) then appears whole or not at all; a killed writer leaves
+    only the temporary folder, which :func:`remove_stale_temporaries` sweeps.
     """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=_temporary_prefix(path.name), suffix=TEMPORARY_MARKER, dir=path.parent))
+    except OSError as e:
+        raise _as_write_error(e, path) from None
+    try:
+        yield staging
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=_temporary_prefix(path.name), suffix=TEMPORARY_MARKER, dir=path.parent))
+            os.replace(path, old / path.name)
+            os.replace(staging, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(staging, path)
+    except OSError as e:
+        raise _as_write_error(e, path) from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _temporary_prefix(name: str) -> str:
+    """``.<name>.<pid>-``: a temporary says which process writes it, so a sweep can tell a dead writer's."""
+    return f".{name}.{os.getpid()}-"
+
+
+_WRITER = re.compile(r"\.(\d+)-[^.]*" + re.escape(TEMPORARY_MARKER))
+
+
+def remove_stale_temporaries(root: str | os.PathLike, recursive: bool = True) -> int:
+    """Delete the temporary files and folders that killed writers left under ``root``; return how many.
+
+    A temporary of :func:`atomic_path` or :func:`atomic_folder` names its writer's pid; it is removed
+    when that process no longer runs (so a sweep never takes the file of a writer still at work), as
+    is a file without a pid (an older voxface's). A SIGKILL leaves such a temporary behind, never the
+    final name. ``recursive``: also look in the folders below ``root``.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        return 0
+    pattern = f".*{TEMPORARY_MARKER}*"
     removed = 0
-    for path in Path(root).rglob(f".*{TEMPORARY_MARKER}*"):
-        if path.is_file():
-            path.unlink()
-            removed += 1
+    for path in list(root.rglob(pattern) if recursive else root.glob(pattern)):
+        writer = _WRITER.search(path.name)
+        if writer is not None and process_running(int(writer.group(1))):
+            continue
+        if path.is_dir() and writer is not None:
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.is_file():
+            path.unlink(missing_ok=True)
+        else:
+            continue
+        removed += 1
     return removed
+
+
+def process_running(pid: int) -> bool:
+    """Whether process ``pid`` exists (on this machine)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
