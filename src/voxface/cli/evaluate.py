@@ -88,7 +88,7 @@ def _cmd_aggregate(args: argparse.Namespace) -> None:
     from ..reports.aggregate import aggregate_runs, write_aggregate
 
     pairs = [tuple(p) for p in args.compare] if args.compare else None
-    report = write_aggregate(aggregate_runs(args.runs, pairs), args.out)
+    report = write_aggregate(aggregate_runs(args.runs, pairs, args.allow_mixed), args.out)
     print(report.read_text())
     print(f"written: {report} and aggregate.json")
 
@@ -154,6 +154,9 @@ def add_commands(sub) -> None:
     p.add_argument("--out", required=True, help="folder for aggregate.md and aggregate.json")
     p.add_argument("--compare", nargs=2, action="append", metavar=("METHOD", "BASELINE"),
                    help="compare only these (repeatable), e.g. --compare CMP-unsupervised Base-2")
+    p.add_argument("--allow-mixed", action="store_true",
+                   help="aggregate runs that are not seeds of one experiment (other corpus, method or test set, "
+                        "one seed twice) under a warning instead of refusing")
 
     stats = sub.add_parser("stats", help="statistics helpers").add_subparsers(dest="stats_command", required=True,
                                                                                 metavar="TEST")
