@@ -78,7 +78,7 @@ def test_features_and_voice_reference_refuse_a_recording_past_the_limit_before_d
     assert [p.name for p in (tmp_path / "feats").iterdir()] == [f"{voice.stem}.npy"]  # the other file still ran
     from voxface.workflows.voice_reference import _recorded_voices
 
-    features, _, _ = _recorded_voices(predictor, [str(long_ogg), str(voice)], False, max_minutes=2)
+    features, *_ = _recorded_voices(predictor, [str(long_ogg), str(voice)], False, max_minutes=2)
     assert len(features) == 1  # the long recording was skipped, not decoded
 
 

@@ -24,6 +24,8 @@ from ..runs.atomic import process_running
 log = logging.getLogger(__name__)
 
 ROOT_PREFIX = "voxface-serve-"
+CACHE_MAX_BYTES = 256 * 2**20
+"""Most bytes of answers kept downloadable at once (about 280 answers of 0.9 MB); the oldest go first."""
 KEEP_REQUESTS = 16
 """Request folders kept besides the newest (the page answers from Gradio's copies)."""
 GRACE_S = 10.0
@@ -80,15 +82,18 @@ class RequestFolders:
                 shutil.rmtree(folder, ignore_errors=True)
 
 
-def expire_cached(file_sets: list[set], max_age_s: float, now: float | None = None) -> int:
+def expire_cached(file_sets: list[set], max_age_s: float, max_bytes: int = CACHE_MAX_BYTES,
+                  now: float | None = None) -> int:
     """Delete the files in ``file_sets`` (a Gradio page's ``temp_file_sets``) created more than
-    ``max_age_s`` ago, and their folders once empty; return how many files went.
+    ``max_age_s`` ago, then the oldest others while together they hold more than ``max_bytes``, and
+    their folders once empty; return how many files went.
 
     Gradio's own ``delete_cache`` task does the same on a timer, but it stops for good when a request
     adds a file while it iterates (a RuntimeError in its loop), so the page also calls this on each
     request; a round that meets a set being changed leaves the rest to the next one.
     """
     now = time.time() if now is None else now
+    kept = []  # (created, size, name, its set), of the files young enough to stay
     removed = 0
     for files in file_sets:
         try:
@@ -96,20 +101,41 @@ def expire_cached(file_sets: list[set], max_age_s: float, now: float | None = No
         except RuntimeError:  # changed while copied: the next request tries again
             continue
         for name in candidates:
-            path = Path(name)
             try:
-                if now - path.lstat().st_ctime <= max_age_s:
-                    continue
-                path.unlink()
+                status = Path(name).lstat()
             except FileNotFoundError:
-                pass
+                files.discard(name)
+                continue
             except OSError:
                 continue
-            files.discard(name)
+            created = status.st_ctime
+            if now - created <= max_age_s:
+                kept.append((created, status.st_size, name, files))
+            elif _remove_cached(name, files):
+                removed += 1
+    total = sum(size for _, size, _, _ in kept)
+    for _, size, name, files in sorted(kept, key=lambda k: k[0]):
+        if total <= max_bytes:
+            break
+        if _remove_cached(name, files):
             removed += 1
-            with contextlib.suppress(OSError):
-                path.parent.rmdir()
+            total -= size
     return removed
+
+
+def _remove_cached(name: str, files: set) -> bool:
+    """Delete one cached file (and its folder once empty), forgetting it in ``files``; False if it stays."""
+    path = Path(name)
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return False
+    files.discard(name)
+    with contextlib.suppress(OSError):
+        path.parent.rmdir()
+    return True
 
 
 def sweep_abandoned(temp_dir: str | os.PathLike | None = None) -> int:

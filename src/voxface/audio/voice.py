@@ -11,6 +11,12 @@ from .duration import DurationLimit
 from .io import PCM16_SCALE, as_mono, load_pcm16, to_pcm16
 from .vad import trim_silence
 
+NOISE_FLATNESS = 0.35
+"""Median spectral flatness above which a recording is noise, not speech: white noise is about 0.56
+(e^-γ for a periodogram), voiced speech far below (0.0-0.02 on FSDD and the synthetic corpus)."""
+FLATNESS_FRAME = 512
+MAX_FLATNESS_FRAMES = 2000
+
 
 def prepare_voice(
     path_or_wave: str | os.PathLike | np.ndarray, sr: int = 16000, min_seconds: float = 0.5, vad: bool = True,
@@ -61,3 +67,31 @@ def prepare_voice(
         seconds = len(speech) / sr
         raise VoxfaceError(f"{source} has only {seconds:.2f} s of speech after removing silence; {need}")
     return speech.astype(np.float32) / np.float32(PCM16_SCALE)
+
+
+def check_speech_like(speech: np.ndarray, source: str) -> None:
+    """Refuse ``speech`` (the (N,) samples :func:`prepare_voice` kept) when it is noise-like: its median
+    spectral flatness over 512-sample frames is above :data:`NOISE_FLATNESS` (voice-activity detection
+    lets steady noise through).
+
+    Raises:
+        VoxfaceError: naming ``source`` ("audio file x.wav") and the flatness.
+    """
+    flatness = median_spectral_flatness(speech)
+    if flatness > NOISE_FLATNESS:
+        raise VoxfaceError(f"no speech found in {source}: it sounds like noise (spectral flatness {flatness:.2f}; "
+                           f"speech stays below {NOISE_FLATNESS:g}); record speech closer to the microphone")
+
+
+def median_spectral_flatness(wave: np.ndarray, frame: int = FLATNESS_FRAME) -> float:
+    """Median over Hann frames (half-overlapping, at most ``MAX_FLATNESS_FRAMES`` spread evenly over
+    the recording) of geometric / arithmetic mean of the power spectrum of (N,) ``wave``: 1 for flat
+    (white) noise, near 0 for tonal or voiced sound; 0 when shorter than a frame."""
+    wave = np.asarray(wave, dtype=np.float64)
+    if len(wave) < frame:
+        return 0.0
+    count = min(MAX_FLATNESS_FRAMES, (len(wave) - frame) // (frame // 2) + 1)
+    starts = np.linspace(0, len(wave) - frame, count).astype(np.int64)
+    frames = wave[starts[:, None] + np.arange(frame)] * np.hanning(frame)
+    power = np.abs(np.fft.rfft(frames, axis=1)) ** 2 + 1e-20
+    return float(np.median(np.exp(np.mean(np.log(power), axis=1)) / np.mean(power, axis=1)))

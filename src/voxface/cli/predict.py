@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ..audio.duration import PREDICT_MAX_MINUTES
+from ..errors import VoxfaceError
 from ..paths import output_folder
 from ..runs.atomic import recording
 from ..runs.config import cli_number
@@ -57,9 +59,14 @@ def _cmd_voice_reference(args: argparse.Namespace) -> None:
     """
     from ..workflows.voice_reference import fit_voice_reference
 
-    reference = fit_voice_reference(args.run, corpus=args.corpus, audio=args.audio, progress=not args.quiet,
-                                    max_minutes=args.max_minutes)
+    reference, skipped = fit_voice_reference(args.run, corpus=args.corpus, audio=args.audio, progress=not args.quiet,
+                                             max_minutes=args.max_minutes)
     print(f"{args.run}: voice reference of {reference.source} ({len(reference.calibration)} calibration distances)")
+    for outcome in skipped:
+        print(f"{outcome.source}: error: {outcome.error}", file=sys.stderr)
+    if skipped:
+        raise VoxfaceError(f"{len(skipped)} of {len(args.audio)} file(s) were skipped (see above); the reference was "
+                           f"fitted from the other {len(args.audio) - len(skipped)}")
 
 
 def add_commands(sub) -> None:

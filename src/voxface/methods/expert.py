@@ -34,7 +34,7 @@ from ..models.image_to_3d import ImageTo3D
 from ..models.registry import load_network, save_network
 from ..runs import atomic
 from ..runs.checkpoints import load_tagged, reads_saved_file
-from ..runs.config import TrainingSettings, count, positive, random_seed
+from ..runs.config import TrainingSettings, check_batches, count, positive, random_seed
 from ..runs.folder import resume_checkpoint, run_folder
 from ..runs.trainer import OneLossModule, make_trainer
 from ..vision.fitting_expert import FittingExpert, affine_camera, normalised_coordinates
@@ -195,6 +195,7 @@ class ExpertModule(OneLossModule):
 
 def fit(config: Config, run_dir: str | Path, progress: bool = True) -> Fitted:
     """Render, train, save ``expert.pt``, and score both experts on held-out renders."""
+    check_batches(config.batch_size, config.train_images, "images (train_images)")
     with run_folder(run_dir, config, KIND) as run:
         L.seed_everything(config.seed, workers=True)
         model = check_corpus(config.corpus).model

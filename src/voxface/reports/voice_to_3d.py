@@ -38,7 +38,7 @@ from ..face3d import MorphableModel
 from ..predictors.voice_to_3d import FEATURES, VoiceTo3D
 from ..runs import atomic
 from ..runs.config import check_number
-from ..runs.folder import run_corpus
+from ..runs.folder import check_scores_corpus, run_corpus
 from ..runs.placement import place_predictor
 
 log = logging.getLogger(__name__)
@@ -138,6 +138,7 @@ def evaluate_run(run_dir: str | Path, corpus_dir: str | None = None, per_identit
     predictor = place_predictor(VoiceTo3D.load(run), device)
     method_name = method_name or METHOD_NAMES[predictor.backbone]
     corpus = check_corpus(run_corpus(run, corpus_dir))
+    check_scores_corpus(run, corpus.root)
     predictor.check_model(corpus.model)
     model = corpus.model
     test_ids = corpus.identity_ids("test")

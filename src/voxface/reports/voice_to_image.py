@@ -56,7 +56,7 @@ from ..methods.gan2d import load_generator, target_faces  # noqa: E402
 from ..methods.speaker_cnn import load_voice_embeddings  # noqa: E402
 from ..predictors.voice_to_image import VoiceToImage  # noqa: E402
 from ..runs import atomic  # noqa: E402
-from ..runs.folder import read_run_config  # noqa: E402
+from ..runs.folder import check_scores_corpus, read_run_config  # noqa: E402
 from ..runs.placement import place_network, place_predictor  # noqa: E402
 from ..runs.reading import read_json  # noqa: E402
 from ..vision.face_embedding import create_face_embedder  # noqa: E402
@@ -156,6 +156,8 @@ def evaluate_2d(runs: list[str | Path], out: str | Path | None = None, tau: floa
     if corpus_dir is None:
         raise VoxfaceError("imported runs were not trained on a corpus here; pass --corpus CORPUS")
     corpus = check_corpus(corpus_dir)
+    for run in runs:
+        check_scores_corpus(run, corpus_dir)
     queries = {run: (gan2d_queries(run, c, corpus, per_identity, device) if c["kind"] == "gan2d"
                      else imported_queries(run, corpus, per_identity, progress, device))
                for run, c in zip(runs, configs)}

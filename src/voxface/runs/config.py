@@ -88,6 +88,18 @@ class TrainingSettings(Settings):
     precision: str = setting("auto", choices=PRECISIONS, resumable=True)
 
 
+def check_batches(batch_size: int, available: int, what: str) -> None:
+    """Refuse a ``batch_size`` larger than the ``available`` training items (``what`` they are), which
+    would train on no full batch at all.
+
+    Raises:
+        VoxfaceError: saying both numbers and the two settings that fix it.
+    """
+    if batch_size > available:
+        raise VoxfaceError(f"batch_size {batch_size} is larger than the {available} training {what}: no full batch; "
+                           f"pass --set batch_size={available} or fewer, or more training {what}")
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """The mapping in a YAML file; VoxfaceError naming the file if it is missing or not a mapping."""
     from .reading import read_yaml
@@ -169,7 +181,7 @@ def _coerce_tuple(owner: str, name: str, value: Any, args: tuple) -> tuple:
         value = [v for v in value.replace("(", "").replace(")", "").replace("[", "").replace("]", "").split(",")]
     if not isinstance(value, (list, tuple)) or (Ellipsis not in args and len(value) != len(items)):
         raise VoxfaceError(f"{owner} setting {name}={value!r} must be a list of {len(items)} values, "
-                           f"e.g. --set {name}=[{', '.join(_example(a) for a in items)}]")
+                           f"e.g. --set {name}=[{','.join(_example(a) for a in items)}]")
     kinds = items * len(value) if Ellipsis in args else items
     return tuple(coerce(owner, name, v, a) for v, a in zip(value, kinds))
 

@@ -16,6 +16,7 @@ import dataclasses
 import functools
 import io
 import logging
+import shutil
 import warnings
 from pathlib import Path
 from typing import Iterator
@@ -30,7 +31,7 @@ from .config import build, run_identity
 from .devices import lightning_precision, resolve_device
 from .distributed import global_rank
 from .logs import log_file
-from .reading import read_yaml
+from .reading import read_json, read_yaml
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +80,30 @@ def open_run(run_dir: str | Path, config, kind: str) -> Path:
 @contextlib.contextmanager
 def run_folder(run_dir: str | Path, config, kind: str) -> Iterator[Path]:
     """:func:`open_run`, with the run's ``train.log`` receiving the log records and warning filters
-    kept local until the block ends (then both are undone: the next run's log holds only its own)."""
+    kept local until the block ends (then both are undone: the next run's log holds only its own).
+
+    A new run refused inside the block (a VoxfaceError before anything was trained: a missing
+    encoder, too few identities) leaves no folder behind: what this call made is removed.
+    """
+    fresh = not (Path(run_dir) / CONFIG_FILE).is_file()
+    made = not Path(run_dir).exists()
     run = open_run(run_dir, config, kind)
-    with log_file(run / "train.log"), warnings.catch_warnings():
-        yield run
+    try:
+        with log_file(run / "train.log"), warnings.catch_warnings():
+            yield run
+    except VoxfaceError:
+        if fresh and global_rank() == 0 and _nothing_trained(run):
+            _remove_untrained(run, made)
+        raise
+
+
+def _remove_untrained(run: Path, made: bool) -> None:
+    """Remove the settings and logs of a run that never trained (and its folder, if it was made for it)."""
+    for path in run.iterdir():
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    if made:
+        run.rmdir()
+    log.debug("removed the untrained run folder %s", run)
 
 
 def _existing_config(path: Path) -> dict | None:
@@ -119,6 +140,23 @@ def read_run_config(run_dir: str | Path) -> dict:
     if not path.is_file():
         raise VoxfaceError(f"{run_dir} is not a voxface run folder (no {CONFIG_FILE}); train one first")
     return _existing_config(path)
+
+
+def check_scores_corpus(run_dir: str | Path, corpus_dir: str | Path) -> None:
+    """Refuse to score a run on ``corpus_dir`` when its ``metrics.json`` holds scores on another corpus
+    (they would be replaced without a word).
+
+    Raises:
+        VoxfaceError: naming the file and both corpora.
+    """
+    path = Path(run_dir) / "metrics.json"
+    if not path.is_file():
+        return
+    saved = read_json(path, "metrics file")
+    before = saved.get("corpus") if isinstance(saved, dict) else None
+    if before and Path(before).resolve() != Path(corpus_dir).resolve():
+        raise VoxfaceError(f"{path} holds the scores on corpus {before}; scoring on {corpus_dir} would replace them: "
+                           "move that file aside first, or score on the corpus it names")
 
 
 def run_corpus(run_dir: str | Path, corpus_dir: str | Path | None = None) -> str:

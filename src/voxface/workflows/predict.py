@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..audio.duration import PREDICT_MAX_MINUTES, DurationLimit
-from ..audio.voice import prepare_voice
+from ..audio.voice import check_speech_like, prepare_voice
 from ..errors import VoxfaceError
 from ..face3d.mesh_io import save_mesh
 from ..face3d.render import render_mesh, save_png
@@ -48,7 +48,9 @@ def read_voice(source: str | Path, max_minutes: float | None = PREDICT_MAX_MINUT
         60 * max_minutes, "split it, or pass --max-minutes {needed} to allow it (memory grows by about 65 MB a minute)")
     if limit is not None:
         limit.check_header(source)
-    return prepare_voice(source, limit=limit)
+    speech = prepare_voice(source, limit=limit)
+    check_speech_like(speech, f"audio file {source}")
+    return speech
 
 
 def predict_files(predictor: VoiceTo3D, sources: list[str], out_dir: str | Path, mesh_format: str = "obj",

@@ -20,7 +20,7 @@ from ..corpus.validate import check_corpus
 from ..errors import VoxfaceError
 from ..evaluate.in_distribution import VoiceReference
 from ..predictors.voice_to_3d import BUNDLE_FILE, FEATURES, VoiceTo3D
-from .predict import read_voice
+from .predict import Outcome, read_voice
 
 log = logging.getLogger(__name__)
 
@@ -29,13 +29,17 @@ MIN_RECORDINGS = 10
 
 def fit_voice_reference(run_or_file: str | Path, corpus: str | Path | None = None,
                         audio: list[str] | None = None, progress: bool = True,
-                        max_minutes: float | None = PREDICT_MAX_MINUTES) -> VoiceReference:
+                        max_minutes: float | None = PREDICT_MAX_MINUTES) -> tuple[VoiceReference, list[Outcome]]:
     """Fit a reference on a corpus's training identities or on recordings, and store it in the
     predictor file (rewritten atomically).
 
     Recordings are grouped by their folder (one speaker per folder); when they all share one
     folder, each recording is its own group. Unusable recordings, and recordings longer than
-    ``max_minutes``, are skipped with a log line.
+    ``max_minutes``, are skipped.
+
+    Returns:
+        The reference, and an :class:`Outcome` with the reason of each skipped recording (for the
+        caller to report: a skipped file is never silent).
 
     Raises:
         VoxfaceError: neither or both sources given, fewer than ``MIN_RECORDINGS`` usable
@@ -46,17 +50,19 @@ def fit_voice_reference(run_or_file: str | Path, corpus: str | Path | None = Non
     path = Path(run_or_file)
     path = path / BUNDLE_FILE if path.is_dir() else path
     predictor = VoiceTo3D.load(path)
+    skipped: list[Outcome] = []
     if corpus is not None:
         features, groups, source = _corpus_voices(predictor, corpus, progress)
     else:
-        features, groups, source = _recorded_voices(predictor, audio, progress, max_minutes)
+        features, groups, source, skipped = _recorded_voices(predictor, audio, progress, max_minutes)
     if len(features) < MIN_RECORDINGS or len(set(groups)) < 2:
+        unused = f"; {len(skipped)} file(s) could not be used, e.g. {skipped[0].error}" if skipped else ""
         raise VoxfaceError(f"{len(features)} usable recordings of {len(set(groups))} group(s); a reference needs "
-                           f"at least {MIN_RECORDINGS} recordings in 2 folders (speakers)")
+                           f"at least {MIN_RECORDINGS} recordings in 2 folders (speakers){unused}")
     predictor.reference = predictor.fit_reference(features, np.asarray(groups), source)
     predictor.save(path)
     log.info("voice reference of %s: %s", path, source)
-    return predictor.reference
+    return predictor.reference, skipped
 
 
 def _corpus_voices(predictor: VoiceTo3D, corpus_dir, progress: bool):
@@ -69,13 +75,13 @@ def _corpus_voices(predictor: VoiceTo3D, corpus_dir, progress: bool):
 
 
 def _recorded_voices(predictor: VoiceTo3D, audio: list[str], progress: bool, max_minutes: float | None):
-    features, folders = [], []
+    features, folders, skipped = [], [], []
     for file in tqdm(audio, desc="voice reference", disable=not progress, unit="file"):
         try:
             features += predictor.voice_features([read_voice(file, max_minutes)])
         except VoxfaceError as e:
-            log.info("skipped %s", e)
+            skipped.append(Outcome(file, [], str(e)))
             continue
         folders.append(str(Path(file).absolute().parent))
     groups = folders if len(set(folders)) > 1 else [str(i) for i in range(len(folders))]
-    return features, groups, f"{len(features)} recordings in {len(set(folders))} folder(s) given by the user"
+    return features, groups, f"{len(features)} recordings in {len(set(folders))} folder(s) given by the user", skipped
