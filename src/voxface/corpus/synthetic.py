@@ -31,6 +31,7 @@ from ..paths import output_folder
 from ..runs import atomic, logs
 from ..runs.config import Settings, build, count, random_seed, setting
 from ..runs.integrity import changed_files, file_sizes
+from ..runs.lock import LOCK_FILE, folder_lock
 from .face_images import mild_expression_limits, render_face_image, sample_appearance
 from .format import IMAGE_SIZES, SAMPLE_RATE, Corpus, manifest_header, split_for_name, write_csv, write_tables
 from .link import VoiceFaceLink, sample_shape
@@ -105,7 +106,14 @@ def generate_corpus(out: str | Path, config: SynthConfig, progress: bool = True,
 
 def _generate(out: Path, config: SynthConfig, model: MorphableModel, jobs: list, progress: bool,
               start: float) -> Corpus:
-    """The writing part of :func:`generate_corpus` (the target, model and plan are checked)."""
+    """The writing part of :func:`generate_corpus` (the target, model and plan are checked), under
+    the corpus folder's lock (a second writer is refused, naming this one)."""
+    with folder_lock(out, "corpus folder"):
+        return _generate_locked(out, config, model, jobs, progress, start)
+
+
+def _generate_locked(out: Path, config: SynthConfig, model: MorphableModel, jobs: list, progress: bool,
+                     start: float) -> Corpus:
     atomic.write_json(out / "generator.json", config.identity_key())
     atomic.remove_stale_temporaries(out)
 
@@ -159,7 +167,7 @@ def _check_target(out: Path, config: SynthConfig) -> None:
             raise VoxfaceError(
                 f"{out} holds a synthetic corpus made with other settings (see {marker}); "
                 "choose another --out folder or delete this one")
-    elif out.exists() and any(p.name != LOG_FILE for p in out.iterdir()):
+    elif out.exists() and any(p.name not in (LOG_FILE, LOCK_FILE) for p in out.iterdir()):
         raise VoxfaceError(f"{out} exists and is not an unfinished synthetic corpus; "
                            "choose an empty or new --out folder")
 

@@ -34,7 +34,7 @@ from ..predictors.voice_to_3d import BUNDLE_FILE as PREDICTOR_FILE
 from ..runs.config import TrainingSettings, count, positive, random_seed, setting, weight
 from ..runs.distributed import data_loader
 from ..runs.folder import resume_checkpoint, run_folder
-from ..runs.trainer import OneLossModule, make_trainer, record_metrics
+from ..runs.trainer import OneLossModule, finished_already, make_trainer, record_metrics
 from . import Fitted
 from .speaker import load_encoder
 
@@ -195,10 +195,14 @@ def fit(config: Config, run_dir: str | Path, progress: bool = True) -> Fitted:
         predictor = VoiceTo3D(config.backbone, None if encoder is None else encoder.cpu(), module.regressor.cpu(),
                               model, provenance=training_provenance(corpus, len(train_ids)), population=population)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-        if trainer.is_global_zero:
+        if trainer.is_global_zero and finished_already(run / PREDICTOR_FILE, trainer):
+            log.info("%s: the run was finished already; its predictor is kept as it is", run / PREDICTOR_FILE)
+            predictor = VoiceTo3D.load(run / PREDICTOR_FILE)
+        elif trainer.is_global_zero:
             predictor.reference = voice_reference(predictor, [sets["fit"], sets["val"]],
                                                   predictor.provenance["trained_on"])
             predictor.save(run / PREDICTOR_FILE)
+        if trainer.is_global_zero:
             metrics = record_metrics(run / "train_metrics.json", metrics, trainer)
         log.info("supervised regressor (%s backbone, %s head) on %d identities: %s", config.backbone,
                  config.uncertainty, len(train_ids), metrics)

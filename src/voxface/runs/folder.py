@@ -30,6 +30,7 @@ from .checkpoints import load_weights
 from .config import build, run_identity
 from .devices import lightning_precision, resolve_device
 from .distributed import global_rank
+from .lock import LOCK_FILE, folder_lock
 from .logs import log_file
 from .reading import read_json, read_yaml
 
@@ -79,22 +80,25 @@ def open_run(run_dir: str | Path, config, kind: str) -> Path:
 
 @contextlib.contextmanager
 def run_folder(run_dir: str | Path, config, kind: str) -> Iterator[Path]:
-    """:func:`open_run`, with the run's ``train.log`` receiving the log records and warning filters
-    kept local until the block ends (then both are undone: the next run's log holds only its own).
+    """:func:`open_run` under the folder's lock (``runs.lock``: a second command on the folder is
+    refused, naming this one), with the run's ``train.log`` receiving the log records and warning
+    filters kept local until the block ends (then both are undone: the next run's log holds only its own).
 
     A new run refused inside the block (a VoxfaceError before anything was trained: a missing
     encoder, too few identities) leaves no folder behind: what this call made is removed.
     """
     fresh = not (Path(run_dir) / CONFIG_FILE).is_file()
     made = not Path(run_dir).exists()
-    run = open_run(run_dir, config, kind)
-    try:
-        with log_file(run / "train.log"), warnings.catch_warnings():
-            yield run
-    except VoxfaceError:
-        if fresh and global_rank() == 0 and _nothing_trained(run):
-            _remove_untrained(run, made)
-        raise
+    output_folder(run_dir, "--run")
+    with folder_lock(run_dir, "run folder") if global_rank() == 0 else contextlib.nullcontext():
+        run = open_run(run_dir, config, kind)
+        try:
+            with log_file(run / "train.log"), warnings.catch_warnings():
+                yield run
+        except VoxfaceError:
+            if fresh and global_rank() == 0 and _nothing_trained(run):
+                _remove_untrained(run, made)
+            raise
 
 
 def _remove_untrained(run: Path, made: bool) -> None:
@@ -130,7 +134,7 @@ def _changed_settings(existing: dict, config, kind: str) -> list[str]:
 
 def _nothing_trained(run: Path) -> bool:
     """True when the run folder holds nothing but its settings and logs (training never started)."""
-    allowed = {CONFIG_FILE, "train.log", "logs", "tb"}
+    allowed = {CONFIG_FILE, "train.log", "logs", "tb", LOCK_FILE}
     return all(p.name in allowed for p in run.iterdir())
 
 

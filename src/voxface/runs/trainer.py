@@ -116,7 +116,7 @@ def record_metrics(path: Path, fresh: dict, trainer: L.Trainer) -> dict:
     zero seconds): when ``trainer`` ran no training batch and the file exists, it is kept as it is
     and its content returned, so a rerun never empties the run's record.
     """
-    if path.is_file() and trained_batches(trainer) == 0:
+    if finished_already(path, trainer):
         try:
             kept = json.loads(path.read_text())
             log.info("%s: the run was finished already; its metrics are kept", path)
@@ -125,6 +125,13 @@ def record_metrics(path: Path, fresh: dict, trainer: L.Trainer) -> dict:
             log.warning("%s is unreadable; it is written afresh", path)
     atomic.write_json(path, fresh)
     return fresh
+
+
+def finished_already(path: Path, trainer: L.Trainer) -> bool:
+    """Whether ``path`` (a result a fit writes at its end: ``predictor.pt``, a metrics file) exists and
+    ``trainer`` trained nothing: the run was finished before this call, and its results, with what
+    the user added since (a voice reference in ``predictor.pt``), are kept as they are."""
+    return Path(path).is_file() and trained_batches(trainer) == 0
 
 
 def trained_batches(trainer: L.Trainer) -> int:
