@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio.duration import SERVE_MAX_MINUTES, check_duration
-from ..audio.voice import prepare_voice
+from ..audio.duration import SERVE_MAX_MINUTES, DurationLimit
+from ..audio.voice import check_speech_like, prepare_voice
 from ..errors import VoxfaceError
 from ..evaluate.in_distribution import WARN_BELOW
 from ..extras import optional_module
@@ -56,6 +56,8 @@ from .storage import RequestFolders, expire_cached, sweep_abandoned
 log = logging.getLogger(__name__)
 logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio polls its own server once per launch
 
+SHORTER = "upload a shorter recording"
+"""The page's advice for a recording past the limit."""
 _RENDER_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="voxface-predict")
 """The one thread of this process that predicts and renders for the page (see the module note)."""
 
@@ -140,9 +142,11 @@ class FaceFromVoice:
         if size_mb > self.max_upload_mb:
             raise VoxfaceError(f"the file {audio_path.name} is {size_mb:.1f} MB; the limit is "
                                f"{self.max_upload_mb:g} MB: upload a shorter recording")
-        check_duration(audio_path, 60 * self.max_minutes, audio_path.name, "upload a shorter recording")
+        limit = DurationLimit(60 * self.max_minutes, SHORTER)
+        limit.check_header(audio_path, audio_path.name)
         try:
-            speech = prepare_voice(audio_path)
+            speech = prepare_voice(audio_path, limit=limit)  # decoding stops at the limit, whatever the header says
+            check_speech_like(speech, f"audio file {audio_path}")
         except VoxfaceError as e:
             message = str(e).replace(str(audio_path), audio_path.name)
             raise VoxfaceError(f"{message} (only speech recordings can be used: wav, flac, ogg, mp3, m4a)") from None

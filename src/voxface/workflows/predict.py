@@ -36,15 +36,16 @@ class Outcome:
     error: str | None = None
 
 
-def read_voice(source: str | Path, max_minutes: float | None = PREDICT_MAX_MINUTES) -> np.ndarray:
+def read_voice(source: str | Path, max_minutes: float | DurationLimit | None = PREDICT_MAX_MINUTES) -> np.ndarray:
     """A recording's speech through CMP's front end (``prepare_voice``), refused first when its header
     says it is longer than ``max_minutes`` (None: no limit), so a long file is never decoded, and
-    refused when decoding reaches the limit (a header may not say, or understate, the length).
+    refused when decoding reaches the limit (a header may not say, or understate, the length). A
+    :class:`DurationLimit` instead of minutes brings its own advice (the page's differs from the CLI's).
 
     Raises:
         VoxfaceError: naming the file, if it is too long or unusable.
     """
-    limit = None if max_minutes is None else DurationLimit(
+    limit = max_minutes if isinstance(max_minutes, DurationLimit) or max_minutes is None else DurationLimit(
         60 * max_minutes, "split it, or pass --max-minutes {needed} to allow it (memory grows by about 65 MB a minute)")
     if limit is not None:
         limit.check_header(source)
@@ -54,7 +55,7 @@ def read_voice(source: str | Path, max_minutes: float | None = PREDICT_MAX_MINUT
 
 
 def predict_files(predictor: VoiceTo3D, sources: list[str], out_dir: str | Path, mesh_format: str = "obj",
-                  render_size: int = 512, max_minutes: float | None = PREDICT_MAX_MINUTES) -> list[Outcome]:
+                  render_size: int = 512, max_minutes: float | DurationLimit | None = PREDICT_MAX_MINUTES) -> list[Outcome]:
     """Predict a face for each audio file; a bad file is reported and the others still run.
 
     A file longer than ``max_minutes`` (read from its header before decoding; None: no limit) is
