@@ -98,7 +98,8 @@ def test_a_run_that_never_trained_takes_corrected_settings(tmp_path, tiny_corpus
     config = SpeakerConfig(corpus=str(tmp_path / "typo"), max_steps=2)
     with pytest.raises(VoxfaceError, match="typo"):
         train_speaker_encoder(config, tmp_path / "run", progress=False)
-    assert (tmp_path / "run" / "config.yaml").is_file()
+    assert not (tmp_path / "run").exists()  # a refused new run leaves no folder (issue 22)
+    open_run(tmp_path / "run", config, "speaker")  # a folder that never trained (made by an older voxface)
     fixed = SpeakerConfig(corpus=str(tiny_corpus_dir), max_steps=2)
     open_run(tmp_path / "run", fixed, "speaker")
     assert str(tiny_corpus_dir) in (tmp_path / "run" / "config.yaml").read_text()
