@@ -54,7 +54,7 @@ def test_a_prediction_that_is_not_finite_is_an_error_not_a_file(predictor_file, 
     from voxface.workflows.predict import predict_files
 
     predictor = VoiceTo3D.load(predictor_file)
-    predictor.mesh_from_parameters = lambda parameters: np.full((1, 5, 3), np.nan)
+    predictor._mesh = lambda parameters: np.full((1, 5, 3), np.nan)
     voice = next((tiny_corpus_dir / "audio").glob("*/*.wav"))
     outcome = predict_files(predictor, [str(voice)], tmp_path / "out")[0]
     assert outcome.outputs == [] and "not finite" in outcome.error

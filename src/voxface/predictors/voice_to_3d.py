@@ -89,7 +89,11 @@ class VoiceTo3D:
         if distribution is not None:
             uncertainty = Uncertainty(vertex_std(self.model, distribution)[0],
                                       np.sqrt(distribution.marginal_variance[0]))
-        return Prediction({k: v[0] for k, v in parameters.items()}, self._mesh(parameters)[0], self.model,
+        mesh = self._mesh(parameters)[0]
+        if not np.isfinite(mesh).all():
+            raise VoxfaceError("the predictor gave a face that is not finite (NaN or infinite vertices); its weights "
+                               "are damaged: train or import it again")
+        return Prediction({k: v[0] for k, v in parameters.items()}, mesh, self.model,
                           self.backbone, len(speech) / 16000, None if scores is None else float(scores[0]),
                           None if self.reference is None else self.reference.source, uncertainty,
                           self._describe(parameters, distribution), self.provenance)

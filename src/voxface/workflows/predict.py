@@ -68,15 +68,10 @@ def predict_files(predictor: VoiceTo3D, sources: list[str], out_dir: str | Path,
     outcomes, used = [], set()
     for source in sources:
         try:
-            speech = read_voice(source, max_minutes)
+            prediction = predictor.predict(read_voice(source, max_minutes))
         except VoxfaceError as e:
             log.debug("skipped %s: %s", source, e)
             outcomes.append(Outcome(source, [], str(e)))
-            continue
-        prediction = predictor.predict(speech)
-        if not np.isfinite(prediction.mesh).all():
-            outcomes.append(Outcome(source, [], f"the predictor gave {source} a face that is not finite (NaN or "
-                                                "infinite vertices); its weights are damaged: train or import it again"))
             continue
         if prediction.warning:
             log.warning("%s: %s", source, prediction.warning)
