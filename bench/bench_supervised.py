@@ -88,7 +88,7 @@ def main() -> None:
         from voxface.audio.voice import prepare_voice
 
         def infer():
-            predictor.meshes([prepare_voice(clip)])
+            predictor.predict(prepare_voice(clip))
 
         def full():
             predict_files(predictor, [str(clip)], Path(tmp) / "out")

@@ -35,7 +35,7 @@ SIZES = {"fast": dict(base=16, norm="batch", width=0.25, last_channel=128, input
 
 
 class RandomBatches(Dataset):
-    """Random pairs as :class:`voxface.experiments.unsupervised.VoiceFaceBatches` yields them."""
+    """Random pairs as :class:`voxface.methods.unsupervised.VoiceFaceBatches` yields them."""
 
     def __init__(self, n_items: int, n_identities: int, n_shape: int):
         self.n, self.ids, self.k = n_items, n_identities, n_shape

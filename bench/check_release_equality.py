@@ -65,13 +65,14 @@ def clip_errors(runs: Path, shared: Path, clip: str) -> dict[str, float]:
         pose = unsupervised.poses(faces)[0]
         _, rotation, offset = split_camera(pose.astype(np.float64))
         ours = {"embedding": embedding, "params51": whitened,
-                "mesh_supervised": supervised.meshes_from_embeddings(embedding)[0],
+                "mesh_supervised": supervised.meshes(embedding)[0],
                 "face_image": faces[0],
                 "face_image_120": F.interpolate(faces, size=(120, 120), mode="bilinear", align_corners=True)[0],
                 "mesh_unsupervised": mesh, "pose12": pose,
                 "mesh_unsupervised_posed": apply_similarity(mesh.astype(np.float64), 1.0, rotation, offset)}
         errors = {name: relative_error(value, official[name]) for name, value in ours.items()}
-        errors["mesh_supervised from the WAV"] = relative_error(supervised.meshes([wav])[0], official["mesh_supervised"])
+        errors["mesh_supervised from the WAV"] = relative_error(supervised.predict(wav).mesh,
+                                                               official["mesh_supervised"])
         from_wav = unsupervised.meshes(unsupervised.faces(unsupervised.embed(supervised.voice_features([wav]))))[0]
         errors["mesh_unsupervised from the WAV"] = relative_error(from_wav, official["mesh_unsupervised"])
     return errors

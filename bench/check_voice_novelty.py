@@ -23,7 +23,7 @@ from voxface.audio.voice import prepare_voice
 from voxface.corpus.data import utterance_set
 from voxface.corpus.validate import check_corpus
 from voxface.errors import VoxfaceError
-from voxface.evaluate.novelty import WARN_BELOW
+from voxface.evaluate.in_distribution import WARN_BELOW
 from voxface.paths import shared_data_dir
 from voxface.predictors.voice_to_3d import VoiceTo3D
 from voxface.runs.folder import read_run_config

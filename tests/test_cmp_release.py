@@ -68,13 +68,13 @@ def test_supervised_release_equals_the_official_outputs(shared_data, imported):
         outputs = predictor.regressor(embedding)
         whitened = (outputs - predictor.regressor.target_mean) / predictor.regressor.target_std
         assert relative_error(whitened.detach(), e["params51"]) < TOLERANCE
-        assert relative_error(predictor.meshes_from_embeddings(embedding)[0], e["mesh_supervised"]) < TOLERANCE
+        assert relative_error(predictor.meshes(embedding)[0], e["mesh_supervised"]) < TOLERANCE
 
 
 def test_supervised_release_from_the_wav_through_voxfaces_front_end(shared_data, imported):
     predictor = VoiceTo3D.load(imported["supervised"])
     for clip in CLIPS:
-        mesh = predictor.meshes([prepare_voice(shared_data / "cmp_reference" / "wav" / f"{clip}.wav")])[0]
+        mesh = predictor.predict(prepare_voice(shared_data / "cmp_reference" / "wav" / f"{clip}.wav")).mesh
         assert relative_error(mesh, expected(shared_data, clip)["mesh_supervised"]) < TOLERANCE
 
 

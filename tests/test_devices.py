@@ -72,6 +72,6 @@ def test_a_predictor_behind_on_device_computes_the_same(predictor_file, tiny_cor
     for name in ("encoder", "regressor"):
         setattr(moved, name, OnDevice(getattr(moved, name), torch.device("cpu")))
     wave = prepare_voice(next((tiny_corpus_dir / "audio").glob("*/*.wav")))
-    assert (moved.coefficients([wave]) == plain.coefficients([wave])).all()
+    assert (moved.predict(wave).parameters["shape"] == plain.predict(wave).parameters["shape"]).all()
     assert moved.encoder.embed_dim == plain.encoder.embed_dim
     assert moved.regressor.state_dict().keys() == plain.regressor.state_dict().keys()

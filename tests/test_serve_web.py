@@ -58,8 +58,8 @@ def test_prediction_offers_obj_glb_render_and_parameters(service, tiny_corpus_di
     shape = np.asarray(json.loads(result.parameters.read_text())["shape"], np.float32)
     np.testing.assert_allclose(obj.vertices, model.reconstruct(shape), atol=1e-3 * np.abs(model.mean).max())
     assert result.png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert 0.0 <= result.voice["in_distribution_score"] <= 1.0
-    assert "synthetic voices" in result.voice["warning"] and "How typical this voice is" in result.notice()
+    assert 0.0 <= result.prediction.in_distribution <= 1.0
+    assert "synthetic voices" in result.prediction.warning and "How typical this voice is" in result.notice()
 
 
 def test_with_a_2d_model_the_answer_has_the_generated_face_image(service, image_model_file, tiny_corpus_dir,

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import json
 import logging
 import os
 import signal
@@ -28,15 +27,18 @@ from pathlib import Path
 import numpy as np
 
 from ..audio.duration import SERVE_MAX_MINUTES, check_duration
+from ..audio.voice import prepare_voice
 from ..errors import VoxfaceError
+from ..evaluate.in_distribution import WARN_BELOW
 from ..extras import optional_module
-from ..face3d.mesh_io import save_mesh
 from ..face3d.render import save_png
-from ..predictors.voice_to_3d import VoiceTo3D
+from ..predictors.prediction import Prediction
+from ..predictors.provenance import image_warning, trained_on
+from ..predictors.voice_to_3d import BUNDLE_FILE, VoiceTo3D
 from ..predictors.voice_to_image import VoiceToImage
 from ..runs.config import check_number
 from ..runs.placement import place_predictor
-from ..workflows.predict import predict_files
+from ..workflows.predict import write_prediction
 from .settings import (
     CONCURRENCY,
     DEFAULT_HOST,
@@ -59,40 +61,41 @@ _RENDER_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="voxface-p
 
 @dataclass
 class FacePrediction:
-    """The files of one request: mesh in both formats, a PNG render, the parameters as JSON, what to
-    say about the voice (``voice_notice``), and the generated 2D face image (None without a 2D model)."""
+    """One request's answer: the :class:`Prediction`, the files written from it (mesh in both
+    formats, a PNG render, the parameters as JSON, the uncertainty render of a probabilistic
+    model) and the generated 2D face image with its warning (None without a 2D model)."""
 
+    prediction: Prediction
     glb: Path
     obj: Path
     png: Path
     parameters: Path
-    voice: dict
-    face: dict | None = None
     uncertainty_png: Path | None = None
     face_image: Path | None = None
     face_image_warning: str | None = None
 
     def notice(self) -> str:
         """Markdown shown beside the face: the warnings (if any) and the in-distribution score."""
-        score = self.voice["in_distribution_score"]
+        score = self.prediction.in_distribution
         typical = ("unknown (no reference of the model's training voices)" if score is None else
                    f"**{score:.3f}** (share of held-out training voices at least as unusual; "
-                   f"below {self.voice['warn_below']:g} is flagged)")
-        lines = [f"⚠️ **Warning: {warning}.**" for warning in (self.voice["warning"], self.face_image_warning)
+                   f"below {WARN_BELOW:g} is flagged)")
+        lines = [f"⚠️ **Warning: {warning}.**" for warning in (self.prediction.warning, self.face_image_warning)
                  if warning]
         return "\n\n".join(lines + [f"How typical this voice is for the model: {typical}. "
-                                      f"Model trained on {self.voice['trained_on']}."])
+                                      f"Model trained on {self.prediction.trained_on}."])
 
     def description(self) -> str:
         """Markdown: the face's ratios with their intervals against the population, its face type and
         the gender it resembles, each with how sure the model is (empty without a population)."""
-        if self.face is None:
+        face = self.prediction.face
+        if face is None:
             return ""
-        level = f"{100 * self.face['interval_level']:.0f}%"
-        sure = "share of sampled faces" if self.face["probabilistic"] else "a point model: no uncertainty"
+        level = f"{100 * face['interval_level']:.0f}%"
+        sure = "share of sampled faces" if face["probabilistic"] else "a point model: no uncertainty"
         rows = [f"| {name} | {r['median']:.3f} | [{r['interval'][0]:.3f}, {r['interval'][1]:.3f}] | "
-                f"{r['population'][0]:.3f}–{r['population'][1]:.3f} |" for name, r in self.face["ratios"].items()]
-        kind, gender = self.face["face_type"], self.face["gender"]
+                f"{r['population'][0]:.3f}–{r['population'][1]:.3f} |" for name, r in face["ratios"].items()]
+        kind, gender = face["face_type"], face["gender"]
         return "\n".join([f"| ratio (÷ eye-corner distance) | predicted | {level} interval | population 5–95% |",
                           "|---|---|---|---|", *rows, "",
                           f"Nearest face type: **{kind['name']}** ({100 * kind['share_of_samples']:.0f}%, {sure}). "
@@ -131,42 +134,36 @@ class FaceFromVoice:
         """Predict a face for one audio file; VoxfaceError (a message for the page) if it is unusable."""
         if not audio_path:
             raise VoxfaceError("no audio given: record from the microphone or upload an audio file, then press Predict")
-        size_mb = Path(audio_path).stat().st_size / 2**20
+        audio_path = Path(audio_path)
+        size_mb = audio_path.stat().st_size / 2**20
         if size_mb > self.max_upload_mb:
-            raise VoxfaceError(f"the file {Path(audio_path).name} is {size_mb:.1f} MB; the limit is "
+            raise VoxfaceError(f"the file {audio_path.name} is {size_mb:.1f} MB; the limit is "
                                f"{self.max_upload_mb:g} MB: upload a shorter recording")
-        check_duration(audio_path, 60 * self.max_minutes, Path(audio_path).name, "upload a shorter recording")
-        return _RENDER_THREAD.submit(self._predict, Path(audio_path)).result()
+        check_duration(audio_path, 60 * self.max_minutes, audio_path.name, "upload a shorter recording")
+        try:
+            speech = prepare_voice(audio_path)
+        except VoxfaceError as e:
+            message = str(e).replace(str(audio_path), audio_path.name)
+            raise VoxfaceError(f"{message} (only speech recordings can be used: wav, flac, ogg, mp3, m4a)") from None
+        return _RENDER_THREAD.submit(self._answer, audio_path, speech).result()
 
-    def _predict(self, audio_path: Path) -> FacePrediction:
+    def _answer(self, audio_path: Path, speech: np.ndarray) -> FacePrediction:
+        """Predict from ``speech`` and write the request's files (on the render thread)."""
         folder = self.folders.new()
-        outcome = predict_files(self.predictor, [str(audio_path)], folder, "glb", RENDER_SIZE,
-                                max_minutes=self.max_minutes, labels=[audio_path.name])[0]
-        if outcome.error:
-            message = outcome.error.replace(str(audio_path), audio_path.name)
-            raise VoxfaceError(f"{message} (only speech recordings can be used: wav, flac, ogg, mp3, m4a)")
-        glb, png, parameters, *extra = (Path(p) for p in outcome.outputs)
-        obj = save_mesh(glb.with_suffix(".obj"), outcome.mesh, self.predictor.model.triangles)
-        record = json.loads(parameters.read_text())
+        prediction = self.predictor.predict(speech)
+        stem = audio_path.stem
+        files = write_prediction(prediction, folder, stem, audio_path.name, ("glb", "obj"), RENDER_SIZE)
         face_image = face_image_warning = None
         if self.image_model is not None:
             from PIL import Image
 
             image = Image.fromarray(self.image_model.image(audio_path))
-            face_image = save_png(glb.with_name(glb.stem + "_face2d.png"),
+            face_image = save_png(folder / f"{stem}_face2d.png",
                                   np.asarray(image.resize((FACE_IMAGE_SIZE,) * 2, Image.BICUBIC)))
-            face_image_warning = image_model_warning(self.image_model)
+            face_image_warning = image_warning(self.image_model.provenance)
         log.info("served %s -> %s", audio_path.name, folder)
-        return FacePrediction(glb, obj, png, parameters, record["voice"], record["face"], next(iter(extra), None),
-                              face_image, face_image_warning)
-
-
-def image_model_warning(image_model: VoiceToImage) -> str | None:
-    """What the page says under a 2D face image whose model was trained on synthetic voices, else None."""
-    if not image_model.provenance.get("synthetic"):
-        return None
-    return (f"the 2D face image comes from a model trained on {image_model.provenance['trained_on']}: on a real "
-            "voice it carries no information")
+        return FacePrediction(prediction, files["glb"], files["obj"], files["png"], files["json"],
+                              files.get("uncertainty"), face_image, face_image_warning)
 
 
 def find_run(run: str | Path | None) -> tuple[Path | None, str]:
@@ -177,11 +174,11 @@ def find_run(run: str | Path | None) -> tuple[Path | None, str]:
     """
     if run is not None:
         path = Path(run)
-        if not (path / "predictor.pt").is_file() and not path.is_file():
+        if not (path / BUNDLE_FILE).is_file() and not path.is_file():
             raise VoxfaceError(f"no voice-to-3D predictor at {run}: pass a run folder of `voxface train "
-                               "supervised` (it holds predictor.pt) or the predictor.pt file itself")
+                               f"supervised` (it holds {BUNDLE_FILE}) or the {BUNDLE_FILE} file itself")
         return path, f"Model: `{path}`."
-    if (DEFAULT_RUN / "predictor.pt").is_file():
+    if (DEFAULT_RUN / BUNDLE_FILE).is_file():
         return DEFAULT_RUN, (f"No run was given, so this page uses the run that `voxface demo` made "
                              f"(`{DEFAULT_RUN}`, trained on the synthetic corpus). Serve another with "
                              "`voxface serve --run RUN`.")
@@ -258,10 +255,10 @@ def serve(run: str | Path | None = None, host: str = DEFAULT_HOST, port: int = D
         image_model = None
         if image_run is not None:
             image_model = place_predictor(VoiceToImage.load(image_run), device)
-            origin = image_model.provenance.get("trained_on", "voices it does not describe")
-            note += f" 2D face model: `{image_run}` ({image_model.settings['generator']}, trained on {origin})."
+            note += (f" 2D face model: `{image_run}` ({image_model.settings['generator']}, trained on "
+                     f"{trained_on(image_model.provenance)}).")
         predictor = place_predictor(VoiceTo3D.load(path), device)
-        note += f" Trained on {predictor.provenance.get('trained_on', 'voices it does not describe')}."
+        note += f" Trained on {trained_on(predictor.provenance)}."
         sweep_abandoned()
         folders = RequestFolders.for_this_process()
         if block and "GRADIO_TEMP_DIR" not in os.environ:  # this process serves until it exits: keep

@@ -130,10 +130,3 @@ def identity_photos(corpus: Corpus, identity_ids: list[str]) -> tuple[np.ndarray
                            "faces.csv entries (a synthetic corpus gets them with `voxface synth --out CORPUS --images 40`)")
     return photos(corpus, faces), np.array([index[f.identity] for f in faces])
 
-
-def training_provenance(corpus: Corpus, n_identities: int) -> dict:
-    """What a trained model says about its training voices wherever its predictions are shown:
-    ``trained_on`` (a sentence for users) and ``synthetic`` (whether those voices were synthetic)."""
-    kind = "synthetic" if corpus.synthetic else "real"
-    return {"trained_on": f"the {kind} voices of {n_identities} identities of corpus {corpus.root}",
-            "synthetic": bool(corpus.synthetic)}

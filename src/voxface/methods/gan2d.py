@@ -19,12 +19,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..corpus.data import photos, training_provenance
+from ..corpus.data import photos
 from ..corpus.format import Corpus
 from ..corpus.validate import check_corpus
 from ..errors import VoxfaceError
 from ..models.generators2d import ConditionalDiscriminator, ConditionalGenerator, VoiceVAE
 from ..models.registry import load_network, save_network
+from ..predictors.provenance import training_provenance
 from ..predictors.voice_to_image import BUNDLE_FILE as VOICE_TO_IMAGE_FILE
 from ..predictors.voice_to_image import VoiceToImage
 from ..runs import atomic

@@ -20,15 +20,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..corpus.data import UtteranceSet, embedding_bank, split_identities, training_provenance, utterance_set
+from ..corpus.data import UtteranceSet, embedding_bank, split_identities, utterance_set
 from ..corpus.datasets import CROP_FRAMES, Triplets, random_batch_length
 from ..corpus.validate import check_corpus
 from ..errors import VoxfaceError
-from ..evaluate.novelty import VoiceReference
+from ..evaluate.in_distribution import VoiceReference
 from ..evaluate.population import FacePopulation
 from ..losses.triplet import squared_triplet_loss
 from ..models.regressor import UNCERTAINTY, create_regressor
+from ..predictors.provenance import training_provenance
 from ..predictors.voice_to_3d import BACKBONES, FEATURES, VoiceTo3D
+from ..predictors.voice_to_3d import BUNDLE_FILE as PREDICTOR_FILE
 from ..runs.config import TrainingSettings, count, positive, random_seed, setting, weight
 from ..runs.distributed import data_loader
 from ..runs.folder import resume_checkpoint, run_folder
@@ -39,7 +41,6 @@ from .speaker import load_encoder
 log = logging.getLogger(__name__)
 
 KIND = "supervised"
-PREDICTOR_FILE = "predictor.pt"
 RESEMBLYZER_DIM = 256
 
 
@@ -205,7 +206,7 @@ def fit(config: Config, run_dir: str | Path, progress: bool = True) -> Fitted:
 
 
 def voice_reference(predictor: VoiceTo3D, sets: list[UtteranceSet], source: str) -> VoiceReference:
-    """The reference of the training voices (``evaluate.novelty``), identities as the folds' groups."""
+    """The reference of the training voices (``evaluate.in_distribution``), identities as the folds' groups."""
     features = [f for s in sets for f in s.features]
     groups = np.array([s.identity_ids[i] for s in sets for i in s.identity_index])
     return predictor.fit_reference(features, groups, source)

@@ -47,7 +47,7 @@ class CMPVoiceEncoder(nn.Module):
 
     def frame_statistics(self, x: torch.Tensor) -> torch.Tensor:
         """(B, in_bins, T) -> (B, 2·256) mean and standard deviation over time of the first block's
-        output: the descriptor of a voice that :mod:`voxface.evaluate.novelty` compares with the
+        output: the descriptor of a voice that :mod:`voxface.evaluate.in_distribution` compares with the
         training voices (it separates real from synthetic speech far better than the embedding)."""
         first = self.net[:3](x)
         return torch.cat([first.mean(2), first.std(2)], dim=1)

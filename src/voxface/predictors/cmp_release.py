@@ -44,6 +44,7 @@ from ..runs.folder import CONFIG_FILE
 from . import release_networks as networks
 from .voice_image_3d import BUNDLE_FILE as UNSUPERVISED_FILE
 from .voice_image_3d import VoiceToImageTo3D
+from .voice_to_3d import BUNDLE_FILE as SUPERVISED_FILE
 from .voice_to_3d import VoiceTo3D
 from .voice_to_image import BUNDLE_FILE as IMAGE_FILE
 from .voice_to_image import VoiceToImage
@@ -124,7 +125,7 @@ def import_cmp_release(folder: str | Path, out: str | Path, topology: str | Path
     if files.regressor is not None:
         regressor = networks.supervised_regressor(_state_dict(files.regressor, "the supervised regressor"),
                                                   files.regressor)
-        parts["supervised"] = (VoiceTo3D("cmp", encoder, regressor, model, provenance=PROVENANCE), "predictor.pt")
+        parts["supervised"] = (VoiceTo3D("cmp", encoder, regressor, model, provenance=PROVENANCE), SUPERVISED_FILE)
     if files.generator is not None and files.student is not None:
         generator = networks.face_generator(_state_dict(files.generator, "the face generator"), files.generator)
         student = networks.synergynet(_state_dict(files.student, "the image-to-3D student"), STUDENT_PREFIX,

@@ -1,7 +1,8 @@
 """A trained voice -> 3D face predictor as one file: backbone, regressor, and the morphable model.
 
-``predictor.pt`` bundles everything ``voxface predict`` needs, so a prediction never silently uses
-another morphable model than the one the regressor was trained for.
+Its file (:data:`BUNDLE_FILE` in a run folder) bundles everything ``voxface predict`` needs, so a
+prediction never silently uses another morphable model than the one the regressor was trained for.
+:meth:`VoiceTo3D.predict` turns one voice into a :class:`~voxface.predictors.prediction.Prediction`.
 """
 
 from __future__ import annotations
@@ -14,15 +15,17 @@ import numpy as np
 import torch
 
 from ..errors import VoxfaceError
-from ..evaluate.novelty import VoiceReference
+from ..evaluate.in_distribution import VoiceReference
 from ..evaluate.population import FacePopulation
-from ..evaluate.uncertainty import CoefficientDistribution
+from ..evaluate.uncertainty import CoefficientDistribution, vertex_std
 from ..face3d import MorphableModel
 from ..models.voice_encoders import CMPVoiceEncoder
 from ..runs.checkpoints import reads_saved_file
-from .bundle import read_bundle, write_bundle
+from .bundle import FILES, read_bundle, write_bundle
+from .prediction import Prediction, Uncertainty
 
 KIND = "voice-to-3d"
+BUNDLE_FILE = FILES[KIND]
 BACKBONES = ("cmp", "resemblyzer")
 FEATURES = {"cmp": "cmp_logmel", "resemblyzer": "resemblyzer"}
 """The cached corpus feature (``corpus.features``) each backbone reads."""
@@ -32,7 +35,7 @@ DESCRIPTORS = {"cmp": "cmp-first-block", "resemblyzer": "resemblyzer-embedding"}
 
 @dataclass
 class VoiceTo3D:
-    """Waveform -> standardised shape coefficients -> mesh.
+    """Speech -> voice features -> embedding -> standardised coefficients -> mesh (:meth:`predict`).
 
     Attributes:
         backbone: "cmp" (CMP log-mel + CMP encoder) or "resemblyzer" (pretrained GE2E encoder).
@@ -40,7 +43,7 @@ class VoiceTo3D:
         regressor: embedding -> (K,) coefficients: a ParameterRegressor (a point, as the paper), a
             GaussianRegressor or a RegressorEnsemble (a predictive distribution too).
         model: the morphable model the coefficients belong to.
-        reference: what the training voices looked like (:mod:`voxface.evaluate.novelty`), or None
+        reference: what the training voices looked like (:mod:`voxface.evaluate.in_distribution`), or None
             when unknown (an imported release, or a run trained before references existed).
         provenance: ``trained_on`` (a sentence for users) and ``synthetic`` (whether its training
             voices were synthetic) — said wherever a prediction is shown.
@@ -73,47 +76,37 @@ class VoiceTo3D:
 
         return [cmp_logmel(w) for w in waves]
 
-    def embed_features(self, features: list[np.ndarray]) -> torch.Tensor:
+    def predict(self, speech: np.ndarray) -> Prediction:
+        """One voice's face: (N,) float32 16 kHz speech (``voxface.workflows.predict.read_voice`` of a
+        file) -> its :class:`Prediction` (parameters, mesh, in-distribution score, uncertainty, face
+        summary, provenance)."""
+        features = self.voice_features([speech])
+        embedding = self.embed(features)
+        parameters = self._parameters(embedding)
+        distribution = self.distribution(embedding)
+        scores = self.in_distribution(features)
+        uncertainty = None
+        if distribution is not None:
+            uncertainty = Uncertainty(vertex_std(self.model, distribution)[0],
+                                      np.sqrt(distribution.marginal_variance[0]))
+        return Prediction({k: v[0] for k, v in parameters.items()}, self._mesh(parameters)[0], self.model,
+                          self.backbone, len(speech) / 16000, None if scores is None else float(scores[0]),
+                          None if self.reference is None else self.reference.source, uncertainty,
+                          self._describe(parameters, distribution), self.provenance)
+
+    def embed(self, features: list[np.ndarray]) -> torch.Tensor:
         """``voice_features`` output -> (B, D) embeddings."""
         if self.backbone == "resemblyzer":
             return torch.from_numpy(np.stack(features).astype(np.float32))
         with torch.no_grad():
             return torch.cat([self.encoder(torch.from_numpy(f.T[None].copy())) for f in features])
 
-    def embed(self, waves: list[np.ndarray]) -> torch.Tensor:
-        """Waveforms (N_i,) float32 16 kHz (speech, already VAD-trimmed) -> (B, D) embeddings."""
-        return self.embed_features(self.voice_features(waves))
+    def meshes(self, embeddings: torch.Tensor) -> np.ndarray:
+        """(B, D) -> (B, V, 3) predicted faces in the model's units (times the predicted scale; neutral
+        for voxface's own regressors)."""
+        return self._mesh(self._parameters(embeddings))
 
-    def descriptors(self, features: list[np.ndarray]) -> np.ndarray:
-        """``voice_features`` output -> (B, D') descriptors the voice reference is fitted on: the CMP
-        encoder's first-block statistics, or the Resemblyzer embedding."""
-        if self.backbone == "resemblyzer":
-            return np.stack(features).astype(np.float64)
-        with torch.no_grad():
-            return torch.cat([self.encoder.frame_statistics(torch.from_numpy(f.T[None].copy()))
-                              for f in features]).numpy()
-
-    def fit_reference(self, features: list[np.ndarray], groups: np.ndarray, source: str) -> VoiceReference:
-        """A :class:`VoiceReference` of these voices (``voice_features`` output; (B,) identity of each)."""
-        return VoiceReference.fit(self.descriptors(features), groups, DESCRIPTORS[self.backbone], source)
-
-    def in_distribution(self, features: list[np.ndarray]) -> np.ndarray | None:
-        """``voice_features`` output -> (B,) in-distribution scores in [0, 1], or None without a reference."""
-        return None if self.reference is None else self.reference.scores(self.descriptors(features))
-
-    def parameters_from_embeddings(self, embeddings: torch.Tensor) -> dict[str, np.ndarray]:
-        """(B, D) -> ``scale`` (B,), ``shape`` (B, K) and ``expression`` (B, E) float32; the scale is 1
-        and E = 0 for voxface's own regressors (the CMP release predicts both)."""
-        with torch.no_grad():
-            parts = self.regressor.split(self.regressor(embeddings))
-        return {k: v.numpy().astype(np.float32) for k, v in parts.items()}
-
-    @property
-    def probabilistic(self) -> bool:
-        """Whether the regressor predicts a distribution (a Gaussian head or an ensemble of them)."""
-        return hasattr(self.regressor, "member_distributions")
-
-    def distribution_from_embeddings(self, embeddings: torch.Tensor) -> CoefficientDistribution | None:
+    def distribution(self, embeddings: torch.Tensor) -> CoefficientDistribution | None:
         """(B, D) -> the predictive distribution of the (B, K) shape coefficients, or None for a point
         regressor (the paper's)."""
         if not self.probabilistic:
@@ -123,38 +116,50 @@ class VoiceTo3D:
                        for d in self.regressor.member_distributions(embeddings)]
         return members[0] if len(members) == 1 else CoefficientDistribution.mixture(members)
 
-    def describe(self, embedding: torch.Tensor) -> dict | None:
-        """(1, D) one voice's embedding -> where its face lies in the training population (ratios with
-        intervals, face type, gender; :meth:`FacePopulation.describe`), or None without a population."""
-        if self.population is None:
-            return None
-        distribution = self.distribution_from_embeddings(embedding)
-        if distribution is None:  # a point regressor: every sample is the prediction itself
-            mean = self.parameters_from_embeddings(embedding)["shape"].astype(np.float64)
-            distribution = CoefficientDistribution.diagonal(mean, np.zeros_like(mean))
-        return {**self.population.describe(self.model, distribution[0]), "probabilistic": self.probabilistic}
+    def in_distribution(self, features: list[np.ndarray]) -> np.ndarray | None:
+        """``voice_features`` output -> (B,) in-distribution scores in [0, 1], or None without a reference."""
+        return None if self.reference is None else self.reference.scores(self._descriptors(features))
 
-    def coefficients_from_embeddings(self, embeddings: torch.Tensor) -> np.ndarray:
-        """(B, D) -> (B, K) float32 standardised shape coefficients."""
-        return self.parameters_from_embeddings(embeddings)["shape"]
+    def fit_reference(self, features: list[np.ndarray], groups: np.ndarray, source: str) -> VoiceReference:
+        """A :class:`VoiceReference` of these voices (``voice_features`` output; (B,) identity of each)."""
+        return VoiceReference.fit(self._descriptors(features), groups, DESCRIPTORS[self.backbone], source)
 
-    def coefficients(self, waves: list[np.ndarray]) -> np.ndarray:
-        """Waveforms -> (B, K) float32 standardised shape coefficients."""
-        return self.coefficients_from_embeddings(self.embed(waves))
+    @property
+    def probabilistic(self) -> bool:
+        """Whether the regressor predicts a distribution (a Gaussian head or an ensemble of them)."""
+        return hasattr(self.regressor, "member_distributions")
 
-    def mesh_from_parameters(self, parameters: dict[str, np.ndarray]) -> np.ndarray:
-        """``parameters_from_embeddings``' output -> (B, V, 3) faces: scale · reconstruct(shape, expression)."""
+    def _descriptors(self, features: list[np.ndarray]) -> np.ndarray:
+        """``voice_features`` output -> (B, D') descriptors the voice reference is fitted on: the CMP
+        encoder's first-block statistics, or the Resemblyzer embedding."""
+        if self.backbone == "resemblyzer":
+            return np.stack(features).astype(np.float64)
+        with torch.no_grad():
+            return torch.cat([self.encoder.frame_statistics(torch.from_numpy(f.T[None].copy()))
+                              for f in features]).numpy()
+
+    def _parameters(self, embeddings: torch.Tensor) -> dict[str, np.ndarray]:
+        """(B, D) -> ``scale`` (B,), ``shape`` (B, K) and ``expression`` (B, E) float32; the scale is 1
+        and E = 0 for voxface's own regressors (the CMP release predicts both)."""
+        with torch.no_grad():
+            parts = self.regressor.split(self.regressor(embeddings))
+        return {k: v.numpy().astype(np.float32) for k, v in parts.items()}
+
+    def _mesh(self, parameters: dict[str, np.ndarray]) -> np.ndarray:
+        """``_parameters``' output -> (B, V, 3) faces: scale · reconstruct(shape, expression)."""
         expression = parameters["expression"] if parameters["expression"].shape[-1] else None
         meshes = self.model.reconstruct(parameters["shape"], expression)
         return parameters["scale"][:, None, None] * meshes
 
-    def meshes_from_embeddings(self, embeddings: torch.Tensor) -> np.ndarray:
-        """(B, D) -> (B, V, 3) predicted faces in the model's units (times the predicted scale)."""
-        return self.mesh_from_parameters(self.parameters_from_embeddings(embeddings))
-
-    def meshes(self, waves: list[np.ndarray]) -> np.ndarray:
-        """Waveforms -> (B, V, 3) predicted faces (neutral for voxface's own regressors)."""
-        return self.meshes_from_embeddings(self.embed(waves))
+    def _describe(self, parameters: dict[str, np.ndarray], distribution: CoefficientDistribution | None) -> dict | None:
+        """One voice's parameters (B = 1) and distribution -> where its face lies in the training
+        population (:meth:`FacePopulation.describe`), or None without a population."""
+        if self.population is None:
+            return None
+        if distribution is None:  # a point regressor: every sample is the prediction itself
+            mean = parameters["shape"].astype(np.float64)
+            distribution = CoefficientDistribution.diagonal(mean, np.zeros_like(mean))
+        return {**self.population.describe(self.model, distribution[0]), "probabilistic": self.probabilistic}
 
     def save(self, path: str | Path) -> None:
         write_bundle(path, KIND, {"encoder": self.encoder, "regressor": self.regressor},
@@ -166,7 +171,7 @@ class VoiceTo3D:
     @classmethod
     @reads_saved_file
     def load(cls, run_or_file: str | Path) -> "VoiceTo3D":
-        """Load ``predictor.pt`` from a run folder or a file path; VoxfaceError if it is not one."""
+        """Load :data:`BUNDLE_FILE` from a run folder or a file path; VoxfaceError if it is not one."""
         networks, values = read_bundle(run_or_file, KIND)
         return cls(values["backbone"], networks["encoder"], networks["regressor"],
                    MorphableModel.from_npz(io.BytesIO(values["model"])), VoiceReference.from_saved(values["reference"]),

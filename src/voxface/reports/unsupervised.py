@@ -29,6 +29,7 @@ from ..face3d.mesh_io import save_mesh
 from ..face3d.render import save_png
 from ..methods.expert import NetworkExpert, load_expert_network
 from ..predictors.voice_image_3d import VoiceToImageTo3D
+from ..predictors.voice_to_3d import BUNDLE_FILE
 from ..runs.folder import CONFIG_FILE, read_run_config, run_corpus
 from ..runs.placement import place_network, place_predictor
 from ..vision.fitting_expert import FittingExpert
@@ -102,12 +103,12 @@ def evaluate_unsupervised(run_dir: str | Path, supervised_run: str | Path, gan_r
                           progress: bool = True, device: str = "auto") -> dict:
     """Score CMP-unsupervised (and the cascades with ``gan_run``) beside CMP-supervised and the oracles.
 
-    The supervised run's ``predictor.pt`` and ``config.yaml`` are copied into ``RUN/evaluation`` so that
+    The supervised run's predictor and ``config.yaml`` are copied into ``RUN/evaluation`` so that
     ``metrics.json`` and ``report/`` are written there and the supervised run stays untouched.
     """
     run = Path(run_dir)
     corpus = check_corpus(run_corpus(run, corpus_dir))
-    sources = [Path(supervised_run) / name for name in ("predictor.pt", CONFIG_FILE)]
+    sources = [Path(supervised_run) / name for name in (BUNDLE_FILE, CONFIG_FILE)]
     for source in sources:
         if not source.is_file():
             raise VoxfaceError(f"{supervised_run} is not a supervised run (no {source.name}); pass --supervised-run "

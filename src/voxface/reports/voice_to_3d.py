@@ -22,7 +22,7 @@ from ..evaluate.geometry import absolute_ratio_error, coherence, gain, nme, with
 from ..evaluate.headroom import corpus_identity_set
 from ..evaluate.icp import point_to_plane_rmse
 from ..evaluate.listener import perfect_listener
-from ..evaluate.novelty import novelty_report
+from ..evaluate.in_distribution import in_distribution_report
 from ..evaluate.oracles import gender_oracle, mean_face_oracle, voice_parameter_ceiling
 from ..evaluate.statistics import CONFIDENCE, method_statistics
 from ..evaluate.uncertainty import CoefficientDistribution, calibration_report
@@ -68,10 +68,10 @@ def predict_test_meshes(predictor: VoiceTo3D, corpus: Corpus, test_ids: list[str
         short = [test_ids[i] for i in np.flatnonzero(counts < per_identity)][:5]
         raise VoxfaceError(f"corpus {corpus.root}: test identities with fewer than {per_identity} utterances "
                            f"({short}); evaluate with a smaller --utterances")
-    embeddings = predictor.embed_features(data.features)
-    meshes = predictor.meshes_from_embeddings(embeddings).reshape(len(test_ids), per_identity, -1, 3)
+    embeddings = predictor.embed(data.features)
+    meshes = predictor.meshes(embeddings).reshape(len(test_ids), per_identity, -1, 3)
     return TestPredictions(meshes, predictor.in_distribution(data.features),
-                           predictor.distribution_from_embeddings(embeddings))
+                           predictor.distribution(embeddings))
 
 
 def oracle_predictions(corpus: Corpus, test_ids: list[str]) -> dict[str, np.ndarray]:
@@ -120,7 +120,7 @@ def evaluate_run(run_dir: str | Path, corpus_dir: str | None = None, per_identit
     ``extra_methods``: name -> (N, U, V, 3) predictions of other methods for the test identities in
     corpus order (e.g. the unsupervised method and cascade baselines), scored beside the others.
     ``baselines``: names among them that every method is also tested against (besides the oracles).
-    ``device``: where the predictor's networks compute (:mod:`voxface.devices`).
+    ``device``: where the predictor's networks compute (:mod:`voxface.runs.devices`).
     """
     per_identity = check_number("--utterances (utterances per test identity)", per_identity, int, ge=1)
     run = Path(run_dir)
@@ -155,7 +155,7 @@ def evaluate_run(run_dir: str | Path, corpus_dir: str | None = None, per_identit
                       "std": float(per_identity_coherence[:, 1].mean()),
                       "within_speaker_distance": within, "between_speaker_distance": between},
         "units": model.units, "seconds": round(time.perf_counter() - start, 2),
-        "in_distribution": None if scores is None else {**novelty_report(scores),
+        "in_distribution": None if scores is None else {**in_distribution_report(scores),
                                                         "reference": predictor.reference.source},
     }
     if predicted.distribution is not None:

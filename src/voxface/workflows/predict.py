@@ -1,4 +1,8 @@
-"""``voxface predict``: audio files -> predicted mesh (OBJ/PLY/GLB), PNG render, parameters JSON."""
+"""``voxface predict``: audio files -> predicted mesh (OBJ/PLY/GLB), PNG render, parameters JSON.
+
+The files of one voice are written from its :class:`~voxface.predictors.prediction.Prediction`
+(:func:`write_prediction`), here and on the web page alike.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +15,10 @@ import numpy as np
 from ..audio.duration import PREDICT_MAX_MINUTES, check_duration
 from ..audio.voice import prepare_voice
 from ..errors import VoxfaceError
-from ..evaluate.novelty import WARN_BELOW
-from ..evaluate.uncertainty import vertex_std
 from ..face3d.mesh_io import save_mesh
 from ..face3d.render import render_mesh, save_png
 from ..paths import output_folder
+from ..predictors.prediction import Prediction
 from ..predictors.voice_to_3d import VoiceTo3D
 from ..runs import atomic
 
@@ -26,12 +29,11 @@ MESH_FORMATS = ("obj", "ply", "glb")
 
 @dataclass
 class Outcome:
-    """What happened to one input file: its outputs (and the (V, 3) mesh), or the one-line reason it failed."""
+    """What happened to one input file: its outputs, or the one-line reason it failed."""
 
     source: str
     outputs: list[str]
     error: str | None = None
-    mesh: np.ndarray | None = None
 
 
 def read_voice(source: str | Path, max_minutes: float | None = PREDICT_MAX_MINUTES) -> np.ndarray:
@@ -47,55 +49,52 @@ def read_voice(source: str | Path, max_minutes: float | None = PREDICT_MAX_MINUT
 
 
 def predict_files(predictor: VoiceTo3D, sources: list[str], out_dir: str | Path, mesh_format: str = "obj",
-                  render_size: int = 512, max_minutes: float | None = PREDICT_MAX_MINUTES,
-                  labels: list[str] | None = None) -> list[Outcome]:
+                  render_size: int = 512, max_minutes: float | None = PREDICT_MAX_MINUTES) -> list[Outcome]:
     """Predict a face for each audio file; a bad file is reported and the others still run.
 
     A file longer than ``max_minutes`` (read from its header before decoding; None: no limit) is
-    refused. The outputs of a file are named after it (``x_2`` for a second successful ``x``);
-    ``labels`` is what each output's JSON records as its source (default: the path given).
+    refused. The outputs of a file are named after it (``x_2`` for a second successful ``x``):
+    :func:`write_prediction`'s mesh, render, parameters JSON and uncertainty render.
     """
     if mesh_format not in MESH_FORMATS:
         raise VoxfaceError(f"unknown mesh format {mesh_format!r}; choose one of {MESH_FORMATS}")
     out = output_folder(out_dir)
     outcomes, used = [], set()
-    for n, source in enumerate(sources):
+    for source in sources:
         try:
-            wave = read_voice(source, max_minutes)
+            speech = read_voice(source, max_minutes)
         except VoxfaceError as e:
             log.debug("skipped %s: %s", source, e)
             outcomes.append(Outcome(source, [], str(e)))
             continue
-        features = predictor.voice_features([wave])
-        embedding = predictor.embed_features(features)
-        parameters = predictor.parameters_from_embeddings(embedding)
-        mesh = predictor.mesh_from_parameters(parameters)[0]
-        scores = predictor.in_distribution(features)
-        voice = voice_notice(predictor, None if scores is None else float(scores[0]))
-        if voice["warning"]:
-            log.warning("%s: %s", source, voice["warning"])
-        stem = unique_stem(Path(source).stem, used)
-        paths = [out / f"{stem}.{mesh_format}", out / f"{stem}.png", out / f"{stem}.json"]
-        save_mesh(paths[0], mesh, predictor.model.triangles)
-        save_png(paths[1], render_mesh(mesh, predictor.model.triangles, size=render_size))
-        record = {
-            "source": str(source) if labels is None else labels[n], "backbone": predictor.backbone,
-            "morphable_model": predictor.model.name,
-            "units": predictor.model.units, "speech_seconds": round(len(wave) / 16000, 3),
-            **{k: v[0].tolist() for k, v in parameters.items() if v[0].size and not (k == "scale" and v[0] == 1)},
-            "convention": "standardised coefficients (z-scores of the model prior); mesh = scale * face",
-            "voice": voice, "face": predictor.describe(embedding)}
-        distribution = predictor.distribution_from_embeddings(embedding)
-        if distribution is not None:
-            spread = vertex_std(predictor.model, distribution)[0]
-            paths.append(save_png(out / f"{stem}_uncertainty.png", uncertainty_render(predictor.model, mesh, spread,
-                                                                                    render_size)))
-            record["uncertainty"] = {"vertex_std_mean": float(spread.mean()), "vertex_std_max": float(spread.max()),
-                                     "units": predictor.model.units,
-                                     "coefficient_std": np.sqrt(distribution.marginal_variance[0]).tolist()}
-        atomic.write_json(paths[2], record)
-        outcomes.append(Outcome(source, [str(p) for p in paths], mesh=mesh))
+        prediction = predictor.predict(speech)
+        if prediction.warning:
+            log.warning("%s: %s", source, prediction.warning)
+        files = write_prediction(prediction, out, unique_stem(Path(source).stem, used), str(source),
+                                 (mesh_format,), render_size)
+        outcomes.append(Outcome(source, [str(p) for p in files.values()]))
     return outcomes
+
+
+def write_prediction(prediction: Prediction, folder: Path, stem: str, source: str, mesh_formats: tuple[str, ...],
+                     render_size: int) -> dict[str, Path]:
+    """Write one :class:`Prediction` as ``folder/stem.<format>`` for each of ``mesh_formats``, a PNG
+    render, the parameters JSON (naming the recording ``source``) and, for a probabilistic
+    regressor, ``stem_uncertainty.png``.
+
+    Returns:
+        ``<format>`` per mesh format, ``"png"``, ``"json"`` and ``"uncertainty"`` (when written) ->
+        the file, in that order.
+    """
+    triangles = prediction.model.triangles
+    files = {fmt: save_mesh(folder / f"{stem}.{fmt}", prediction.mesh, triangles) for fmt in mesh_formats}
+    files["png"] = save_png(folder / f"{stem}.png", render_mesh(prediction.mesh, triangles, size=render_size))
+    files["json"] = folder / f"{stem}.json"
+    if prediction.uncertainty is not None:
+        files["uncertainty"] = save_png(folder / f"{stem}_uncertainty.png", uncertainty_render(
+            prediction.model, prediction.mesh, prediction.uncertainty.vertex_std, render_size))
+    atomic.write_json(files["json"], prediction.record(source))
+    return files
 
 
 def uncertainty_render(model, mesh: np.ndarray, spread: np.ndarray, size: int) -> np.ndarray:
@@ -120,25 +119,6 @@ def uncertainty_render(model, mesh: np.ndarray, spread: np.ndarray, size: int) -
     picture = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
     plt.close(fig)
     return picture
-
-
-def voice_notice(predictor: VoiceTo3D, score: float | None) -> dict:
-    """What to tell the user beside a prediction: what the model was trained on, how typical the voice
-    is for it (``score``: its in-distribution score, None when unknown), and a warning or None."""
-    trained_on = predictor.provenance.get("trained_on", "unknown voices (the predictor does not say)")
-    synthetic = predictor.provenance.get("synthetic")
-    warning = None
-    if score is not None and score < WARN_BELOW:
-        warning = (f"this model was trained on {trained_on}; your voice is unlike any of them (in-distribution "
-                   f"score {score:.3f}, below {WARN_BELOW:g}), so the face says nothing about it: load a model "
-                   "trained on real speech, e.g. the CMP release (voxface import cmp-release)")
-    elif synthetic:
-        warning = (f"this model was trained on {trained_on}: on a real voice its face carries no information "
-                   "(a model trained on real speech is needed for that, e.g. the CMP release)")
-    return {"trained_on": trained_on, "synthetic_training_voices": synthetic,
-            "in_distribution_score": None if score is None else round(score, 4),
-            "reference": None if predictor.reference is None else predictor.reference.source,
-            "warn_below": WARN_BELOW, "warning": warning}
 
 
 def unique_stem(stem: str, used: set[str]) -> str:

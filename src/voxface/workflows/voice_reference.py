@@ -18,8 +18,8 @@ from ..audio.duration import PREDICT_MAX_MINUTES
 from ..corpus.data import utterance_set
 from ..corpus.validate import check_corpus
 from ..errors import VoxfaceError
-from ..evaluate.novelty import VoiceReference
-from ..predictors.voice_to_3d import FEATURES, VoiceTo3D
+from ..evaluate.in_distribution import VoiceReference
+from ..predictors.voice_to_3d import BUNDLE_FILE, FEATURES, VoiceTo3D
 from .predict import read_voice
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ def fit_voice_reference(run_or_file: str | Path, corpus: str | Path | None = Non
     if (corpus is None) == (not audio):
         raise VoxfaceError("give either --corpus CORPUS or --audio FILE... (one of them)")
     path = Path(run_or_file)
-    path = path / "predictor.pt" if path.is_dir() else path
+    path = path / BUNDLE_FILE if path.is_dir() else path
     predictor = VoiceTo3D.load(path)
     if corpus is not None:
         features, groups, source = _corpus_voices(predictor, corpus, progress)

@@ -1,4 +1,4 @@
-"""The in-distribution score (evaluate/novelty.py) against closed forms and an independent computation."""
+"""The in-distribution score (evaluate/in_distribution.py) against closed forms and an independent computation."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from scipy.spatial.distance import mahalanobis
 from sklearn.covariance import LedoitWolf
 
-from voxface.evaluate.novelty import WARN_BELOW, VoiceReference, novelty_report
+from voxface.evaluate.in_distribution import WARN_BELOW, VoiceReference, in_distribution_report
 
 
 def gaussian_voices(n_groups=40, per_group=10, dim=8, seed=0):
@@ -62,5 +62,5 @@ def test_saved_reference_round_trips_through_a_weights_only_load(tmp_path):
 def test_one_identity_is_not_enough_and_the_report_counts_flags():
     with pytest.raises(ValueError, match="at least 2 identities"):
         VoiceReference.fit(np.zeros((5, 2)), np.zeros(5), "d", "s")
-    report = novelty_report(np.array([0.0, 0.005, 0.5, 0.9]))
+    report = in_distribution_report(np.array([0.0, 0.005, 0.5, 0.9]))
     assert report["flagged_share"] == 0.5 and report["n"] == 4 and report["median"] == pytest.approx(0.2525)

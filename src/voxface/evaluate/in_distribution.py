@@ -86,7 +86,7 @@ class VoiceReference:
         return cls(saved["descriptor"], source=saved["source"], **arrays)
 
 
-def novelty_report(scores: np.ndarray) -> dict:
+def in_distribution_report(scores: np.ndarray) -> dict:
     """Summary of (N,) in-distribution scores: quantiles and the share flagged (for ``evaluate``)."""
     scores = np.asarray(scores, dtype=np.float64)
     return {"n": int(len(scores)), "median": float(np.median(scores)),
