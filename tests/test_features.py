@@ -1,4 +1,5 @@
-"""CMP log-mel (SPEC.md §A) and mel+delta (§B) against closed forms and a frame-by-frame re-implementation."""
+"""CMP log-mel (Cross-Modal Perceptionist, Sec. 4) and mel+delta (biometric-matching paper, Sec. IV-A)
+against closed forms and a frame-by-frame re-implementation."""
 
 from __future__ import annotations
 

@@ -93,7 +93,8 @@ def test_pipeline_tiny(tiny_corpus_dir, tmp_path):
 
 
 def test_configs_build():
-    """Every gan2d config builds its dataclass; the paper config has SPEC.md §B's 128 speaker-CNN kernels."""
+    """Every gan2d config builds its dataclass; the paper config has the 128 speaker-CNN
+    kernels of the biometric-matching paper (Sec. III-A)."""
     from pathlib import Path
 
     from voxface.methods.gan2d import Config as Gan2dConfig

@@ -1,4 +1,4 @@
-"""Networks and losses of the supervised method, against SPEC.md figures and closed forms."""
+"""Networks and losses of the supervised method, against the CMP paper's figures (Fig. S-1) and closed forms."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from voxface.models.voice_encoders import CMPVoiceEncoder, SpeakerClassifier
 def test_cmp_voice_encoder_matches_spec():
     encoder = create("cmp_voice")
     n_params = sum(p.numel() for p in encoder.parameters())
-    # SPEC.md §A: ~2.67 M; exact count of the described layer plan
+    # Cross-Modal Perceptionist Fig. S-1's layer plan: ~2.67 M, counted exactly
     conv = 64 * 256 * 3 + 256 * 384 * 3 + 384 * 576 * 3 + 576 * 864 * 3 + (864 * 64 * 3 + 64)
     bn = 2 * (256 + 384 + 576 + 864)
     assert n_params == conv + bn == 2_670_720

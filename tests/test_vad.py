@@ -1,4 +1,4 @@
-"""Silence removal: the reference collector of CMP / Wen et al. (SPEC.md §A), step for step."""
+"""Silence removal: the reference collector of CMP / Wen et al. (docs/release_models.md §4), step for step."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Speech features of the two papers' voice encoders (SPEC.md §A and §B).
+"""Speech features of the two papers' voice encoders: CMP's log-mel (Cross-Modal Perceptionist, Sec. 4)
+and the biometric-matching paper's mel+delta patches (Sec. IV-A).
 
 ``cmp_logmel``: CMP's 64-bin log-mel ("fbank") features. CMP reuses the preprocessing of Wen et
 al., which computes them with the CMU Sphinx ``MFC`` front end (sphinxtrain's ``mfcc.py``) on
@@ -138,7 +139,8 @@ def log_mel_energies(wave: np.ndarray) -> np.ndarray:
 
 
 def cmp_logmel(wave: np.ndarray, min_frames: int = MIN_FRAMES) -> np.ndarray:
-    """CMP's voice-encoder input: per-utterance normalised 64-bin log-mel features (SPEC.md §A).
+    """CMP's voice-encoder input: per-utterance normalised 64-bin log-mel features
+    (Cross-Modal Perceptionist, Sec. 4: 25 ms windows, each bin normalised per utterance).
 
     Args:
         wave: (N,) int16 samples or float samples in [-1, 1] at 16 kHz, silence already removed

@@ -1,4 +1,5 @@
-"""Silence removal exactly as CMP's and Wen et al.'s preprocessing does it (SPEC.md §A).
+"""Silence removal exactly as CMP's and Wen et al.'s preprocessing does it (Cross-Modal Perceptionist,
+Sec. 4, follows Wen et al. 2019; docs/release_models.md §4).
 
 Their collector is py-webrtcvad's example as it stood in 2019, and its result depends on details
 that a tidier re-implementation changes (measured on ``shared/data/cmp_reference``: asking the

@@ -25,7 +25,7 @@ def prepare_voice(
             waveform already at ``sr`` Hz.
         sr: sample rate in Hz of the result; with ``vad`` it must be 8, 16, 32 or 48 kHz.
         min_seconds: shortest accepted duration, before and after silence removal.
-        vad: remove silence with webrtcvad (SPEC.md §A settings).
+        vad: remove silence with webrtcvad as CMP's released preprocessing does (``trim_silence``).
 
     Returns:
         (N,) float32 mono speech in [-1, 1] at ``sr`` Hz on the int16 grid (every sample · 32768

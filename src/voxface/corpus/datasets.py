@@ -1,4 +1,5 @@
-"""Torch datasets over cached utterance features (CMP training recipe, SPEC.md §A).
+"""Torch datasets over cached utterance features (the CMP training recipe: Cross-Modal Perceptionist,
+Sec. 4 "Data Processing and Training", and its released code).
 
 Items are fixed 800-frame crops; the training step then cuts the whole batch to one random length
 in [300, 800] (:func:`random_batch_length`), as CMP does.

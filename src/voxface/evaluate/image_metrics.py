@@ -1,4 +1,4 @@
-"""Image-quality metrics of the biometric-matching paper's Table II (SPEC.md §B), as pure functions.
+"""Image-quality metrics of the biometric-matching paper's Table II (Sec. IV-C), as pure functions.
 
 Ranges: every function takes float images with values in [0, 1] (``data_range`` = 1), shape
 (H, W) grey or (H, W, C) colour, the reference first. Results:

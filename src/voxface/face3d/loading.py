@@ -8,7 +8,7 @@ from ..errors import VoxfaceError
 from ..paths import shared_data_dir
 from .morphable_model import MorphableModel
 
-ACCEPTED_SPECS = (
+ACCEPTED_FORMS = (
     "builtin",
     "sfm",
     "sfm:PATH",
@@ -36,7 +36,7 @@ def load_morphable_model(spec: str) -> MorphableModel:
         and statistics, ``train.configs`` triangles and landmarks): the model its predictors use.
 
     Args:
-        spec: one of ``ACCEPTED_SPECS``.
+        spec: one of ``ACCEPTED_FORMS``.
 
     Returns:
         the MorphableModel.
@@ -70,10 +70,10 @@ def load_morphable_model(spec: str) -> MorphableModel:
             return load_release_model(_existing(path))
     except VoxfaceError as exc:
         raise VoxfaceError(
-            f"cannot load the morphable model {spec!r}: {exc} (accepted forms: {', '.join(ACCEPTED_SPECS)})"
+            f"cannot load the morphable model {spec!r}: {exc} (accepted forms: {', '.join(ACCEPTED_FORMS)})"
         ) from exc
     raise VoxfaceError(
-        f"unknown morphable model spec {spec!r}; accepted forms: {', '.join(ACCEPTED_SPECS)}")
+        f"unknown morphable model spec {spec!r}; accepted forms: {', '.join(ACCEPTED_FORMS)}")
 
 
 def _existing(path: Path) -> Path:

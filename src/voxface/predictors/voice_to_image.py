@@ -2,7 +2,7 @@
 
 ``voice_to_image.pt`` holds what the web page needs to turn a recording into a face image. Two kinds:
 
-- written by ``voxface train gan2d`` (biometric-matching paper, SPEC.md §B): the 60×41 mel+delta
+- written by ``voxface train gan2d`` (biometric-matching paper, Sec. III-A, IV-A): the 60×41 mel+delta
   patches of the speech, the speaker CNN's 128-d embedding of each patch, their mean as the voice's
   embedding, and the VAE / C-GAN / RC-GAN generator's 64×64 image of it, in [0, 1];
 - imported from Wen et al. (2019) by ``voxface import wen-release``: CMP's log-mel front end, the
