@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 
 from ..errors import VoxfaceError
+
+
+def add_command(sub, name: str, handler) -> argparse.ArgumentParser:
+    """The subcommand ``name`` of ``sub`` that runs ``handler(args)``. What ``voxface --help`` and
+    ``voxface NAME --help`` say is the handler's docstring: its first paragraph is the one-line help,
+    the rest the description."""
+    summary, _, details = inspect.cleandoc(handler.__doc__).partition("\n\n")
+    p = sub.add_parser(name, help=" ".join(summary.split()), description=" ".join(details.split()) or None)
+    p.set_defaults(func=handler)
+    return p
 
 
 def add_settings_options(p: argparse.ArgumentParser, config_help: str, runs: tuple[str, ...] = ()) -> None:

@@ -10,11 +10,17 @@ from pathlib import Path
 from ..errors import VoxfaceError
 from ..paths import output_folder
 from ..runs.config import cli_number
+from .common import add_command
 
 log = logging.getLogger("voxface")
 
 
 def _cmd_synth(args: argparse.Namespace) -> None:
+    """generate the synthetic voice-face corpus (the embedded default)
+
+    Generate a synthetic voice-face corpus with a tunable voice-geometry link. Resumes an
+    interrupted run with the same settings.
+    """
     from ..corpus.synthetic import SynthConfig, generate_corpus
     from ..runs.config import build, load_yaml, parse_overrides
 
@@ -31,6 +37,7 @@ def _cmd_synth(args: argparse.Namespace) -> None:
 
 
 def _cmd_validate(args: argparse.Namespace) -> None:
+    """check a corpus folder against the format"""
     from ..corpus.validate import find_problems
 
     problems = find_problems(args.corpus, check_files=not args.skip_files)
@@ -42,6 +49,7 @@ def _cmd_validate(args: argparse.Namespace) -> None:
 
 
 def _cmd_model(args: argparse.Namespace) -> None:
+    """describe a morphable model; optionally export its mean mesh and a render"""
     from ..face3d.loading import load_morphable_model
 
     model = load_morphable_model(args.spec)
@@ -58,6 +66,13 @@ def _cmd_model(args: argparse.Namespace) -> None:
 
 
 def _cmd_shard(args: argparse.Namespace) -> None:
+    """pack a corpus's per-utterance features into a few large shard files
+
+    Pack the voice features of every utterance of a corpus into shard files with an index
+    (docs/scale.md), so that a corpus of millions of utterances is read from a few files instead of
+    one per utterance. Features already cached per utterance are reused; missing cmp_logmel ones are
+    computed from the audio. An interrupted pack resumes.
+    """
     from ..corpus.format import Corpus
     from ..corpus.sharded import ShardedFeatures, pack_corpus
 
@@ -68,9 +83,7 @@ def _cmd_shard(args: argparse.Namespace) -> None:
 
 
 def add_commands(sub) -> None:
-    p = sub.add_parser("synth", help="generate the synthetic voice-face corpus (the embedded default)",
-                       description="Generate a synthetic voice-face corpus with a tunable voice-geometry link. "
-                                   "Resumes an interrupted run with the same settings.")
+    p = add_command(sub, "synth", _cmd_synth)
     p.add_argument("--out", default="data/synthetic", help="corpus folder (default: %(default)s)")
     p.add_argument("--config", help="YAML with SynthConfig settings (e.g. configs/synth_default.yaml)")
     p.add_argument("--identities", type=int, help="number of identities (default 100)")
@@ -83,25 +96,17 @@ def add_commands(sub) -> None:
     p.add_argument("--workers", type=int, help="processes (default 2)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any setting")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cmd_synth)
 
-    p = sub.add_parser("validate", help="check a corpus folder against the format")
+    p = add_command(sub, "validate", _cmd_validate)
     p.add_argument("corpus", help="corpus folder")
     p.add_argument("--skip-files", action="store_true", help="do not check that audio/image files exist")
-    p.set_defaults(func=_cmd_validate)
 
-    p = sub.add_parser("model", help="describe a morphable model; optionally export its mean mesh and a render")
+    p = add_command(sub, "model", _cmd_model)
     p.add_argument("spec", nargs="?", default="builtin", help="builtin | sfm[:PATH] | bfm2009:PATH | 3ddfa:PATH | "
                    "bfm-topology[:PATH] (default: %(default)s)")
     p.add_argument("--out", help="folder for <name>_mean.obj and <name>_mean.png")
-    p.set_defaults(func=_cmd_model)
 
-    p = sub.add_parser("shard", help="pack a corpus's per-utterance features into a few large shard files",
-                       description="Pack the voice features of every utterance of a corpus into shard files with "
-                                   "an index (docs/scale.md), so that a corpus of millions of utterances is read "
-                                   "from a few files instead of one per utterance. Features already cached per "
-                                   "utterance are reused; missing cmp_logmel ones are computed from the audio. "
-                                   "An interrupted pack resumes.")
+    p = add_command(sub, "shard", _cmd_shard)
     p.add_argument("corpus", help="corpus folder")
     p.add_argument("--out", required=True, help="shard folder to write")
     p.add_argument("--kind", default="cmp_logmel", choices=["cmp_logmel", "resemblyzer"],
@@ -111,4 +116,3 @@ def add_commands(sub) -> None:
     p.add_argument("--workers", type=cli_number(int, ge=0), default=2,
                    help="processes computing missing features (default: %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cmd_shard)

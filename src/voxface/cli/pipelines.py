@@ -6,10 +6,15 @@ import argparse
 from pathlib import Path
 
 from ..errors import VoxfaceError
-from .common import add_settings_options, print_summary
+from .common import add_command, add_settings_options, print_summary
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:
+    """the whole supervised pipeline on the embedded synthetic default
+
+    Generate the synthetic corpus, pre-train the voice encoder, train CMP supervised, evaluate
+    against the oracles and the ceiling, write the report.
+    """
     from ..runs.logs import log_file
     from ..workflows.demo import run_demo
 
@@ -30,6 +35,12 @@ def _unsupervised_config(args: argparse.Namespace):
 
 
 def _cmd_kd_ablation(args: argparse.Namespace) -> None:
+    """train CMP-unsupervised with each distiller; Table S-5 analogue
+
+    One joint run per distiller in OUT/<name> (resumable), then the students' ARE on the test
+    identities in OUT/kd_ablation.{md,json}. With warm_start the runs start from --gan-run (e.g. a
+    pipeline's gan/), else from OUT/gan trained first.
+    """
     from ..corpus.synthetic import with_photos
     from ..losses.distillation import DISTILLERS
     from ..workflows.unsupervised_pipeline import PHOTOS, kd_ablation
@@ -47,6 +58,11 @@ def _cmd_kd_ablation(args: argparse.Namespace) -> None:
 
 
 def _cmd_pipeline(args: argparse.Namespace) -> None:
+    """expert, GAN, CMP-unsupervised and their evaluation in one go
+
+    Trains OUT/expert, OUT/gan (GAN alone) and OUT/cmp (joint), then evaluates CMP-unsupervised,
+    Base-1 and Base-2 beside the supervised run. Resumable.
+    """
     from ..methods.expert import Config as ExpertConfig
     from ..runs.config import build, load_yaml
     from ..workflows.unsupervised_pipeline import run_pipeline
@@ -60,32 +76,23 @@ def _cmd_pipeline(args: argparse.Namespace) -> None:
 
 
 def add_commands(sub) -> None:
-    p = sub.add_parser("demo", help="the whole supervised pipeline on the embedded synthetic default",
-                       description="Generate the synthetic corpus, pre-train the voice encoder, train CMP "
-                                   "supervised, evaluate against the oracles and the ceiling, write the report.")
+    p = add_command(sub, "demo", _cmd_demo)
     p.add_argument("--out", default="runs/demo", help="runs folder (default: %(default)s)")
     p.add_argument("--corpus", default="data/synthetic", help="corpus folder (default: %(default)s)")
     p.add_argument("--model", default="builtin", help="morphable model for a new corpus (builtin | sfm[:PATH])")
     p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=_cmd_demo)
 
-    p = sub.add_parser("kd-ablation", help="train CMP-unsupervised with each distiller; Table S-5 analogue",
-                       description="One joint run per distiller in OUT/<name> (resumable), then the students' ARE "
-                                   "on the test identities in OUT/kd_ablation.{md,json}. With warm_start the runs "
-                                   "start from --gan-run (e.g. a pipeline's gan/), else from OUT/gan trained first.")
+    p = add_command(sub, "kd-ablation", _cmd_kd_ablation)
     p.add_argument("--out", required=True, help="folder of the runs and the table")
     p.add_argument("--gan-run", help="GAN-only run to warm-start from (default: train OUT/gan)")
     p.add_argument("--distillers", help="comma-separated subset (default: all eight)")
     add_settings_options(p, "configs/unsupervised_fast.yaml", runs=("speaker", "expert"))
-    p.set_defaults(func=_cmd_kd_ablation)
 
-    p = sub.add_parser("unsupervised-pipeline", help="expert, GAN, CMP-unsupervised and their evaluation in one go",
-                       description="Trains OUT/expert, OUT/gan (GAN alone) and OUT/cmp (joint), then evaluates "
-                                   "CMP-unsupervised, Base-1 and Base-2 beside the supervised run. Resumable.")
+    p = add_command(sub, "unsupervised-pipeline", _cmd_pipeline)
     p.add_argument("--out", default="runs/unsupervised", help="folder of the runs (default: %(default)s)")
     p.add_argument("--supervised-run", required=True, help="run folder of `voxface train supervised`")
     p.add_argument("--expert-config", help="YAML settings of the expert (configs/expert_fast.yaml)")
     p.add_argument("--expert-run", help="a finished expert run to use instead of training OUT/expert "
                                         "(e.g. another seed's)")
     add_settings_options(p, "configs/unsupervised_fast.yaml", runs=("speaker",))
-    p.set_defaults(func=_cmd_pipeline, corpus="data/synthetic")
+    p.set_defaults(corpus="data/synthetic")

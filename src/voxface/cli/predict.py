@@ -8,10 +8,15 @@ from ..audio.duration import PREDICT_MAX_MINUTES
 from ..paths import output_folder
 from ..runs.config import cli_number
 from ..runs.devices import add_device_argument
-from .common import report_outcomes
+from .common import add_command, report_outcomes
 
 
 def _cmd_predict(args: argparse.Namespace) -> None:
+    """predict 3D faces from audio files
+
+    For each audio file: a mesh, a PNG render and the parameters as JSON. A bad file gets a one-line
+    error; the others still run (exit status 2 if any failed).
+    """
     from ..predictors.voice_to_3d import VoiceTo3D
     from ..runs.placement import place_predictor
     from ..workflows.predict import predict_files
@@ -27,12 +32,25 @@ def _cmd_predict(args: argparse.Namespace) -> None:
 
 
 def _cmd_features(args: argparse.Namespace) -> None:
+    """audio files -> CMP log-mel features (.npy), as the official preprocessing
+
+    For each audio file: CMP's front end exactly as the official code (webrtcvad collector, 64-bin
+    log-mel, per-utterance normalisation, tiled to 1,000 frames) -> OUT/<name>.npy, float32 (T >=
+    1000, 64), the layout of the CMP / Wen et al. feature releases. Files that are not 16 kHz mono
+    16-bit are converted first (docs/release_models.md). A bad file gets one line; the others go on.
+    """
     from ..workflows.features import write_cmp_features
 
     report_outcomes(write_cmp_features(args.audio, args.out, args.max_minutes), args.out)
 
 
 def _cmd_voice_reference(args: argparse.Namespace) -> None:
+    """store in a predictor what its typical voices are like
+
+    Fit the reference the in-distribution score compares voices with (docs/release_models.md) and
+    store it in the predictor: from a corpus's training identities, or from recordings (one folder
+    per speaker). For models that do not carry one, e.g. an imported CMP release.
+    """
     from ..workflows.voice_reference import fit_voice_reference
 
     reference = fit_voice_reference(args.run, corpus=args.corpus, audio=args.audio, progress=not args.quiet,
@@ -41,9 +59,7 @@ def _cmd_voice_reference(args: argparse.Namespace) -> None:
 
 
 def add_commands(sub) -> None:
-    p = sub.add_parser("predict", help="predict 3D faces from audio files",
-                       description="For each audio file: a mesh, a PNG render and the parameters as JSON. A bad "
-                                   "file gets a one-line error; the others still run (exit status 2 if any failed).")
+    p = add_command(sub, "predict", _cmd_predict)
     p.add_argument("voices", nargs="+", metavar="VOICE", help="audio files (wav, flac, ogg, mp3, m4a)")
     p.add_argument("--checkpoint", required=True, help="a run folder or its predictor.pt")
     p.add_argument("--out", required=True, help="output folder")
@@ -51,30 +67,18 @@ def add_commands(sub) -> None:
     p.add_argument("--model", help="refuse the checkpoint unless it was trained for this morphable model spec")
     _add_max_minutes(p)
     add_device_argument(p)
-    p.set_defaults(func=_cmd_predict)
 
-    p = sub.add_parser("features", help="audio files -> CMP log-mel features (.npy), as the official preprocessing",
-                       description="For each audio file: CMP's front end exactly as the official code (webrtcvad "
-                                   "collector, 64-bin log-mel, per-utterance normalisation, tiled to 1,000 frames) "
-                                   "-> OUT/<name>.npy, float32 (T >= 1000, 64), the layout of the CMP / Wen et al. "
-                                   "feature releases. Files that are not 16 kHz mono 16-bit are converted first "
-                                   "(docs/release_models.md). A bad file gets one line; the others go on.")
+    p = add_command(sub, "features", _cmd_features)
     p.add_argument("audio", nargs="+", metavar="AUDIO", help="audio files (wav, flac, ogg, mp3, m4a)")
     p.add_argument("--out", required=True, help="output folder")
     _add_max_minutes(p)
-    p.set_defaults(func=_cmd_features)
 
-    p = sub.add_parser("voice-reference", help="store in a predictor what its typical voices are like",
-                       description="Fit the reference the in-distribution score compares voices with (docs/"
-                                   "release_models.md) and store it in the predictor: from a corpus's training "
-                                   "identities, or from recordings (one folder per speaker). For models that do not "
-                                   "carry one, e.g. an imported CMP release.")
+    p = add_command(sub, "voice-reference", _cmd_voice_reference)
     p.add_argument("run", help="a run folder or its predictor.pt")
     p.add_argument("--corpus", help="fit on this corpus's training identities")
     p.add_argument("--audio", nargs="+", metavar="AUDIO", help="fit on these recordings")
     _add_max_minutes(p)
     p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=_cmd_voice_reference)
 
 
 def _add_max_minutes(p: argparse.ArgumentParser) -> None:

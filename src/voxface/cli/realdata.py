@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from ..runs.config import cli_number
+from .common import add_command
 
 
 def _run(args: argparse.Namespace, plan) -> None:
@@ -37,6 +38,12 @@ def _print_summary(root: Path) -> None:
 
 
 def _cmd_prepare_voxceleb(args: argparse.Namespace) -> None:
+    """VoxCeleb1/2 audio x VGGFace(2) photos joined by name
+
+    Join identities by name through the metadata table, split A-E test / F-Z train; decode, VAD and
+    CMP log-mel features per utterance; per photo detect the largest face, 68 landmarks, aligned
+    64/120 crops and a 3DMM fit; a reference fit per identity (docs/realdata.md states the rule).
+    """
     from ..corpus.voxceleb import voxceleb_plan
 
     _run(args, voxceleb_plan(args.meta, args.audio, args.faces, args.model, args.min_seconds, args.name,
@@ -44,12 +51,24 @@ def _cmd_prepare_voxceleb(args: argparse.Namespace) -> None:
 
 
 def _cmd_prepare_merge(args: argparse.Namespace) -> None:
+    """merge finished shard folders into one corpus
+
+    Copy the outputs of every shard folder into --out (which may be one of them) and write the
+    corpus tables and manifest.
+    """
     from ..corpus.prepare import merge
 
     _print_summary(merge(args.shards, args.out).root)
 
 
 def _cmd_import_cmp(args: argparse.Namespace) -> None:
+    """the CMP / Wen et al. release: <speaker>/<video>/<utt>.npy log-mel features
+
+    Published (T>=1000, 64) log-mel features become the feature cache (features/cmp_logmel); the
+    utterances have no audio. With --faces, photos <Name>/*.jpg are detected, cropped and fitted as
+    in `prepare voxceleb`; with --meshes, CMP's released Voxceleb-3D reconstructions become the
+    identities' references.
+    """
     from ..corpus.importers import cmp_plan
 
     _run(args, cmp_plan(args.features, args.model, args.meta, args.faces, args.default_gender, args.name,
@@ -57,6 +76,13 @@ def _cmd_import_cmp(args: argparse.Namespace) -> None:
 
 
 def _cmd_import_cmp_release(args: argparse.Namespace) -> None:
+    """the CMP release's checkpoints -> supervised/, unsupervised/, expert/ runs
+
+    Read the unpacked CMP release (pretrained_models/, supervised_64/, train.configs/tri.mat;
+    docs/release_models.md) without running code from its files, and write voxface run folders:
+    supervised/ (predictor.pt), unsupervised/ (unsupervised.pt), expert/ (SynergyNet as an
+    expert.pt).
+    """
     from ..predictors.cmp_release import import_cmp_release
 
     written = import_cmp_release(args.release, args.out, topology=args.topology)
@@ -67,6 +93,12 @@ def _cmd_import_cmp_release(args: argparse.Namespace) -> None:
 
 
 def _cmd_import_wen_release(args: argparse.Namespace) -> None:
+    """Wen et al. (2019)'s voice_embedding.pth + generator.pth -> a voice-to-image run
+
+    Read Wen et al.'s released voice encoder and generator (the folder or its pretrained_models/)
+    without running code from them and write voice_to_image.pt for `serve --image-run` and
+    `evaluate-2d`.
+    """
     from ..predictors.cmp_release import import_wen_release
 
     run = import_wen_release(args.release, args.out)
@@ -74,12 +106,20 @@ def _cmd_import_wen_release(args: argparse.Namespace) -> None:
 
 
 def _cmd_import_audio(args: argparse.Namespace) -> None:
+    """an audio tree <speaker>/<video>/<utt>.wav without faces
+
+    For speaker pre-training: decode, VAD, CMP features; no faces.
+    """
     from ..corpus.importers import audio_plan
 
     _run(args, audio_plan(args.audio, args.model, args.meta, args.default_gender, args.min_seconds, args.name))
 
 
 def _cmd_import_faces(args: argparse.Namespace) -> None:
+    """a photo tree <Name>/*.jpg without audio
+
+    Detect, crop and fit every photo; no utterances.
+    """
     from ..corpus.importers import faces_plan
 
     _run(args, faces_plan(args.faces, args.model, args.meta, args.default_gender, args.name, fitter=args.fitter))
@@ -119,11 +159,7 @@ def add_commands(sub) -> None:
                                    "shardable (--shard K/N, then `prepare merge`), resumable (rerun the same "
                                    "command); every skipped file is listed with its reason in skipped.csv.")
     steps = p.add_subparsers(dest="step", required=True, metavar="STEP")
-    v = steps.add_parser("voxceleb", help="VoxCeleb1/2 audio x VGGFace(2) photos joined by name",
-                         description="Join identities by name through the metadata table, split A-E test / F-Z "
-                                     "train; decode, VAD and CMP log-mel features per utterance; per photo detect "
-                                     "the largest face, 68 landmarks, aligned 64/120 crops and a 3DMM fit; a "
-                                     "reference fit per identity (docs/realdata.md states the rule).")
+    v = add_command(steps, "voxceleb", _cmd_prepare_voxceleb)
     v.add_argument("--audio", required=True, action="append", help="audio tree <voxceleb id>/<video>/<utt>.wav|m4a "
                    "(repeat for VoxCeleb1 and VoxCeleb2)")
     v.add_argument("--faces", required=True, help="photo tree <Name>/*.jpg (VGGFace or VGGFace2, not aligned)")
@@ -132,13 +168,9 @@ def add_commands(sub) -> None:
                    help="skip utterances with less speech after VAD (default: %(default)s)")
     _common(v, "voxceleb-3d")
     _fitter_flag(v)
-    v.set_defaults(func=_cmd_prepare_voxceleb)
-    m = steps.add_parser("merge", help="merge finished shard folders into one corpus",
-                         description="Copy the outputs of every shard folder into --out (which may be one of "
-                                     "them) and write the corpus tables and manifest.")
+    m = add_command(steps, "merge", _cmd_prepare_merge)
     m.add_argument("shards", nargs="+", help="shard folders (the --out of each --shard K/N run)")
     m.add_argument("--out", required=True, help="the merged corpus folder")
-    m.set_defaults(func=_cmd_prepare_merge)
 
     p = sub.add_parser("import", help="import published layouts: cmp | audio | faces (corpora), "
                                       "cmp-release | wen-release (checkpoints)",
@@ -146,30 +178,15 @@ def add_commands(sub) -> None:
                                    "resumable, skipped files recorded. Released checkpoints (cmp-release, "
                                    "wen-release) become run folders that predict, evaluate and serve use.")
     kinds = p.add_subparsers(dest="kind", required=True, metavar="KIND")
-    r = kinds.add_parser("cmp-release", help="the CMP release's checkpoints -> supervised/, unsupervised/, expert/ runs",
-                         description="Read the unpacked CMP release (pretrained_models/, supervised_64/, "
-                                     "train.configs/tri.mat; docs/release_models.md) without running code from "
-                                     "its files, and write voxface run folders: supervised/ (predictor.pt), "
-                                     "unsupervised/ (unsupervised.pt), expert/ (SynergyNet as an expert.pt).")
+    r = add_command(kinds, "cmp-release", _cmd_import_cmp_release)
     r.add_argument("release", help="the folder the release was unpacked into")
     r.add_argument("--out", required=True, help="folder for the run folders (must not hold them yet)")
     r.add_argument("--topology", help="a folder with tri_53215.mat (or tri.mat) and keypoints_sim.npy, when the "
                                       "release has no train.configs/ (e.g. 3DDFA's train.configs)")
-    r.set_defaults(func=_cmd_import_cmp_release)
-    w = kinds.add_parser("wen-release", help="Wen et al. (2019)'s voice_embedding.pth + generator.pth -> a "
-                                             "voice-to-image run",
-                         description="Read Wen et al.'s released voice encoder and generator (the folder or its "
-                                     "pretrained_models/) without running code from them and write "
-                                     "voice_to_image.pt for `serve --image-run` and `evaluate-2d`.")
+    w = add_command(kinds, "wen-release", _cmd_import_wen_release)
     w.add_argument("release", help="the folder holding voice_embedding.pth and generator.pth")
     w.add_argument("--out", required=True, help="run folder to write")
-    w.set_defaults(func=_cmd_import_wen_release)
-    c = kinds.add_parser("cmp", help="the CMP / Wen et al. release: <speaker>/<video>/<utt>.npy log-mel features",
-                         description="Published (T>=1000, 64) log-mel features become the feature cache "
-                                     "(features/cmp_logmel); the utterances have no audio. With --faces, photos "
-                                     "<Name>/*.jpg are detected, cropped and fitted as in `prepare voxceleb`; "
-                                     "with --meshes, CMP's released Voxceleb-3D reconstructions become the "
-                                     "identities' references.")
+    c = add_command(kinds, "cmp", _cmd_import_cmp)
     c.add_argument("features", help="the feature tree <speaker>/<video>/<utt>.npy")
     c.add_argument("--faces", help="photo tree <Name>/*.jpg (optional)")
     c.add_argument("--meshes", help="CMP's Voxceleb-3D folders <Name>/ (optional): each .xyz point cloud (or .obj "
@@ -178,19 +195,14 @@ def add_commands(sub) -> None:
     _people_flags(c)
     _common(c, "cmp-import")
     _fitter_flag(c)
-    c.set_defaults(func=_cmd_import_cmp)
-    a = kinds.add_parser("audio", help="an audio tree <speaker>/<video>/<utt>.wav without faces",
-                         description="For speaker pre-training: decode, VAD, CMP features; no faces.")
+    a = add_command(kinds, "audio", _cmd_import_audio)
     a.add_argument("audio", help="the audio tree")
     _people_flags(a)
     a.add_argument("--min-seconds", dest="min_seconds", type=cli_number(float, ge=0), default=1.0,
                    help="skip utterances with less speech after VAD (default: %(default)s)")
     _common(a, "audio-import")
-    a.set_defaults(func=_cmd_import_audio)
-    f = kinds.add_parser("faces", help="a photo tree <Name>/*.jpg without audio",
-                         description="Detect, crop and fit every photo; no utterances.")
+    f = add_command(kinds, "faces", _cmd_import_faces)
     f.add_argument("faces", help="the photo tree")
     _people_flags(f)
     _common(f, "faces-import")
     _fitter_flag(f)
-    f.set_defaults(func=_cmd_import_faces)

@@ -43,6 +43,10 @@ TEST_INITIALS = "ABCDE"
 IDENTITY_COLUMNS = ("identity", "name", "gender", "split")
 UTTERANCE_COLUMNS = ("utterance", "identity", "audio", "duration_s")
 FACE_COLUMNS = ("face", "identity", "image_64", "image_120")
+SAMPLE_RATE = 16000
+"""Hz of every corpus's audio."""
+IMAGE_SIZES = (64, 120)
+"""Side in pixels of the aligned face crops of every face (``image_64``, ``image_120``)."""
 
 
 def split_for_name(name: str) -> str:
@@ -81,6 +85,27 @@ def write_csv(path: Path, columns: tuple[str, ...], rows: list[dict]) -> None:
     writer.writeheader()
     writer.writerows(rows)
     atomic.write_text(path, buf.getvalue())
+
+
+def write_tables(root: Path, identities: list[dict], utterances: list[dict], faces: list[dict]) -> None:
+    """``identities.csv``, ``utterances.csv`` and ``faces.csv`` of a corpus being written at ``root``."""
+    write_csv(root / "identities.csv", IDENTITY_COLUMNS, identities)
+    write_csv(root / "utterances.csv", UTTERANCE_COLUMNS, utterances)
+    write_csv(root / "faces.csv", FACE_COLUMNS, faces)
+
+
+def manifest_header(name: str, synthetic: bool, spec: str, model: MorphableModel) -> dict:
+    """The fields every ``manifest.json`` starts with: format, version, name, synthetic?, who wrote
+    it, the morphable model (``spec``: how it was named when the corpus was made), sample rate and
+    image sizes; builders add their own after them."""
+    from .. import __version__
+
+    return {"format": FORMAT_NAME, "version": FORMAT_VERSION, "name": name, "synthetic": synthetic,
+            "created_by": f"voxface {__version__}",
+            "morphable_model": {"spec": spec, "name": model.name, "file": "model.npz",
+                                "n_vertices": model.n_vertices, "n_shape": model.n_shape,
+                                "n_expression": model.n_expression, "units": model.units},
+            "sample_rate": SAMPLE_RATE, "image_sizes": list(IMAGE_SIZES)}
 
 
 def read_csv(path: Path, columns: tuple[str, ...]) -> list[dict]:

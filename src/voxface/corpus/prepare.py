@@ -37,28 +37,16 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from .. import __version__
 from ..errors import VoxfaceError
 from ..face3d import MorphableModel
 from ..face3d.fitting import DEFAULT_FITTER, Fitter, LandmarkFit, fit_vertices, make_fitter
 from ..runs import atomic
-from .format import (
-    FACE_COLUMNS,
-    FORMAT_NAME,
-    FORMAT_VERSION,
-    IDENTITY_COLUMNS,
-    UTTERANCE_COLUMNS,
-    Corpus,
-    split_for_name,
-    write_csv,
-)
+from .format import IMAGE_SIZES, SAMPLE_RATE, Corpus, manifest_header, split_for_name, write_csv, write_tables
 from .reference import choose_reference
 
 log = logging.getLogger(__name__)
 
 PREPARE_DIR = ".prepare"
-SAMPLE_RATE = 16000
-IMAGE_SIZES = (64, 120)
 FEATURE_KIND = "cmp_logmel"
 FEATURE_BINS = 64
 FEATURE_MIN_FRAMES = 1000
@@ -403,9 +391,7 @@ def finalise(out: str | Path) -> Corpus:
         fits.append(face_rows)
         meshes.append(sorted((key, r) for key, r in mine["mesh"] if r["status"] == "ok"))
     reference = _write_params(out, model, identities, faces, fits, meshes)
-    write_csv(out / "identities.csv", IDENTITY_COLUMNS, identities)
-    write_csv(out / "utterances.csv", UTTERANCE_COLUMNS, utterances)
-    write_csv(out / "faces.csv", FACE_COLUMNS, faces)
+    write_tables(out, identities, utterances, faces)
     write_csv(out / "skipped.csv", SKIPPED_COLUMNS, skipped)
     if any(meshes):
         write_csv(out / "meshes.csv", MESH_COLUMNS,
@@ -421,15 +407,8 @@ def finalise(out: str | Path) -> Corpus:
                "face_fit_residual_px_mean": _mean([f["residual_px"] for f in faces]),
                "face_fit_residual_iod_mean": _mean([f["residual"] for f in faces])}
     atomic.write_json(out / "summary.json", summary)
-    manifest = {
-        "format": FORMAT_NAME, "version": FORMAT_VERSION, "name": plan["name"], "synthetic": False,
-        "created_by": f"voxface {__version__}",
-        "morphable_model": {"spec": plan["settings"].get("model", ""), "name": model.name, "file": "model.npz",
-                            "n_vertices": model.n_vertices, "n_shape": model.n_shape,
-                            "n_expression": model.n_expression, "units": model.units},
-        "sample_rate": SAMPLE_RATE, "image_sizes": list(IMAGE_SIZES),
-        "preparation": plan["settings"], "counts": counts,
-    }
+    manifest = {**manifest_header(plan["name"], False, plan["settings"].get("model", ""), model),
+                "preparation": plan["settings"], "counts": counts}
     atomic.write_json(out / "manifest.json", manifest)
     log.info("corpus %s: %s; %d skipped (%s)", out, counts, len(skipped), summary["skipped_by_reason"])
     return Corpus(out)

@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .. import __version__
 from ..audio.io import save_wav
 from ..audio.synth import FIELD_NAMES, VoiceParams, sample_conditions, synthesize
 from ..errors import VoxfaceError
@@ -33,25 +32,14 @@ from ..runs import atomic, logs
 from ..runs.config import Settings, build, count, random_seed, setting
 from ..runs.integrity import changed_files, file_sizes
 from .face_images import mild_expression_limits, render_face_image, sample_appearance
-from .format import (
-    FACE_COLUMNS,
-    FORMAT_NAME,
-    FORMAT_VERSION,
-    IDENTITY_COLUMNS,
-    UTTERANCE_COLUMNS,
-    Corpus,
-    split_for_name,
-    write_csv,
-)
+from .format import IMAGE_SIZES, SAMPLE_RATE, Corpus, manifest_header, split_for_name, write_csv, write_tables
 from .link import VoiceFaceLink, sample_shape
 from .names import identity_names
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000
 LOG_FILE = "synth.log"
 DONE_FILE = ".done.json"
-IMAGE_SIZES = (64, 120)
 
 
 def _shortest_first(span: tuple[float, float]) -> str | None:
@@ -265,9 +253,7 @@ def _write_tables(out: Path, model: MorphableModel, config: SynthConfig, jobs: l
         faces += done["faces"]
     identities = [{"identity": j.identity, "name": j.name, "gender": j.gender,
                    "split": split_for_name(j.name)} for j in jobs]
-    write_csv(out / "identities.csv", IDENTITY_COLUMNS, identities)
-    write_csv(out / "utterances.csv", UTTERANCE_COLUMNS, utterances)
-    write_csv(out / "faces.csv", FACE_COLUMNS, faces)
+    write_tables(out, identities, utterances, faces)
     write_csv(out / "voice_params.csv", ("identity", *FIELD_NAMES),
               [{"identity": j.identity, **dict(zip(FIELD_NAMES, j.voice.to_vector()))} for j in jobs])
     e = model.n_expression
@@ -286,12 +272,7 @@ def _write_tables(out: Path, model: MorphableModel, config: SynthConfig, jobs: l
                         for size in IMAGE_SIZES})
     atomic.write_bytes(out / "model.npz", model.to_npz_bytes())
     manifest = {
-        "format": FORMAT_NAME, "version": FORMAT_VERSION, "name": config.name, "synthetic": True,
-        "created_by": f"voxface {__version__}",
-        "morphable_model": {"spec": config.model, "name": model.name, "file": "model.npz",
-                            "n_vertices": model.n_vertices, "n_shape": model.n_shape,
-                            "n_expression": model.n_expression, "units": model.units},
-        "sample_rate": SAMPLE_RATE, "image_sizes": list(IMAGE_SIZES),
+        **manifest_header(config.name, True, config.model, model),
         "link_strength": config.link_strength,
         "generator": config.identity_key(),
         "counts": {"identities": len(identities), "utterances": len(utterances), "faces": len(faces)},

@@ -18,7 +18,15 @@ from ..corpus.data import utterance_set
 from ..corpus.format import Corpus
 from ..corpus.validate import check_corpus
 from ..errors import VoxfaceError
-from ..evaluate.geometry import absolute_ratio_error, coherence, gain, nme, within_between_distances
+from ..evaluate.geometry import (
+    NORMALISER,
+    absolute_ratio_error,
+    coherence,
+    gain,
+    measurement_distances,
+    nme,
+    within_between_distances,
+)
 from ..evaluate.headroom import corpus_identity_set
 from ..evaluate.icp import point_to_plane_rmse
 from ..evaluate.listener import perfect_listener
@@ -100,11 +108,12 @@ def score(model: MorphableModel, predictions: np.ndarray, references: np.ndarray
     n, u = predictions.shape[:2]
     flat_pred = predictions.reshape(n * u, -1, 3)
     flat_ref = np.repeat(references, u, axis=0)
-    oicd = model.measurements["OICD"]
+    oicd = model.measurements[NORMALISER]
     result = {"ARE": are,
               "NME": {c: float(np.mean(nme(flat_pred, flat_ref, model.landmarks68, oicd, convention=c)))
                       for c in ("cmp", "per_point")}}
-    scales = _oicd(flat_ref, oicd) / _oicd(flat_pred, oicd)
+    pair = {NORMALISER: oicd}
+    scales = measurement_distances(flat_ref, pair)[NORMALISER] / measurement_distances(flat_pred, pair)[NORMALISER]
     rmse = [point_to_plane_rmse(p, r, model.triangles, model.regions, scale=float(s))
             for p, r, s in zip(flat_pred, flat_ref, scales)]
     result["RMSE"] = {k: float(np.mean([r[k] for r in rmse])) for k in rmse[0]}
@@ -190,6 +199,3 @@ def uncertainty_metrics(corpus: Corpus, test_ids: list[str], per_identity: int,
         report["perfect_listener"] = listener.as_dict()
     return report
 
-
-def _oicd(vertices: np.ndarray, pair: tuple[int, int]) -> np.ndarray:
-    return np.linalg.norm(vertices[..., pair[0], :] - vertices[..., pair[1], :], axis=-1)

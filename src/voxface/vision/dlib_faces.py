@@ -27,16 +27,14 @@ def _detector():
     return dlib.get_frontal_face_detector()
 
 
-def model_file(location: str, what: str) -> str:
-    """Path of a dlib model shipped in face_recognition_models (``location``: its function name)."""
-    face_recognition_models = optional_module("face_recognition_models", what)
-    return getattr(face_recognition_models, location)()
-
-
 @functools.cache
-def _predictor():
-    dlib = optional_module("dlib", "68 face landmarks")
-    return dlib.shape_predictor(model_file("pose_predictor_model_location", "the 68-landmark predictor"))
+def dlib_model(kind: str, location: str, what: str):
+    """A dlib model, loaded once: ``dlib.<kind>`` (``"shape_predictor"``, ``"face_recognition_model_v1"``)
+    on the file that face_recognition_models ships (``location``: its function naming the file);
+    ``what`` names the model in the message when a package is missing."""
+    dlib = optional_module("dlib", what)
+    face_recognition_models = optional_module("face_recognition_models", what)
+    return getattr(dlib, kind)(getattr(face_recognition_models, location)())
 
 
 def _as_rgb_uint8(image: np.ndarray) -> np.ndarray:
@@ -83,5 +81,6 @@ def landmarks68(image: np.ndarray, box: Box) -> np.ndarray:
     if right <= left or bottom <= top:
         raise VoxfaceError(f"face box {box} is empty: expected (left, top, right, bottom)")
     with _LOCK:
-        shape = _predictor()(image, dlib.rectangle(left, top, right, bottom))
+        predictor = dlib_model("shape_predictor", "pose_predictor_model_location", "the 68-landmark predictor")
+        shape = predictor(image, dlib.rectangle(left, top, right, bottom))
     return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)

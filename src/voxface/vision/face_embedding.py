@@ -11,7 +11,6 @@ Another face network only needs ``name``, ``dim`` and ``embed``.
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 from typing import Protocol
@@ -21,7 +20,7 @@ from tqdm import tqdm
 
 from ..errors import VoxfaceError
 from ..extras import optional_module
-from .dlib_faces import detect_faces, landmarks68, model_file
+from .dlib_faces import detect_faces, dlib_model, landmarks68
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +35,6 @@ class FaceEmbedder(Protocol):
 
     def embed(self, images: list[np.ndarray], progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """(N images (H, W, 3) uint8 RGB) -> ((N, dim) float32 embeddings, (N,) bool face detected)."""
-
-
-@functools.cache
-def _descriptor_model():
-    dlib = optional_module("dlib", "face embeddings")
-    return dlib.face_recognition_model_v1(model_file("face_recognition_model_location", "face embeddings"))
 
 
 def as_rgb_uint8(image: np.ndarray) -> np.ndarray:
@@ -86,7 +79,8 @@ class DlibFaceEmbedder:
         shape = dlib.full_object_detection(dlib.rectangle(*(int(v) for v in box)),
                                            [dlib.point(int(round(x)), int(round(y))) for x, y in points])
         with _LOCK:
-            descriptor = _descriptor_model().compute_face_descriptor(image, shape)
+            model = dlib_model("face_recognition_model_v1", "face_recognition_model_location", "face embeddings")
+            descriptor = model.compute_face_descriptor(image, shape)
         return np.asarray(descriptor, dtype=np.float32), found
 
     def embed(self, images, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
