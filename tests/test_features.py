@@ -250,3 +250,49 @@ def test_features_equal_the_official_ones_on_all_reference_clips():
         assert ours.dtype == np.float32 and ours.shape == official.shape == tuple(row["feature_shape"])
         worst = max(worst, float(np.abs(ours - official).max()))
     assert worst <= 1e-4
+
+
+def test_features_equal_the_released_code_run_on_all_reference_clips():
+    """The released preprocessing itself (``mfcc.py`` + ``rm_sil`` / ``get_fbank``, read from its own
+    files), run now on the 18 reference WAVs: it reproduces the stored oracle, and voxface equals it."""
+    from voxface.audio.official import official_frontend
+    from voxface.audio.voice import prepare_voice
+    from voxface.errors import VoxfaceError
+
+    folder = shared_data_dir() / "cmp_reference"
+    clips = sorted((folder / "wav").glob("*.wav"))
+    if not clips:
+        pytest.skip(f"no reference clips under {folder} (set VOXFACE_SHARED_DATA)")
+    try:
+        released = official_frontend()
+    except VoxfaceError as err:
+        pytest.skip(str(err))
+    worst = 0.0
+    for clip in clips:
+        theirs = released(clip)
+        np.testing.assert_array_equal(theirs, np.load(folder / "official_features" / f"{clip.stem}.npy"))
+        ours = cmp_logmel(prepare_voice(clip))
+        assert ours.shape == theirs.shape
+        worst = max(worst, float(np.abs(ours - theirs).max()))
+    assert len(clips) == 18 and worst <= 1e-4
+
+
+@pytest.mark.parametrize("n_samples", [1, 399, 400, 128 * 160 + 399, 128 * 160 + 400, 300 * 160 + 7])
+def test_block_boundaries_do_not_change_the_energies(n_samples):
+    """Frames computed in blocks of BLOCK_FRAMES equal one frame at a time (the float64 loop above)."""
+    from voxface.audio.features import BLOCK_FRAMES
+
+    assert BLOCK_FRAMES == 128
+    wave = speech_like(n_samples / SR + 1e-6, seed=n_samples)[:n_samples]
+    np.testing.assert_allclose(log_mel_energies(wave), sphinx_reference(wave), atol=2e-3)
+
+
+def test_filter_bands_hold_every_weight_of_the_filter_bank_once():
+    from voxface.audio.features import _filter_bands
+
+    rebuilt = np.zeros((2 * 513, 64), np.float32)
+    for band in _filter_bands():
+        assert not rebuilt[band.squares, band.filters].any()
+        rebuilt[band.squares, band.filters] = band.weights
+    np.testing.assert_array_equal(rebuilt[0::2], mel_filterbank())
+    np.testing.assert_array_equal(rebuilt[1::2], mel_filterbank())

@@ -8,6 +8,7 @@ from pathlib import Path
 from .errors import VoxfaceError
 
 SHARED_DATA_ENV = "VOXFACE_SHARED_DATA"
+OFFICIAL_CMP_ENV = "VOXFACE_CMP_OFFICIAL_CODE"
 
 
 def shared_data_dir() -> Path:
@@ -16,6 +17,15 @@ def shared_data_dir() -> Path:
     It may not exist (a user's fresh clone has none); callers check.
     """
     return Path(os.environ.get(SHARED_DATA_ENV, "../shared/data")).expanduser()
+
+
+def official_cmp_code_dir() -> Path:
+    """The released CMP preprocessing (``mfcc.py``, ``vad.py``, ``rm_sil`` / ``get_fbank``), for
+    equality checks and benchmarks: ``$VOXFACE_CMP_OFFICIAL_CODE``, else
+    ``reference_code/cmp_official`` beside the shared-data folder. It may not exist; callers check.
+    """
+    default = shared_data_dir().parent / "reference_code" / "cmp_official"
+    return Path(os.environ.get(OFFICIAL_CMP_ENV, default)).expanduser()
 
 
 def output_folder(path: str | os.PathLike, flag: str = "--out") -> Path:
