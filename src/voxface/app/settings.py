@@ -17,3 +17,5 @@ CONCURRENCY = 4
 """Requests Gradio accepts at once (uploads, decoding); predictions themselves queue on one thread."""
 KEEP_MINUTES = 60.0
 """How long Gradio keeps the files of an answer (uploads, meshes, renders) for the page's links."""
+LIVE_EVERY_S = 0.5
+"""Seconds of microphone audio per live chunk: the page updates about twice a second while recording."""
