@@ -166,6 +166,19 @@ def _fake_microphone_wav(corpus: Path, out: Path) -> Path:
     return path
 
 
+def _screenshot(browser, path: Path, tries: int = 3) -> None:
+    """Save a screenshot, retrying when the busy renderer does not answer in time."""
+    from selenium.common.exceptions import TimeoutException
+
+    for attempt in range(tries):
+        try:
+            browser.save_screenshot(str(path))
+            return
+        except TimeoutException:
+            if attempt == tries - 1:
+                raise
+
+
 @pytest.mark.slow
 @needs_browser
 def test_browser_shows_the_face_forming_while_a_fake_microphone_speaks_and_the_final_is_predict(
@@ -181,7 +194,7 @@ def test_browser_shows_the_face_forming_while_a_fake_microphone_speaks_and_the_f
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--use-angle=swiftshader",
-                 "--enable-unsafe-swiftshader", "--window-size=1280,2200", "--use-fake-ui-for-media-stream",
+                 "--enable-unsafe-swiftshader", "--window-size=1280,1800", "--use-fake-ui-for-media-stream",
                  "--use-fake-device-for-media-stream", f"--use-file-for-fake-audio-capture={microphone}"):
         options.add_argument(flag)
     browser = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
@@ -197,7 +210,7 @@ def test_browser_shows_the_face_forming_while_a_fake_microphone_speaks_and_the_f
             text = status(browser)
             seen[text] = browser.find_element(By.ID, "voxface-live-render").get_attribute("src")
             shot = _screenshot_path(tmp_path, f"serve_live_{len(shots) + 1}.png")
-            browser.save_screenshot(str(shot))
+            _screenshot(browser, shot)
             shots.append(shot)
         updates = {"live": dict(seen), "description": browser.find_element(By.ID, "voxface-face-description").text,
                    "notice": browser.find_element(By.ID, "voxface-voice-notice").text}
@@ -207,7 +220,7 @@ def test_browser_shows_the_face_forming_while_a_fake_microphone_speaks_and_the_f
                                       if a.get_attribute("href").endswith("live_recording.wav")] and
                            b.find_elements(By.CSS_SELECTOR, "#voxface-downloads a[href]"))
         final_status = browser.find_element(By.ID, "voxface-live-status").text
-        browser.save_screenshot(str(_screenshot_path(tmp_path, "serve_live_final.png")))
+        _screenshot(browser, _screenshot_path(tmp_path, "serve_live_final.png"))
         (tmp_path / "downloaded").mkdir()
         files = {}
         for href in (a.get_attribute("href") for a in links):

@@ -237,7 +237,7 @@ class LiveSessions:
         try:
             speech = recording.speech()
         except VoxfaceError as e:
-            update.message = update.message or f"listening: {e}"
+            update.message = update.message or f"listening: {str(e).replace('the waveform', 'the recording so far')}"
             return update
         update.prediction, update.render, update.uncertainty = self.render_thread.submit(self._face, speech).result()
         shape = update.prediction.parameters["shape"].astype(np.float64)

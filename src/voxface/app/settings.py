@@ -11,6 +11,8 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
 RENDER_SIZE = 480
 """Pixels of the page's render; distinct from the 512 px of ``voxface predict`` (see the module note)."""
+LIVE_RENDER_SIZE = 256
+"""Pixels of the live renders (sent inline twice a second, so kept small)."""
 FACE_IMAGE_SIZE = 256
 """Pixels of the shown 2D face image (the generators make 64×64; enlarged with bicubic interpolation)."""
 CONCURRENCY = 4

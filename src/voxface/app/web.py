@@ -51,6 +51,7 @@ from .settings import (
     FACE_IMAGE_SIZE,
     KEEP_MINUTES,
     LIVE_EVERY_S,
+    LIVE_RENDER_SIZE,
     MAKE_RUN_COMMAND,
     MAX_UPLOAD_MB,
     RENDER_SIZE,
@@ -83,18 +84,18 @@ class FacePrediction:
 
     def notice(self) -> str:
         """Markdown shown beside the face: the warnings (if any) and the in-distribution score."""
-        return notice(self.prediction, self.face_image_warning)
+        return notice_markdown(self.prediction, self.face_image_warning)
 
     def description(self) -> str:
-        """Markdown: the face's ratios with their intervals (:func:`description`)."""
-        return description(self.prediction)
+        """Markdown: the face's ratios with their intervals (:func:`description_markdown`)."""
+        return description_markdown(self.prediction)
 
     def downloads(self) -> list[str]:
         files = [self.obj, self.glb, self.parameters, self.uncertainty_png, self.face_image, self.recording]
         return [str(f) for f in files if f is not None]
 
 
-def notice(prediction: Prediction, face_image_warning: str | None = None) -> str:
+def notice_markdown(prediction: Prediction, face_image_warning: str | None = None) -> str:
     """Markdown shown beside a face: the warnings (if any) and the in-distribution score."""
     score = prediction.in_distribution
     typical = ("unknown (no reference of the model's training voices)" if score is None else
@@ -105,7 +106,7 @@ def notice(prediction: Prediction, face_image_warning: str | None = None) -> str
                                   f"Model trained on {prediction.trained_on}."])
 
 
-def description(prediction: Prediction) -> str:
+def description_markdown(prediction: Prediction) -> str:
     """Markdown: the face's ratios with their intervals against the population, its face type and
     the gender it resembles, each with how sure the model is (empty without a population)."""
     face = prediction.face
@@ -145,7 +146,7 @@ class FaceFromVoice:
         self.max_upload_mb = max_upload_mb
         self.max_minutes, self.keep_minutes = max_minutes, keep_minutes
         self.image_model = image_model
-        self.live = LiveSessions(predictor, _RENDER_THREAD, 60 * max_minutes, RENDER_SIZE)
+        self.live = LiveSessions(predictor, _RENDER_THREAD, 60 * max_minutes, LIVE_RENDER_SIZE)
         self.chunks = ChunkFiles()
 
     def predict(self, audio_path: str | os.PathLike | None) -> FacePrediction:
@@ -231,7 +232,8 @@ def build_page(service: FaceFromVoice | None, note: str):
         with gr.Row():
             with gr.Column():
                 microphone = gr.Audio(sources=["microphone"], streaming=True, type="filepath",
-                                      label="Speak (live: the face updates while you talk)", elem_id="voxface-live-mic")
+                                      label="Speak (live: the face updates while you talk)", elem_id="voxface-live-mic",
+                                      waveform_options=gr.WaveformOptions(show_recording_waveform=False))
                 live_status = gr.Markdown("", elem_id="voxface-live-status")
                 audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Or a recording",
                                  elem_id="voxface-audio")
@@ -270,7 +272,7 @@ def build_page(service: FaceFromVoice | None, note: str):
                 raise gr.Error(str(e), print_exception=False) from None
             return shown(result)
 
-        def listen(chunk, request: gr.Request):
+        def listen(chunk, request):
             try:
                 update = service.live.add(request.session_hash, *service.chunks.read(chunk))
             except VoxfaceError as e:
@@ -279,10 +281,10 @@ def build_page(service: FaceFromVoice | None, note: str):
                 return (gr.skip(),) * 5
             if update.prediction is None:
                 return (live_text(update),) + (gr.skip(),) * 4
-            return (live_text(update), notice(update.prediction), live_html(update),
-                    description(update.prediction), trace_table(update))
+            return (live_text(update), notice_markdown(update.prediction), live_html(update),
+                    description_markdown(update.prediction), trace_table(update))
 
-        def finish(request: gr.Request):
+        def finish(request):
             recording = service.live.finish(request.session_hash)
             if recording is None:
                 raise gr.Error("nothing was recorded live: press the microphone's record button and speak",
@@ -295,15 +297,17 @@ def build_page(service: FaceFromVoice | None, note: str):
                      f"of speech): `voxface predict` on the recording, which is among the downloads.")
             return final, *shown(result)
 
+        def forget(request):  # the tab closed: its live recording goes
+            service.live.drop(request.session_hash)
+
+        for handler in (listen, finish, forget):  # Gradio passes the request (its session) by this annotation,
+            handler.__annotations__["request"] = gr.Request  # which a string (this module's) cannot name
         button.click(answer, inputs=audio, outputs=outputs + [downloads], concurrency_limit=CONCURRENCY)
         live_outputs = [live_status, voice_notice, live_view, description, trace]
         microphone.stream(listen, inputs=microphone, outputs=live_outputs, stream_every=LIVE_EVERY_S,
                           time_limit=int(60 * service.max_minutes) + 10, concurrency_limit=CONCURRENCY)
         microphone.stop_recording(finish, inputs=None, outputs=[live_status] + outputs + [downloads],
                                   concurrency_limit=CONCURRENCY)
-        def forget(request: gr.Request):  # the tab closed: its live recording goes
-            service.live.drop(request.session_hash)
-
         page.unload(forget)
     return page
 
@@ -326,7 +330,7 @@ def live_html(update: LiveUpdate) -> str:
         figures.append(("voxface-live-uncertainty", f"How unsure (per-vertex standard deviation, 0 to "
                         f"{spread.max():.3g} {update.prediction.model.units})", update.uncertainty))
     return "".join(f'<figure style="display:inline-block;margin:4px"><img id="{key}" src="{png_data_url(image)}" '
-                   f'width="{image.shape[1] // 2}" alt="{caption}"><figcaption>{caption}</figcaption></figure>'
+                   f'width="{image.shape[1]}" alt="{caption}"><figcaption>{caption}</figcaption></figure>'
                    for key, caption, image in figures)
 
 
