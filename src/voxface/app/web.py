@@ -274,15 +274,10 @@ def build_page(service: FaceFromVoice | None, note: str):
 
         def listen(chunk, request):
             try:
-                update = service.live.add(request.session_hash, *service.chunks.read(chunk))
+                shown_live = live_outputs(service, request.session_hash, chunk)
             except VoxfaceError as e:
                 raise gr.Error(str(e), print_exception=False) from None
-            if update is None:  # a newer chunk is waiting: it updates the page instead
-                return (gr.skip(),) * 5
-            if update.prediction is None:
-                return (live_text(update),) + (gr.skip(),) * 4
-            return (live_text(update), notice_markdown(update.prediction), live_html(update),
-                    description_markdown(update.prediction), trace_table(update))
+            return tuple(gr.skip() if value is None else value for value in shown_live)
 
         def finish(request):
             recording = service.live.finish(request.session_hash)
@@ -303,13 +298,26 @@ def build_page(service: FaceFromVoice | None, note: str):
         for handler in (listen, finish, forget):  # Gradio passes the request (its session) by this annotation,
             handler.__annotations__["request"] = gr.Request  # which a string (this module's) cannot name
         button.click(answer, inputs=audio, outputs=outputs + [downloads], concurrency_limit=CONCURRENCY)
-        live_outputs = [live_status, voice_notice, live_view, description, trace]
-        microphone.stream(listen, inputs=microphone, outputs=live_outputs, stream_every=LIVE_EVERY_S,
+        live_parts = [live_status, voice_notice, live_view, description, trace]
+        microphone.stream(listen, inputs=microphone, outputs=live_parts, stream_every=LIVE_EVERY_S,
                           time_limit=int(60 * service.max_minutes) + 10, concurrency_limit=CONCURRENCY)
         microphone.stop_recording(finish, inputs=None, outputs=[live_status] + outputs + [downloads],
                                   concurrency_limit=CONCURRENCY)
         page.unload(forget)
     return page
+
+
+def live_outputs(service: FaceFromVoice, key: str, chunk: str | Path) -> tuple:
+    """What the page shows for one live chunk file of session ``key``: the status, the notice, the
+    live images, the ratios and the trace; None for each part that stays as it is (all but the
+    status while there is no face yet; all when a newer chunk is waiting and updates instead)."""
+    update = service.live.add(key, *service.chunks.read(chunk))
+    if update is None:
+        return (None,) * 5
+    if update.prediction is None:
+        return (live_text(update),) + (None,) * 4
+    return (live_text(update), notice_markdown(update.prediction), live_html(update),
+            description_markdown(update.prediction), trace_table(update))
 
 
 TRACE_LABEL = "As speech accumulates: how far the face moved since the previous update, and how unsure it is"
