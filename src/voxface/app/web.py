@@ -244,11 +244,11 @@ def build_page(service: FaceFromVoice | None, note: str):
             with gr.Column():
                 voice_notice = gr.Markdown("", elem_id="voxface-voice-notice")
                 live_view = gr.HTML("", elem_id="voxface-live")
+                description = gr.Markdown("", elem_id="voxface-face-description")
                 trace = gr.LinePlot(x="speech (s)", y="z-score", color="series", label=TRACE_LABEL,
                                     elem_id="voxface-trace", height=220)
                 viewer = gr.Model3D(label="Predicted face (drag to rotate)", elem_id="voxface-viewer")
                 render = gr.Image(label="Render", type="filepath", interactive=False, elem_id="voxface-render")
-                description = gr.Markdown("", elem_id="voxface-face-description")
                 outputs = [voice_notice, viewer, render, description]
                 if service.predictor.probabilistic:
                     outputs.append(gr.Image(label="How sure the model is (per-vertex standard deviation)",
@@ -300,7 +300,8 @@ def build_page(service: FaceFromVoice | None, note: str):
         button.click(answer, inputs=audio, outputs=outputs + [downloads], concurrency_limit=CONCURRENCY)
         live_parts = [live_status, voice_notice, live_view, description, trace]
         microphone.stream(listen, inputs=microphone, outputs=live_parts, stream_every=LIVE_EVERY_S,
-                          time_limit=int(60 * service.max_minutes) + 10, concurrency_limit=CONCURRENCY)
+                          time_limit=int(60 * service.max_minutes) + 10, concurrency_limit=CONCURRENCY,
+                          show_progress="hidden")  # updates replace each other without a loading veil
         microphone.stop_recording(finish, inputs=None, outputs=[live_status] + outputs + [downloads],
                                   concurrency_limit=CONCURRENCY)
         page.unload(forget)
