@@ -6,8 +6,9 @@ trace, from all the speech so far), or takes a recording or a file and **Predict
 shows the predicted face in a rotatable 3D viewer, its render, and offers the mesh as OBJ and GLB
 (and a live recording as WAV); with a 2D model loaded
 (``--image-run``, a run of ``voxface train gan2d``) it also shows the generated face image. It is a
-thin layer over :class:`FaceFromVoice`, which holds the loaded predictor and does one request at a time on one
-worker thread per process, so concurrent visitors are queued and each gets its own output folder.
+thin layer over :class:`FaceFromVoice`, which holds the loaded predictor: it checks and decodes each
+upload on the visitor's request thread, then predicts and renders one request at a time on one worker
+thread per process, so concurrent visitors are queued and each gets its own output folder.
 
 Why one thread: pyrender's EGL context stays current in the thread that last rendered with it
 (its EGL ``make_uncurrent`` does nothing), so a renderer may only ever be used from one thread.
