@@ -5,7 +5,7 @@ Usage: .venv/bin/python bench/bench_live.py [--seconds 20] [--run RUN] [--no-cmp
 For each model — ``--run`` (default: the demo's run if ``voxface demo`` made one, else a demo-like
 predictor: the CMP encoder with a Gaussian head on the built-in model, untrained, since the cost
 of an update does not depend on the weights) and the CMP release imported from
-``$VOXFACE_SHARED_DATA/cmp_checkpoints`` as tests/test_cmp_release.py lays it out — it plays a
+``$VOXFACE_SHARED_DATA/cmp_checkpoints`` (laid out by ``shared_release_layout``) — it plays a
 ``--seconds`` long recording (real speech from ``$VOXFACE_SHARED_DATA/cmp_reference``) at 48 kHz in 0.5 s chunks at real-time pace into the page's handler
 (``voxface.app.web.live_outputs``: the chunk file read as Gradio wrote it, the whole recording
 through the front end, the prediction and the live renders on the page's one render thread, the
@@ -154,21 +154,13 @@ def load_model(run: str | None, scratch: Path) -> VoiceTo3D:
 
 def cmp_release(scratch: Path) -> VoiceTo3D | None:
     """The CMP release imported from the shared checkpoints, or None (with a note) when they are absent."""
-    from voxface.predictors.cmp_release import import_cmp_release
+    from voxface.predictors.cmp_release import import_cmp_release, shared_release_layout
 
-    shared = shared_data_dir()
-    source = (shared / "cmp_checkpoints").resolve()
-    if not (source / "pretrained_models").is_dir():
-        print(f"(no CMP release at {source}: set VOXFACE_SHARED_DATA; skipped)")
+    release = shared_release_layout(shared_data_dir(), scratch / "release")
+    if release is None:
+        print(f"(no CMP release in {shared_data_dir()}: set VOXFACE_SHARED_DATA; skipped)")
         return None
-    release = scratch / "release"
-    (release / "train.configs").mkdir(parents=True)
-    for part in ("pretrained_models", "supervised_64"):
-        (release / part).symlink_to(source / part)
-    shutil.copy(shared / "bfm_topology" / "tri_53215.mat", release / "train.configs" / "tri.mat")
-    shutil.copy(shared / "bfm_topology" / "keypoints_sim.npy", release / "train.configs" / "keypoints_sim.npy")
     return VoiceTo3D.load(import_cmp_release(release, scratch / "cmp")["supervised"])
-
 
 if __name__ == "__main__":
     main()
