@@ -337,8 +337,10 @@ def live_html(update: LiveUpdate) -> str:
     figures = [("voxface-live-render", "The face of all the speech so far", update.render)]
     if update.uncertainty is not None:
         spread = update.prediction.uncertainty.vertex_std
-        figures.append(("voxface-live-uncertainty", f"How unsure (per-vertex standard deviation, 0 to "
-                        f"{spread.max():.3g} {update.prediction.model.units})", update.uncertainty))
+        figures.append(("voxface-live-uncertainty", f"How unsure after {update.prediction.speech_seconds:.1f} s "
+                        f"of speech (per-vertex standard deviation, 0 to {spread.max():.3g} "
+                        f"{update.prediction.model.units}): the head's spread, which narrows with more "
+                        "speech only if the head learnt that (the trace shows it)", update.uncertainty))
     return "".join(f'<figure style="display:inline-block;margin:4px"><img id="{key}" src="{png_data_url(image)}" '
                    f'width="{image.shape[1]}" alt="{caption}"><figcaption>{caption}</figcaption></figure>'
                    for key, caption, image in figures)
