@@ -17,7 +17,7 @@ from voxface.errors import VoxfaceError
 from voxface.face3d.bfm import read_triangles_mat
 from voxface.face3d.transforms import apply_similarity, split_camera
 from voxface.methods.expert import load_expert_network
-from voxface.predictors.cmp_release import import_cmp_release, import_wen_release
+from voxface.predictors.cmp_release import import_cmp_release, import_wen_release, shared_release_layout
 from voxface.predictors.voice_image_3d import VoiceToImageTo3D
 from voxface.predictors.voice_to_3d import VoiceTo3D
 from voxface.predictors.voice_to_image import VoiceToImage
@@ -37,13 +37,7 @@ def release(shared_data, tmp_path_factory) -> Path:
     source = (shared_data / "cmp_checkpoints").resolve()
     if not (source / "expected").is_dir():
         pytest.skip(f"{source} not found (set VOXFACE_SHARED_DATA)")
-    root = tmp_path_factory.mktemp("release")
-    for part in ("pretrained_models", "supervised_64"):
-        (root / part).symlink_to(source / part)
-    (root / "train.configs").mkdir()
-    shutil.copy(shared_data / "bfm_topology" / "tri_53215.mat", root / "train.configs" / "tri.mat")
-    shutil.copy(shared_data / "bfm_topology" / "keypoints_sim.npy", root / "train.configs" / "keypoints_sim.npy")
-    return root
+    return shared_release_layout(shared_data, tmp_path_factory.mktemp("release") / "release")
 
 
 @pytest.fixture(scope="module")

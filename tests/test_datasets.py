@@ -76,3 +76,20 @@ def test_trainer_advances_the_dataset_epoch(tmp_path):
     before = ds[0][0].clone()
     callback.on_train_epoch_start(SimpleNamespace(train_dataloader=DataLoader(ds), current_epoch=3), None)
     assert ds.epoch == 3 and not torch.equal(before, ds[0][0])
+
+
+def test_embedding_bank_crops_have_the_lengths_asked_for():
+    from voxface.corpus.data import UtteranceSet, embedding_bank
+
+    lengths = []
+
+    def encoder(crops: torch.Tensor) -> torch.Tensor:  # (B, 64, T) -> (B, 2), recording T
+        lengths.append(crops.shape[-1])
+        return crops.mean(dim=(1, 2))[:, None].repeat(1, 2)
+
+    data = UtteranceSet(["a", "b"], [], np.array([0, 0, 1]), _features(3, (900, 250, 1200)))
+    bank = embedding_bank(encoder, data, 4, seed=0, frames=(100, 120))
+    assert len(bank.features) == 12 and bank.features[0].shape == (2,)
+    assert all(100 <= n <= 120 for n in lengths) and list(bank.identity_index) == [0] * 8 + [1] * 4
+    embedding_bank(encoder, data, 1, seed=0)
+    assert all(300 <= n <= 800 for n in lengths[3:])  # CMP's crop lengths by default

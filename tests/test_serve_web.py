@@ -239,17 +239,12 @@ def test_browser_uploads_a_wav_and_gets_a_mesh_its_uncertainty_a_face_image_and_
 @pytest.mark.slow
 @needs_browser
 def test_browser_runs_the_imported_cmp_release_on_cpu(shared_data, tmp_path):
-    from voxface.predictors.cmp_release import import_cmp_release, import_wen_release
+    from voxface.predictors.cmp_release import import_cmp_release, import_wen_release, shared_release_layout
 
     source = (shared_data / "cmp_checkpoints").resolve()
-    if not (source / "pretrained_models").is_dir():
+    release = shared_release_layout(shared_data, tmp_path / "release")
+    if release is None:
         pytest.skip(f"{source} not found (set VOXFACE_SHARED_DATA)")
-    release = tmp_path / "release"
-    (release / "train.configs").mkdir(parents=True)
-    for part in ("pretrained_models", "supervised_64"):
-        (release / part).symlink_to(source / part)
-    shutil.copy(shared_data / "bfm_topology" / "tri_53215.mat", release / "train.configs" / "tri.mat")
-    shutil.copy(shared_data / "bfm_topology" / "keypoints_sim.npy", release / "train.configs" / "keypoints_sim.npy")
     runs = import_cmp_release(release, tmp_path / "cmp")
     wen_files = tmp_path / "wen_release"
     wen_files.mkdir()

@@ -1,7 +1,10 @@
 """``voxface serve``: a web page that turns a recorded or uploaded voice into a 3D face.
 
-The page (Gradio) takes audio from the microphone or a file and shows the predicted face in a
-rotatable 3D viewer, its render, and offers the mesh as OBJ and GLB; with a 2D model loaded
+The page (Gradio) shows the face forming while the visitor speaks into the microphone (live mode,
+:mod:`voxface.app.live`: the render, the ratios, the in-distribution score, the uncertainty and a
+trace, from all the speech so far), or takes a recording or a file and **Predict**. The final answer
+shows the predicted face in a rotatable 3D viewer, its render, and offers the mesh as OBJ and GLB
+(and a live recording as WAV); with a 2D model loaded
 (``--image-run``, a run of ``voxface train gan2d``) it also shows the generated face image. It is a
 thin layer over :class:`FaceFromVoice`, which holds the loaded predictor: it checks and decodes each
 upload on the visitor's request thread, then predicts and renders one request at a time on one worker
@@ -40,6 +43,7 @@ from ..predictors.voice_to_image import VoiceToImage
 from ..runs.config import check_number
 from ..runs.placement import place_predictor
 from ..workflows.predict import write_prediction
+from .live import ChunkFiles, LiveRecording, LiveSessions, LiveUpdate, png_data_url
 from .settings import (
     CONCURRENCY,
     DEFAULT_HOST,
@@ -47,6 +51,8 @@ from .settings import (
     DEFAULT_RUN,
     FACE_IMAGE_SIZE,
     KEEP_MINUTES,
+    LIVE_EVERY_S,
+    LIVE_RENDER_SIZE,
     MAKE_RUN_COMMAND,
     MAX_UPLOAD_MB,
     RENDER_SIZE,
@@ -76,38 +82,49 @@ class FacePrediction:
     uncertainty_png: Path | None = None
     face_image: Path | None = None
     face_image_warning: str | None = None
+    recording: Path | None = None
+    """The live recording as the WAV the prediction was made from (None for an upload)."""
 
     def notice(self) -> str:
         """Markdown shown beside the face: the warnings (if any) and the in-distribution score."""
-        score = self.prediction.in_distribution
-        typical = ("unknown (no reference of the model's training voices)" if score is None else
-                   f"**{score:.3f}** (share of held-out training voices at least as unusual; "
-                   f"below {WARN_BELOW:g} is flagged)")
-        lines = [f"⚠️ **Warning: {warning}.**" for warning in (self.prediction.warning, self.face_image_warning)
-                 if warning]
-        return "\n\n".join(lines + [f"How typical this voice is for the model: {typical}. "
-                                      f"Model trained on {self.prediction.trained_on}."])
+        return notice_markdown(self.prediction, self.face_image_warning)
 
     def description(self) -> str:
-        """Markdown: the face's ratios with their intervals against the population, its face type and
-        the gender it resembles, each with how sure the model is (empty without a population)."""
-        face = self.prediction.face
-        if face is None:
-            return ""
-        level = f"{100 * face['interval_level']:.0f}%"
-        sure = "share of sampled faces" if face["probabilistic"] else "a point model: no uncertainty"
-        rows = [f"| {name} | {r['median']:.3f} | [{r['interval'][0]:.3f}, {r['interval'][1]:.3f}] | "
-                f"{r['population'][0]:.3f}–{r['population'][1]:.3f} |" for name, r in face["ratios"].items()]
-        kind, gender = face["face_type"], face["gender"]
-        return "\n".join([f"| ratio (÷ eye-corner distance) | predicted | {level} interval | population 5–95% |",
-                          "|---|---|---|---|", *rows, "",
-                          f"Nearest face type: **{kind['name']}** ({100 * kind['share_of_samples']:.0f}%, {sure}). "
-                          f"The shape resembles a **{gender['resembles']}** face "
-                          f"({100 * gender['probability']:.0f}%)."])
+        """Markdown: the face's ratios with their intervals (:func:`description_markdown`)."""
+        return description_markdown(self.prediction)
 
     def downloads(self) -> list[str]:
-        files = [self.obj, self.glb, self.parameters, self.uncertainty_png, self.face_image]
+        files = [self.obj, self.glb, self.parameters, self.uncertainty_png, self.face_image, self.recording]
         return [str(f) for f in files if f is not None]
+
+
+def notice_markdown(prediction: Prediction, face_image_warning: str | None = None) -> str:
+    """Markdown shown beside a face: the warnings (if any) and the in-distribution score."""
+    score = prediction.in_distribution
+    typical = ("unknown (no reference of the model's training voices)" if score is None else
+               f"**{score:.3f}** (share of held-out training voices at least as unusual; "
+               f"below {WARN_BELOW:g} is flagged)")
+    lines = [f"⚠️ **Warning: {warning}.**" for warning in (prediction.warning, face_image_warning) if warning]
+    return "\n\n".join(lines + [f"How typical this voice is for the model: {typical}. "
+                                  f"Model trained on {prediction.trained_on}."])
+
+
+def description_markdown(prediction: Prediction) -> str:
+    """Markdown: the face's ratios with their intervals against the population, its face type and
+    the gender it resembles, each with how sure the model is (empty without a population)."""
+    face = prediction.face
+    if face is None:
+        return ""
+    level = f"{100 * face['interval_level']:.0f}%"
+    sure = "share of sampled faces" if face["probabilistic"] else "a point model: no uncertainty"
+    rows = [f"| {name} | {r['median']:.3f} | [{r['interval'][0]:.3f}, {r['interval'][1]:.3f}] | "
+            f"{r['population'][0]:.3f}–{r['population'][1]:.3f} |" for name, r in face["ratios"].items()]
+    kind, gender = face["face_type"], face["gender"]
+    return "\n".join([f"| ratio (÷ eye-corner distance) | predicted | {level} interval | population 5–95% |",
+                      "|---|---|---|---|", *rows, "",
+                      f"Nearest face type: **{kind['name']}** ({100 * kind['share_of_samples']:.0f}%, {sure}). "
+                      f"The shape resembles a **{gender['resembles']}** face "
+                      f"({100 * gender['probability']:.0f}%)."])
 
 
 class FaceFromVoice:
@@ -132,6 +149,8 @@ class FaceFromVoice:
         self.max_upload_mb = max_upload_mb
         self.max_minutes, self.keep_minutes = max_minutes, keep_minutes
         self.image_model = image_model
+        self.live = LiveSessions(predictor, _RENDER_THREAD, 60 * max_minutes, LIVE_RENDER_SIZE)
+        self.chunks = ChunkFiles()
 
     def predict(self, audio_path: str | os.PathLike | None) -> FacePrediction:
         """Predict a face for one audio file; VoxfaceError (a message for the page) if it is unusable."""
@@ -150,11 +169,23 @@ class FaceFromVoice:
         except VoxfaceError as e:
             message = str(e).replace(str(audio_path), audio_path.name)
             raise VoxfaceError(f"{message} (only speech recordings can be used: wav, flac, ogg, mp3, m4a)") from None
-        return _RENDER_THREAD.submit(self._answer, audio_path, speech).result()
+        return _RENDER_THREAD.submit(self._answer, audio_path, speech, self.folders.new()).result()
 
-    def _answer(self, audio_path: Path, speech: np.ndarray) -> FacePrediction:
-        """Predict from ``speech`` and write the request's files (on the render thread)."""
+    def predict_live(self, recording: LiveRecording) -> FacePrediction:
+        """The final answer of a live recording: it is saved as a WAV and predicted from that file as
+        an upload is (so it equals ``voxface predict`` on the WAV, which is among the downloads)."""
         folder = self.folders.new()
+        wav = recording.save(folder / "live_recording.wav")
+        try:
+            speech = prepare_voice(wav)
+        except VoxfaceError as e:
+            raise VoxfaceError(str(e).replace(f"audio file {wav}", "the live recording")) from None
+        result = _RENDER_THREAD.submit(self._answer, wav, speech, folder).result()
+        result.recording = wav
+        return result
+
+    def _answer(self, audio_path: Path, speech: np.ndarray, folder: Path) -> FacePrediction:
+        """Predict from ``speech`` and write the request's files into ``folder`` (on the render thread)."""
         prediction = self.predictor.predict(speech)
         stem = audio_path.stem
         files = write_prediction(prediction, folder, stem, audio_path.name, ("glb", "obj"), RENDER_SIZE)
@@ -197,14 +228,19 @@ def build_page(service: FaceFromVoice | None, note: str):
     keep_s = int(60 * (service.keep_minutes if service else KEEP_MINUTES))
     with gr.Blocks(title="voxface: a face from a voice", analytics_enabled=False,
                    delete_cache=(max(10, min(600, keep_s // 4)), keep_s)) as page:
-        gr.Markdown("# voxface: what a voice says about a face\nRecord a few seconds of speech or upload "
-                    "an audio file, then press **Predict** to see the 3D face the model expects.")
+        gr.Markdown("# voxface: what a voice says about a face\nSpeak into the microphone and watch the "
+                    "face the model expects form from all you have said so far; or upload an audio file (or "
+                    "record one) and press **Predict**.")
         gr.Markdown(note, elem_id="voxface-note")
         if service is None:
             return page
         with gr.Row():
             with gr.Column():
-                audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Voice",
+                microphone = gr.Audio(sources=["microphone"], streaming=True, type="filepath",
+                                      label="Speak (live: the face updates while you talk)", elem_id="voxface-live-mic",
+                                      waveform_options=gr.WaveformOptions(show_recording_waveform=False))
+                live_status = gr.Markdown("", elem_id="voxface-live-status")
+                audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Or a recording",
                                  elem_id="voxface-audio")
                 button = gr.Button("Predict", variant="primary", elem_id="voxface-predict")
                 gr.Markdown(f"Audio files up to {service.max_upload_mb:g} MB and {service.max_minutes:g} minutes; "
@@ -212,9 +248,12 @@ def build_page(service: FaceFromVoice | None, note: str):
                             "minutes.", elem_id="voxface-limits")
             with gr.Column():
                 voice_notice = gr.Markdown("", elem_id="voxface-voice-notice")
+                live_view = gr.HTML("", elem_id="voxface-live")
+                description = gr.Markdown("", elem_id="voxface-face-description")
+                trace = gr.LinePlot(x="speech (s)", y="z-score", color="series", label=TRACE_LABEL,
+                                    elem_id="voxface-trace", height=220)
                 viewer = gr.Model3D(label="Predicted face (drag to rotate)", elem_id="voxface-viewer")
                 render = gr.Image(label="Render", type="filepath", interactive=False, elem_id="voxface-render")
-                description = gr.Markdown("", elem_id="voxface-face-description")
                 outputs = [voice_notice, viewer, render, description]
                 if service.predictor.probabilistic:
                     outputs.append(gr.Image(label="How sure the model is (per-vertex standard deviation)",
@@ -225,18 +264,99 @@ def build_page(service: FaceFromVoice | None, note: str):
                 downloads = gr.File(label="Downloads (mesh, parameters, image)", file_count="multiple",
                                     interactive=False, elem_id="voxface-downloads")
 
+        def shown(result: FacePrediction) -> tuple:
+            extra = [str(f) for f in (result.uncertainty_png, result.face_image) if f is not None]
+            return (result.notice(), str(result.glb), str(result.png), result.description(), *extra,
+                    result.downloads())
+
         def answer(audio_path):
             expire_cached(page.temp_file_sets, keep_s)
             try:
                 result = service.predict(audio_path)
             except VoxfaceError as e:
                 raise gr.Error(str(e), print_exception=False) from None
-            shown = [result.notice(), str(result.glb), str(result.png), result.description()]
-            shown += [str(f) for f in (result.uncertainty_png, result.face_image) if f is not None]
-            return *shown, result.downloads()
+            return shown(result)
 
+        def listen(chunk, request):
+            try:
+                shown_live = live_outputs(service, request.session_hash, chunk)
+            except VoxfaceError as e:
+                raise gr.Error(str(e), print_exception=False) from None
+            return tuple(gr.skip() if value is None else value for value in shown_live)
+
+        def finish(request):
+            recording = service.live.finish(request.session_hash)
+            if recording is None:
+                raise gr.Error("nothing was recorded live: press the microphone's record button and speak",
+                               print_exception=False)
+            try:
+                result = service.predict_live(recording)
+            except VoxfaceError as e:
+                raise gr.Error(str(e), print_exception=False) from None
+            final = (f"**Final** ({recording.seconds:.1f} s recorded, {result.prediction.speech_seconds:.1f} s "
+                     f"of speech): `voxface predict` on the recording, which is among the downloads.")
+            return final, *shown(result)
+
+        def forget(request):  # the tab closed: its live recording goes
+            service.live.drop(request.session_hash)
+
+        for handler in (listen, finish, forget):  # Gradio passes the request (its session) by this annotation,
+            handler.__annotations__["request"] = gr.Request  # which a string (this module's) cannot name
         button.click(answer, inputs=audio, outputs=outputs + [downloads], concurrency_limit=CONCURRENCY)
+        live_parts = [live_status, voice_notice, live_view, description, trace]
+        microphone.stream(listen, inputs=microphone, outputs=live_parts, stream_every=LIVE_EVERY_S,
+                          time_limit=int(60 * service.max_minutes) + 10, concurrency_limit=CONCURRENCY,
+                          show_progress="hidden")  # updates replace each other without a loading veil
+        microphone.stop_recording(finish, inputs=None, outputs=[live_status] + outputs + [downloads],
+                                  concurrency_limit=CONCURRENCY)
+        page.unload(forget)
     return page
+
+
+def live_outputs(service: FaceFromVoice, key: str, chunk: str | Path) -> tuple:
+    """What the page shows for one live chunk file of session ``key``: the status, the notice, the
+    live images, the ratios and the trace; None for each part that stays as it is (all but the
+    status while there is no face yet; all when a newer chunk is waiting and updates instead)."""
+    update = service.live.add(key, *service.chunks.read(chunk))
+    if update is None:
+        return (None,) * 5
+    if update.prediction is None:
+        return (live_text(update),) + (None,) * 4
+    return (live_text(update), notice_markdown(update.prediction), live_html(update),
+            description_markdown(update.prediction), trace_table(update))
+
+
+TRACE_LABEL = "As speech accumulates: how far the face moved since the previous update, and how unsure it is"
+
+
+def live_text(update: LiveUpdate) -> str:
+    """Markdown status of a live update: its number, what was heard, and any message."""
+    heard = "" if update.prediction is None else f", {update.prediction.speech_seconds:.1f} s of speech"
+    text = f"**Live** · update {update.number} · {update.recorded_s:.1f} s recorded{heard}"
+    return text + (f"\n\n{update.message}" if update.message else "")
+
+
+def live_html(update: LiveUpdate) -> str:
+    """The live render and uncertainty render as inline images (no files are written)."""
+    figures = [("voxface-live-render", "The face of all the speech so far", update.render)]
+    if update.uncertainty is not None:
+        spread = update.prediction.uncertainty.vertex_std
+        figures.append(("voxface-live-uncertainty", f"How unsure after {update.prediction.speech_seconds:.1f} s "
+                        f"of speech (per-vertex standard deviation, 0 to {spread.max():.3g} "
+                        f"{update.prediction.model.units}): the head's spread, which narrows with more "
+                        "speech only if the head learnt that (the trace shows it)", update.uncertainty))
+    return "".join(f'<figure style="display:inline-block;margin:4px"><img id="{key}" src="{png_data_url(image)}" '
+                   f'width="{image.shape[1]}" alt="{caption}"><figcaption>{caption}</figcaption></figure>'
+                   for key, caption, image in figures)
+
+
+def trace_table(update: LiveUpdate):
+    """The trace as the line plot's table: speech seconds, value, series."""
+    import pandas as pd
+
+    rows = [(p.speech_s, p.change, "shape change since the previous update") for p in update.trace]
+    rows += [(p.speech_s, p.spread, "uncertainty (RMS coefficient std)") for p in update.trace if p.spread is not None]
+    return pd.DataFrame(rows, columns=["speech (s)", "z-score", "series"])
 
 
 def serve(run: str | Path | None = None, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,

@@ -67,7 +67,23 @@ def load_audio(path: str | os.PathLike, sr: int = 16000, limit: DurationLimit | 
     if path.stat().st_size == 0:
         raise VoxfaceError(f"audio file {path} is empty (0 bytes); record or export it again")
     samples, native_sr = _decode(path, limit)
-    wave = as_mono(samples, source=f"audio file {path}")
+    return resample_mono(samples, native_sr, sr, source=f"audio file {path}")
+
+
+def resample_mono(samples: np.ndarray, native_sr: int, sr: int = 16000, source: str = "waveform") -> np.ndarray:
+    """Decoded samples -> what :func:`load_audio` makes of them: the mean of the channels, resampled
+    from ``native_sr`` to ``sr`` (soxr "HQ"), clipped to [-1, 1].
+
+    Args:
+        samples: (N,) or (N, C) samples at ``native_sr`` Hz (integers scaled by their type's range).
+        native_sr, sr: sample rates in Hz.
+        source: how error messages name the input.
+
+    Returns:
+        (N',) float32 mono at ``sr`` Hz. For int16 samples this is what ``load_audio`` gives for
+        them written as a 16-bit WAV.
+    """
+    wave = as_mono(samples, source=source)
     if native_sr != sr:
         wave = soxr.resample(wave, native_sr, sr, quality="HQ").astype(np.float32, copy=False)
     return np.clip(wave, -1.0, 1.0)
@@ -156,10 +172,13 @@ def save_wav(path: str | os.PathLike, wave: np.ndarray, sr: int) -> None:
 
     Args:
         path: destination; its folder is created.
-        wave: (N,) or (N, C) float samples in [-1, 1]; values beyond are clipped.
+        wave: (N,) or (N, C) float samples in [-1, 1] (values beyond are clipped), or int16
+            samples (written unchanged).
         sr: sample rate in Hz.
     """
-    wave = np.clip(np.asarray(wave, dtype=np.float32), -1.0, 1.0)
+    wave = np.asarray(wave)
+    if wave.dtype != np.int16:
+        wave = np.clip(wave.astype(np.float32), -1.0, 1.0)
     with atomic_path(path) as tmp:
         sf.write(tmp, wave, sr, subtype="PCM_16", format="WAV")
 

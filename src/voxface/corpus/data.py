@@ -93,21 +93,25 @@ def split_identities(identity_ids: list[str], val_fraction: float, seed: int, co
     return [i for i in identity_ids if i not in set(val)], val
 
 
-def embedding_bank(encoder, data: UtteranceSet, per_utterance: int, seed: int) -> UtteranceSet:
+def embedding_bank(encoder, data: UtteranceSet, per_utterance: int, seed: int,
+                   frames: tuple[int, int] | None = None) -> UtteranceSet:
     """Each utterance becomes ``per_utterance`` pseudo-utterances: the frozen ``encoder``'s (D,)
     embeddings of random crops of its (T, 64) log-mel (features of the result: (D,) arrays).
 
-    The crops of one utterance share one random length in [300, 800] frames, as a CMP batch does.
+    The crops of one utterance share one random length in ``frames`` (shortest, longest; default
+    [300, 800] frames, as a CMP batch does).
     """
     import torch
 
     from .datasets import CROP_FRAMES, MIN_FRAMES, random_crop
 
+    low, high = frames or (MIN_FRAMES, CROP_FRAMES)
+
     rng = np.random.default_rng([seed, 17])
     features, identity = [], []
     with torch.no_grad():
         for feats, ident in zip(data.features, data.identity_index):
-            length = int(rng.integers(MIN_FRAMES, CROP_FRAMES + 1))
+            length = int(rng.integers(low, high + 1))
             crops = np.stack([random_crop(feats, length, rng).T for _ in range(per_utterance)])
             features += list(encoder(torch.from_numpy(crops)).numpy())
             identity += [ident] * per_utterance

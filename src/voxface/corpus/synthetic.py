@@ -29,7 +29,7 @@ from ..face3d.loading import load_morphable_model
 from ..face3d.render import save_png
 from ..paths import output_folder
 from ..runs import atomic, logs
-from ..runs.config import Settings, build, count, random_seed, setting
+from ..runs.config import Settings, build, count, random_seed, setting, shortest_first
 from ..runs.integrity import changed_files, file_sizes
 from ..runs.lock import LOCK_FILE, folder_lock
 from .face_images import mild_expression_limits, render_face_image, sample_appearance
@@ -43,10 +43,6 @@ LOG_FILE = "synth.log"
 DONE_FILE = ".done.json"
 
 
-def _shortest_first(span: tuple[float, float]) -> str | None:
-    return None if span[0] <= span[1] else "must be (shortest, longest)"
-
-
 @dataclass
 class SynthConfig(Settings):
     """Everything that determines a synthetic corpus (stored in its manifest)."""
@@ -57,7 +53,7 @@ class SynthConfig(Settings):
     seed: int = random_seed()
     model: str = "builtin"
     link_strength: float = setting(0.8, ge=0, le=1)
-    duration_s: tuple[float, float] = setting((2.5, 4.0), ge=0.6, le=60, rule=_shortest_first)
+    duration_s: tuple[float, float] = setting((2.5, 4.0), ge=0.6, le=60, rule=shortest_first)
     name: str = "synthetic-default"
     workers: int = count(2, minimum=0)
 

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ..corpus.data import UtteranceSet, embedding_bank, split_identities, utterance_set
-from ..corpus.datasets import CROP_FRAMES, Triplets, random_batch_length
+from ..corpus.datasets import CROP_FRAMES, MIN_FRAMES, Triplets, random_batch_length
 from ..corpus.validate import check_corpus
 from ..errors import VoxfaceError
 from ..evaluate.in_distribution import VoiceReference
@@ -31,7 +31,7 @@ from ..models.regressor import UNCERTAINTY, create_regressor
 from ..predictors.provenance import training_provenance
 from ..predictors.voice_to_3d import BACKBONES, FEATURES, VoiceTo3D
 from ..predictors.voice_to_3d import BUNDLE_FILE as PREDICTOR_FILE
-from ..runs.config import TrainingSettings, count, positive, random_seed, setting, weight
+from ..runs.config import TrainingSettings, count, positive, random_seed, setting, shortest_first, weight
 from ..runs.distributed import data_loader
 from ..runs.folder import resume_checkpoint, run_folder
 from ..runs.trainer import OneLossModule, finished_already, make_trainer, record_metrics
@@ -49,8 +49,10 @@ class Config(TrainingSettings):
     """Settings of the supervised method (configs/supervised_fast.yaml, configs/supervised_paper.yaml).
 
     ``embedding_bank``: with a frozen CMP encoder, embed this many random crops (lengths in
-    [300, 800] frames) of each training utterance once and train the regressor on them; 0 runs the
-    encoder on fresh crops every step, exactly as the paper (slow on a CPU, identical in the limit).
+    ``bank_frames``, [300, 800] frames as CMP's batches by default) of each training utterance once
+    and train the regressor on them; 0 runs the encoder on fresh crops every step, exactly as the
+    paper (slow on a CPU, identical in the limit). A head trained on shorter crops too
+    (``bank_frames: [100, 800]``) hears what the live page hears after 1 s of speech.
     ``uncertainty``: "none" (the paper's point regressor), "gaussian" (a Gaussian head trained with
     the negative log-likelihood, weight ``nll_weight``, covariance diagonal + rank ``covariance_rank``,
     the low-rank part a function of the voice or, with ``shared_covariance``, one learnt matrix)
@@ -68,6 +70,7 @@ class Config(TrainingSettings):
     triplet_weight: float = weight(1.0)
     dropout: float = setting(0.2, ge=0, lt=1)
     embedding_bank: int = count(16, minimum=0)
+    bank_frames: tuple[int, int] = setting((MIN_FRAMES, CROP_FRAMES), ge=50, le=CROP_FRAMES, rule=shortest_first)
     val_fraction: float = setting(0.1, gt=0, lt=1)
     val_every: int = count(500)
     seed: int = random_seed()
@@ -175,7 +178,7 @@ def fit(config: Config, run_dir: str | Path, progress: bool = True) -> Fitted:
         datasets = {}
         for name, s in sets.items():
             if bank:
-                s = embedding_bank(encoder, s, config.embedding_bank, config.seed)
+                s = embedding_bank(encoder, s, config.embedding_bank, config.seed, config.bank_frames)
             crop = CROP_FRAMES if (encoder is not None and not bank) else None
             items = config.batch_size * config.val_every if name == "fit" else 20 * config.batch_size
             datasets[name] = Triplets(s.features, s.identity_index, targets[name], items, seed=config.seed, crop=crop)

@@ -103,6 +103,25 @@ class CMPReleaseFiles:
         return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
 
 
+def shared_release_layout(shared: str | Path, out: str | Path) -> Path | None:
+    """The reference data's release files laid out as the release unpacks, for tests and benchmarks:
+    ``out/pretrained_models`` and ``out/supervised_64`` link to ``shared/cmp_checkpoints``, and
+    ``out/train.configs`` holds the topology files of ``shared/bfm_topology``. Returns ``out``, or
+    None when ``shared`` has no release checkpoints."""
+    import shutil
+
+    shared, out = Path(shared), Path(out)
+    source = (shared / "cmp_checkpoints").resolve()
+    if not (source / "pretrained_models").is_dir():
+        return None
+    (out / "train.configs").mkdir(parents=True)
+    for part in ("pretrained_models", "supervised_64"):
+        (out / part).symlink_to(source / part)
+    shutil.copy(shared / "bfm_topology" / "tri_53215.mat", out / "train.configs" / "tri.mat")
+    shutil.copy(shared / "bfm_topology" / "keypoints_sim.npy", out / "train.configs" / "keypoints_sim.npy")
+    return out
+
+
 def import_cmp_release(folder: str | Path, out: str | Path, topology: str | Path | None = None) -> dict[str, Path]:
     """Convert an unpacked CMP release into voxface run folders under ``out``.
 

@@ -31,6 +31,11 @@ RESUMABLE = "resumable"
 be resumed with another value."""
 
 
+def shortest_first(span: tuple[float, float]) -> str | None:
+    """A :func:`setting` rule for a (shortest, longest) range."""
+    return None if span[0] <= span[1] else "must be (shortest, longest)"
+
+
 def setting(default: Any, *, ge: float | None = None, gt: float | None = None, le: float | None = None,
             lt: float | None = None, choices: tuple | None = None, rule: Callable[[Any], str | None] | None = None,
             resumable: bool = False) -> Any:

@@ -105,13 +105,9 @@ def write_prediction(prediction: Prediction, folder: Path, stem: str, source: st
 def uncertainty_render(model, mesh: np.ndarray, spread: np.ndarray, size: int) -> np.ndarray:
     """(S, S, 3) uint8 render of ``mesh`` coloured by the (V,) per-vertex standard deviation ``spread``
     (viridis from 0 to its maximum), with a colour bar in the model's units."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colours = plt.get_cmap("viridis")(spread / max(float(spread.max()), 1e-12))[:, :3]
-    image = render_mesh(mesh, model.triangles, colors=colours, size=size)
+    image = render_mesh(mesh, model.triangles, colors=uncertainty_colours(spread), size=size)
     fig, ax = plt.subplots(figsize=(size / 100, size / 100 + 0.6), dpi=100)
     shown = ax.imshow(image, extent=(0, 1, 0, 1))
     shown.set_cmap("viridis")
@@ -124,6 +120,16 @@ def uncertainty_render(model, mesh: np.ndarray, spread: np.ndarray, size: int) -
     picture = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
     plt.close(fig)
     return picture
+
+
+def uncertainty_colours(spread: np.ndarray) -> np.ndarray:
+    """(V,) per-vertex standard deviation -> (V, 3) float RGB in [0, 1]: viridis from 0 to its maximum."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.get_cmap("viridis")(spread / max(float(spread.max()), 1e-12))[:, :3]
 
 
 def unique_stem(stem: str, used: set[str]) -> str:
