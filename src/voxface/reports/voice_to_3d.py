@@ -36,9 +36,8 @@ from ..evaluate.statistics import CONFIDENCE, method_statistics
 from ..evaluate.uncertainty import CoefficientDistribution, calibration_report
 from ..face3d import MorphableModel
 from ..predictors.voice_to_3d import FEATURES, VoiceTo3D
-from ..runs import atomic
 from ..runs.config import check_number
-from ..runs.folder import run_corpus
+from ..runs.folder import run_corpus, write_evaluation
 from ..runs.placement import place_predictor
 
 log = logging.getLogger(__name__)
@@ -173,7 +172,7 @@ def evaluate_run(run_dir: str | Path, corpus_dir: str | None = None, per_identit
         gap = results[MEAN_FACE]["ARE"]["mean"] - results[CEILING]["ARE"]["mean"]
         closed = results[MEAN_FACE]["ARE"]["mean"] - results[method_name]["ARE"]["mean"]
         metrics["share_of_ceiling_gap_recovered"] = float(closed / gap) if gap > 0 else None
-    atomic.write_json(run / "metrics.json", metrics)
+    write_evaluation(run, metrics)
     from .report import write_report
 
     write_report(run, metrics, model, test_ids, references, methods, corpus)

@@ -1,8 +1,9 @@
 """Run folders: create or reopen one for a config, its settings, logs and resumption.
 
 A run folder holds ``config.yaml`` (the resolved settings), ``train.log``, ``logs/metrics.csv``,
-``tb/`` (TensorBoard), ``checkpoints/`` (``last.ckpt`` plus periodic ones) and, after evaluation,
-``metrics.json``. Running the same command on the same folder resumes from ``last.ckpt``; a folder
+``tb/`` (TensorBoard), ``checkpoints/`` (``last.ckpt`` plus periodic ones) and ``metrics.json``:
+its ``training`` section written by the method (:func:`voxface.runs.trainer.record_metrics`), the
+rest by an evaluation of the run (:func:`write_evaluation`), neither removing the other's. Running the same command on the same folder resumes from ``last.ckpt``; a folder
 made with other settings is refused. :func:`run_folder` opens one for the length of a training:
 its ``train.log`` receives the log records (and only while the run lasts) and warning filters set
 inside are undone at the end.
@@ -15,6 +16,7 @@ import csv
 import dataclasses
 import functools
 import io
+import json
 import logging
 import warnings
 from pathlib import Path
@@ -35,6 +37,9 @@ log = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.yaml"
 METRICS_CSV = "logs/metrics.csv"
+METRICS_FILE = "metrics.json"
+TRAINING = "training"
+"""The section of ``metrics.json`` that training writes."""
 DAMAGED_SUFFIX = ".damaged"
 
 
@@ -131,6 +136,40 @@ def run_corpus(run_dir: str | Path, corpus_dir: str | Path | None = None) -> str
         raise VoxfaceError(f"{run_dir} was not trained here (an imported model); pass --corpus CORPUS, a corpus "
                            "built on its morphable model (e.g. `voxface synth --model cmp-release:DIR`)")
     return str(corpus)
+
+
+def read_metrics(run: str | Path) -> dict:
+    """What the run's ``metrics.json`` holds; {} when there is none (or it is unreadable: a warning)."""
+    path = Path(run) / METRICS_FILE
+    if not path.is_file():
+        return {}
+    try:
+        metrics = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        log.warning("%s is unreadable; it is written afresh", path)
+        return {}
+    return metrics if isinstance(metrics, dict) else {}
+
+
+def write_metrics(run: str | Path, sections: dict) -> None:
+    """Write ``sections`` into the run's ``metrics.json`` (atomically), keeping the other sections."""
+    atomic.write_json(Path(run) / METRICS_FILE, {**read_metrics(run), **sections})
+
+
+def write_evaluation(run: str | Path, metrics: dict) -> None:
+    """An evaluation's ``metrics``, replacing an earlier evaluation's, as the run's ``metrics.json``;
+    the ``training`` section stays."""
+    training = read_metrics(run).get(TRAINING)
+    atomic.write_json(Path(run) / METRICS_FILE, {**metrics, **({TRAINING: training} if training is not None else {})})
+
+
+def training_metrics(run: str | Path, what: str, hint: str) -> dict:
+    """The ``training`` section of a finished run's ``metrics.json``; VoxfaceError naming the run otherwise."""
+    metrics = read_metrics(run).get(TRAINING)
+    if metrics is None:
+        raise VoxfaceError(f"{run} is not a finished {what} run (no training metrics in {Path(run) / METRICS_FILE}); "
+                           f"{hint}")
+    return metrics
 
 
 def resume_checkpoint(run: Path) -> str | None:
