@@ -12,7 +12,7 @@ from voxface.cli import main
 from voxface.corpus.format import Corpus
 from voxface.errors import VoxfaceError
 from voxface.methods.speaker_cnn import utterance_roles
-from voxface.models.generators2d import ConditionalDiscriminator, ConditionalGenerator, VoiceVAE
+from voxface.models.biometric_gan2d import ConditionalDiscriminator, ConditionalGenerator, VoiceVAE
 from voxface.models.speaker_cnn import SpeakerCNN
 
 

@@ -170,7 +170,7 @@ def test_cascades_and_kd_ablation_write_all_columns(runs, tiny_corpus_dir, parts
 @pytest.mark.slow
 def test_a_run_can_start_from_a_gan_run_checkpoint_and_a_misfit_is_refused(runs, tiny_corpus_dir, parts, tmp_path):
     from voxface.methods.unsupervised import gan_checkpoint, load_gan_weights
-    from voxface.models.gan import FaceCritic, FaceGenerator
+    from voxface.models.cmp_gan import FaceCritic, FaceGenerator
     from voxface.workflows.unsupervised_pipeline import gan_only, joint
 
     root, config = runs[0], runs[1]
@@ -201,7 +201,7 @@ def test_a_run_can_start_from_a_gan_run_checkpoint_and_a_misfit_is_refused(runs,
 
 def test_a_student_copied_from_the_expert_keeps_its_batch_norm_statistics(tiny_corpus_dir):
     from voxface.losses.distillation import create_distiller
-    from voxface.models.gan import FaceCritic, FaceGenerator
+    from voxface.models.cmp_gan import FaceCritic, FaceGenerator
 
     model = Corpus(tiny_corpus_dir).model
     expert = ImageTo3D(model.n_shape, model.n_expression, **TINY_NET)

@@ -25,7 +25,7 @@ from ..corpus.data import photos
 from ..corpus.format import Corpus
 from ..corpus.validate import check_corpus
 from ..errors import VoxfaceError
-from ..models.generators2d import ConditionalDiscriminator, ConditionalGenerator, VoiceVAE
+from ..models.biometric_gan2d import ConditionalDiscriminator, ConditionalGenerator, VoiceVAE
 from ..models.registry import create, register
 from ..predictors.bundle import FILES, read_network, write_bundle
 from ..predictors.provenance import training_provenance

@@ -46,7 +46,7 @@ from ..errors import VoxfaceError
 from ..face3d import MorphableModel
 from ..losses.distillation import DISTILLERS, Distiller, create_distiller
 from ..losses.triplet import squared_triplet_loss
-from ..models.gan import FaceCritic, FaceGenerator, noisy_voice_embedding
+from ..models.cmp_gan import FaceCritic, FaceGenerator, noisy_voice_embedding
 from ..models.image_to_3d import ImageTo3D
 from ..predictors.bundle import read_network
 from ..predictors.voice_image_3d import BUNDLE_FILE, VoiceToImageTo3D
@@ -78,7 +78,7 @@ class Config(TrainingSettings):
     ``distiller``: one of pkt (CMP), vanilla, attention, sp, cc, rkd, crd, vid;
     ``distill_weight``: null = the distiller's default (10,000 for PKT).
     ``generator_base``/``critic_base``: channel base of φg / the face trunk (64 in CMP).
-    ``generator_norm``: "none" (CMP) or "batch" (BatchNorm in φg; the fast default, see models/gan.py).
+    ``generator_norm``: "none" (CMP) or "batch" (BatchNorm in φg; the fast default, see models/cmp_gan.py).
     ``student_init``: "random" (CMP: only the expert's target statistics are copied) or "expert"
     (the student starts as a copy of the expert network, batch-normalisation statistics included,
     and is fine-tuned on the generated faces with those statistics kept).

@@ -20,7 +20,7 @@ from .registry import register
 
 INPUT_SIZE = 120
 POSE_DIM = 12
-"""Pose parameters: the 3×4 scaled-orthographic camera (see :mod:`voxface.train.expert`)."""
+"""Pose parameters: the 3×4 scaled-orthographic camera (see :mod:`voxface.methods.expert`)."""
 
 _BLOCKS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
            (6, 320, 1, 1))

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from .registry import register
+from .registry import create, register
 
 
 @register("cmp_regressor")
@@ -157,23 +157,29 @@ class RegressorEnsemble(nn.Module):
 
 UNCERTAINTY = ("none", "gaussian", "ensemble")
 """What the supervised regressor predicts: a point (the paper), a Gaussian, or a deep ensemble of them."""
+HEAD = "regressor-head"
+"""The registry kind of the regressor heads, by the names of :data:`UNCERTAINTY`."""
+
+
+@register("none", kind=HEAD)
+def _point(embed_dim: int, n_shape: int, dropout: float, **_) -> ParameterRegressor:
+    return ParameterRegressor(embed_dim, n_shape, dropout=dropout)
+
+
+@register("gaussian", kind=HEAD)
+def _gaussian(embed_dim: int, n_shape: int, dropout: float, rank: int, shared_factor: bool, **_) -> GaussianRegressor:
+    return GaussianRegressor(embed_dim, n_shape, dropout, rank, shared_factor)
+
+
+@register("ensemble", kind=HEAD)
+def _ensemble(embed_dim: int, n_shape: int, dropout: float, members: int, rank: int, shared_factor: bool
+              ) -> RegressorEnsemble:
+    return RegressorEnsemble(embed_dim, n_shape, members, dropout, rank, shared_factor)
 
 
 def create_regressor(uncertainty: str, embed_dim: int, n_shape: int, dropout: float = 0.2, members: int = 5,
                      rank: int = 0, shared_factor: bool = False) -> nn.Module:
-    """The regressor of ``uncertainty`` (one of :data:`UNCERTAINTY`)."""
-    if uncertainty == "gaussian":
-        return GaussianRegressor(embed_dim, n_shape, dropout, rank, shared_factor)
-    if uncertainty == "ensemble":
-        return RegressorEnsemble(embed_dim, n_shape, members, dropout, rank, shared_factor)
-    if uncertainty != "none":
-        raise ValueError(f"uncertainty must be one of {UNCERTAINTY}, got {uncertainty!r}")
-    return ParameterRegressor(embed_dim, n_shape, dropout=dropout)
-
-
-def regressor_from_saved(kind: str, config: dict) -> nn.Module:
-    """Rebuild a saved regressor from its class name and ``config``."""
-    classes = {cls.__name__: cls for cls in (ParameterRegressor, GaussianRegressor, RegressorEnsemble)}
-    if kind not in classes:
-        raise ValueError(f"unknown regressor {kind!r}")
-    return classes[kind](**config)
+    """The regressor head of ``uncertainty`` (one of :data:`UNCERTAINTY`); the settings a head does
+    not have (``members`` of a single head) are not used."""
+    return create(uncertainty, HEAD, embed_dim=embed_dim, n_shape=n_shape, dropout=dropout, members=members,
+                  rank=rank, shared_factor=shared_factor)

@@ -30,7 +30,7 @@ from . import atomic
 from .checkpoints import load_weights
 from .config import build, run_identity
 from .devices import lightning_precision, resolve_device
-from .distributed import global_rank
+from .distributed import is_writer
 from .logs import log_file
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ def open_run(run_dir: str | Path, config, kind: str) -> Path:
                                "use another --run folder or delete this one")
         if changed:
             log.info("run folder %s has no checkpoint yet: its settings are replaced (%s)", run, ", ".join(changed))
-    if global_rank() == 0:
+    if is_writer():
         if existing != resolved:
             atomic.write_text(path, yaml.safe_dump(resolved, sort_keys=False))
         swept = atomic.remove_stale_temporaries(run)
@@ -82,10 +82,11 @@ def open_run(run_dir: str | Path, config, kind: str) -> Path:
 
 @contextlib.contextmanager
 def run_folder(run_dir: str | Path, config, kind: str) -> Iterator[Path]:
-    """:func:`open_run`, with the run's ``train.log`` receiving the log records and warning filters
-    kept local until the block ends (then both are undone: the next run's log holds only its own)."""
+    """:func:`open_run`, with the run's ``train.log`` receiving the log records (of the writer
+    process) and warning filters kept local until the block ends (then both are undone: the next
+    run's log holds only its own)."""
     run = open_run(run_dir, config, kind)
-    with log_file(run / "train.log"), warnings.catch_warnings():
+    with log_file(run / "train.log") if is_writer() else contextlib.nullcontext(), warnings.catch_warnings():
         yield run
 
 

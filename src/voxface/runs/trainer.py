@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import csv
 import logging
+import random
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 import torch.nn.functional as F
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
@@ -110,6 +112,7 @@ def make_trainer(run: Path, max_steps: int, val_every: int, checkpoint_every: in
         devices, num_nodes = launch.devices, launch.num_nodes
         strategy = DDPStrategy(find_unused_parameters=unused_parameters)
         plugins.append(SyncBatchNormLayers())
+        callbacks = (KeepRandomState(), *callbacks)
     checkpoints = ModelCheckpoint(dirpath=run / "checkpoints", filename="step{step}", auto_insert_metric_name=False,
                                   every_n_train_steps=checkpoint_every, save_last=True, save_top_k=-1)
     bar = [TQDMProgressBar(refresh_rate=10)] if progress else []
@@ -161,6 +164,19 @@ class ClassifierSteps(L.LightningModule):
         logits = self.model(inputs)
         self.log("val/loss", F.cross_entropy(logits, labels), prog_bar=True, sync_dist=True)
         self.log("val/acc", (logits.argmax(1) == labels).float().mean(), prog_bar=True, sync_dist=True)
+
+
+class KeepRandomState(Callback):
+    """Give the random generators back the state they had when the Trainer was built, after
+    Lightning's DDP set-up re-seeded them: each process then draws what one process would draw (the
+    batch's crop length, a shuffling order), not what a fresh seed gives."""
+
+    def __init__(self) -> None:
+        self.state = (random.getstate(), np.random.get_state(), torch.get_rng_state())
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        python, numpy_state, torch_state = self.state
+        random.setstate(python), np.random.set_state(numpy_state), torch.set_rng_state(torch_state)
 
 
 class DatasetEpoch(Callback):
