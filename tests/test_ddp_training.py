@@ -6,7 +6,7 @@ Every method is trained with its per-item noise switched off (dropout, the GAN's
 for CMP unsupervised, without the two losses that pair items across the batch (the mesh triplet's
 negatives and PKT's similarity distributions): those depend on how the batch is split
 (runs/distributed.py, docs/scale.md). Weights agree to rounding, except the few that Adam moves by
-the sign of a gradient that is itself rounding noise.
+the sign of a gradient that is itself rounding noise (:data:`SETTINGS`).
 """
 
 from __future__ import annotations
@@ -95,17 +95,24 @@ def test_every_order_is_split_into_the_ranks_shares_of_each_global_batch(monkeyp
 
 
 SETTINGS = {
-    "speaker": dict(max_steps=4, batch_size=8, val_every=2, workers=1),
+    "speaker": dict(max_steps=1, batch_size=8, val_every=1, workers=1),
     "supervised": dict(max_steps=8, batch_size=8, val_every=4, embedding_bank=2, workers=1, dropout=0.0),
     "expert": dict(train_images=24, test_images=8, render_size=32, input_size=32, width=0.25, last_channel=16,
-                   dropout=0.0, max_steps=4, batch_size=8, val_every=2),
-    "unsupervised": dict(generator_base=2, critic_base=4, embedding_bank=2, max_steps=3, batch_size=8, val_every=2,
-                         grid_every=2, noise=0.0, triplet_weight=0.0, distill_weight=0.0),
+                   dropout=0.0, max_steps=1, batch_size=8, val_every=1),
+    "unsupervised": dict(generator_base=2, critic_base=4, embedding_bank=2, max_steps=1, batch_size=8, val_every=1,
+                         grid_every=1, noise=0.0, triplet_weight=0.0, distill_weight=0.0),
     "speaker-cnn": dict(setting="cmp", test_per_identity=0, val_per_identity=2, max_epochs=2, batch_size=8,
                         channels=4, dropout=0.0),
-    "gan2d": dict(generator="rcgan", epochs=1, batch_size=8, width=4),
+    "gan2d": dict(generator="rcgan", epochs=1, batch_size=28, width=4),
 }
-"""Each method's tiny settings, the same for one process and two."""
+"""Each method's tiny settings, the same for one process and two. The methods with batch
+normalisation train one step (one iteration): Adam moves every weight by about lr·sign(gradient),
+and batch normalisation makes some gradients (a bias before it, a direction it normalises away)
+rounding noise whose sign one process and two draw differently; the weights those flips move
+change every later gradient a little, so after a few steps all weights differ by rounding-sized
+amounts, amplified. After one step the flips are the only difference."""
+EXACT = ("supervised", "speaker-cnn")
+"""The methods without batch normalisation: their weights agree to 1e-5 after several steps."""
 SAVED = {"speaker": "voice-encoder", "supervised": "voice-to-3d", "expert": "image-to-3d-expert",
          "unsupervised": "voice-image-3d", "speaker-cnn": "speaker-cnn", "gan2d": "generator-2d"}
 """What each method saves (a kind of :mod:`voxface.predictors.bundle`)."""
@@ -175,9 +182,8 @@ def test_two_gloo_processes_train_each_method_as_one_process_and_only_rank_0_wri
     assert one.keys() == two.keys()
     apart = sum(int(((one[k].double() - two[k].double()).abs() > 1e-5 * max(1.0, float(one[k].abs().max()))).sum())
                 for k in one)
-    # Adam's first steps move each weight by about lr·sign(gradient): the few weights whose gradient batch
-    # normalisation cancels (a bias before it) move by rounding noise, in one process as in two
-    assert apart <= 0.01 * sum(v.numel() for v in one.values()), f"{apart} weights differ"
+    allowed = 0 if method in EXACT else 0.01 * sum(v.numel() for v in one.values())  # see SETTINGS
+    assert apart <= allowed, f"{apart} weights differ"
 
     events = {rank: [tuple(line.split(" ", 1)) for line in lines if line.split(" ", 1)[1].startswith(f"{distributed}/")]
               for rank, lines in writes.items()}

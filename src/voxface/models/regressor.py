@@ -8,10 +8,11 @@ import torch
 from torch import nn
 
 from .registry import create, register
+from .whitening import WhitenedTargets
 
 
 @register("cmp_regressor")
-class ParameterRegressor(nn.Module):
+class ParameterRegressor(WhitenedTargets):
     """Dropout + linear heads from the embedding to (scale,) shape (and expression) coefficients.
 
     CMP regresses whitened 3DMM parameters and de-normalises them with the training statistics;
@@ -34,17 +35,11 @@ class ParameterRegressor(nn.Module):
         self.n_shape, self.n_expression, self.scale = n_shape, n_expression, scale
         n_out = int(scale) + n_shape + n_expression
         self.head = nn.Linear(embed_dim, n_out)
-        self.register_buffer("target_mean", torch.zeros(n_out))
-        self.register_buffer("target_std", torch.ones(n_out))
-
-    def set_target_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
-        """Whitening statistics of the (K + E) targets over the training set."""
-        self.target_mean.copy_(mean)
-        self.target_std.copy_(std.clamp_min(1e-6))
+        self.register_target_stats(n_out)
 
     def forward(self, embedding: torch.Tensor) -> torch.Tensor:
         """(B, D) -> (B, [1 +] K + E) de-whitened outputs: (scale,) shape, expression, in that order."""
-        return self.head(self.dropout(embedding)) * self.target_std + self.target_mean
+        return self.dewhiten(self.head(self.dropout(embedding)))
 
     def split(self, outputs: torch.Tensor) -> dict[str, torch.Tensor]:
         """(B, [1 +] K + E) outputs -> ``scale`` (B,) (ones without a scale head), ``shape`` (B, K),
@@ -55,7 +50,7 @@ class ParameterRegressor(nn.Module):
 
 
 @register("cmp_gaussian_regressor")
-class GaussianRegressor(nn.Module):
+class GaussianRegressor(WhitenedTargets):
     """A predictive distribution instead of a point: heads for the mean, the log-variance and a
     rank-``rank`` covariance factor of the K standardised coefficients (issue: uncertainty).
 
@@ -84,14 +79,11 @@ class GaussianRegressor(nn.Module):
         self.log_var_head = nn.Linear(embed_dim, n_shape)
         self.factor_head = nn.Linear(embed_dim, n_shape * rank) if rank and not shared_factor else None
         self.shared = nn.Parameter(self.FACTOR_INIT * torch.randn(n_shape, rank)) if rank and shared_factor else None
-        self.register_buffer("target_mean", torch.zeros(n_shape))
-        self.register_buffer("target_std", torch.ones(n_shape))
-
-    set_target_stats = ParameterRegressor.set_target_stats
+        self.register_target_stats(n_shape)
 
     def forward(self, embedding: torch.Tensor) -> torch.Tensor:
         """(B, D) -> (B, K) mean coefficients (the point prediction, as ParameterRegressor's)."""
-        return self.head(self.dropout(embedding)) * self.target_std + self.target_mean
+        return self.dewhiten(self.head(self.dropout(embedding)))
 
     def split(self, outputs: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"scale": torch.ones_like(outputs[:, 0]), "shape": outputs, "expression": outputs[:, :0]}
