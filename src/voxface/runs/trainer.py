@@ -85,17 +85,18 @@ def fit_module(module: L.LightningModule, run: Path, settings, train, val=None, 
         callbacks: the method's own callbacks (early stopping).
         progress: show a progress bar.
     """
-    trainer = make_trainer(run, max_steps, val_every, checkpoint_every or val_every, callbacks, progress,
+    trainer = make_trainer(run, max_steps, val_every, checkpoint_every, callbacks, progress,
                            settings.device, settings.precision, unused_parameters=not module.automatic_optimization)
     trainer.fit(module, train, val, ckpt_path=resume_checkpoint(run))
     return trainer
 
 
-def make_trainer(run: Path, max_steps: int, val_every: int, checkpoint_every: int, callbacks=(),
+def make_trainer(run: Path, max_steps: int, val_every: int, checkpoint_every: int | None = None, callbacks=(),
                  progress: bool = True, device: str = "auto", precision: str = "auto",
                  unused_parameters: bool = False) -> L.Trainer:
     """A Trainer writing into ``run``: CSV + TensorBoard logs, checkpoints every ``checkpoint_every``
-    optimiser steps, written atomically and read back weights-only (:class:`SafeCheckpointIO`).
+    optimiser steps (default ``val_every``), written atomically and read back weights-only
+    (:class:`SafeCheckpointIO`).
 
     ``device`` and ``precision`` are the training settings of :mod:`voxface.runs.devices` ("auto": a
     GPU when one is visible, in bf16 mixed precision where the GPU has native bf16, 16-bit mixed
@@ -114,7 +115,7 @@ def make_trainer(run: Path, max_steps: int, val_every: int, checkpoint_every: in
         plugins.append(SyncBatchNormLayers())
         callbacks = (KeepRandomState(), *callbacks)
     checkpoints = ModelCheckpoint(dirpath=run / "checkpoints", filename="step{step}", auto_insert_metric_name=False,
-                                  every_n_train_steps=checkpoint_every, save_last=True, save_top_k=-1)
+                                  every_n_train_steps=checkpoint_every or val_every, save_last=True, save_top_k=-1)
     bar = [TQDMProgressBar(refresh_rate=10)] if progress else []
     return L.Trainer(
         default_root_dir=run, max_steps=max_steps, val_check_interval=val_every, check_val_every_n_epoch=None,
