@@ -3,8 +3,9 @@
 A run folder holds ``config.yaml`` (the resolved settings), ``train.log``, ``logs/metrics.csv``,
 ``tb/`` (TensorBoard), ``checkpoints/`` (``last.ckpt`` plus periodic ones) and ``metrics.json``:
 its ``training`` section written by the method (:func:`voxface.runs.trainer.record_metrics`), the
-rest by an evaluation of the run (:func:`write_evaluation`), neither removing the other's. Running the same command on the same folder resumes from ``last.ckpt``; a folder
-made with other settings is refused. :func:`run_folder` opens one for the length of a training:
+rest by an evaluation of the run (:func:`write_evaluation`), neither removing the other's. Running
+the same command on the same folder resumes from ``last.ckpt``; a folder made with other settings
+is refused. :func:`run_folder` opens one for the length of a training:
 its ``train.log`` receives the log records (and only while the run lasts) and warning filters set
 inside are undone at the end.
 """
