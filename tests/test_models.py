@@ -86,6 +86,7 @@ def test_every_registered_network_is_saved_and_read_back_through_the_one_file_fo
     network = create(arch, **SMALL[arch])
     for p in network.parameters():  # weights that differ from any fresh initialisation
         p.data.add_(torch.rand_like(p))
+    # every kind of file has the same layout; a one-network kind holds any registered network
     write_bundle(tmp_path / "encoder.pt", "voice-encoder", {"network": network}, n_speakers=3)
     again = read_network(tmp_path, "voice-encoder")
     assert type(again) is type(network) and again.arch_kwargs == network.arch_kwargs and not again.training
