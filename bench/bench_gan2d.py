@@ -20,7 +20,8 @@ import torch
 
 from voxface.methods.gan2d import Config as Gan2dConfig
 from voxface.methods.gan2d import fit as train_gan2d
-from voxface.methods.gan2d import load_generator
+from voxface.methods.gan2d import GENERATOR
+from voxface.predictors.bundle import read_network
 from voxface.reports.voice_to_image import generate_faces
 from voxface.runs.folder import read_run_config
 from voxface.runs.logs import setup_logging
@@ -44,7 +45,7 @@ def main() -> None:
             start = time.perf_counter()
             summary = train_gan2d(config, Path(tmp) / generator, progress=False).metrics
             per_epoch = (time.perf_counter() - start) / args.epochs
-            net = load_generator(Path(tmp) / generator)
+            net = read_network(Path(tmp) / generator, GENERATOR)
             voices = np.random.default_rng(0).random((512, 128), dtype=np.float32)
             generate_faces(net, voices[:32])
             t = time.perf_counter()

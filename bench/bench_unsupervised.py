@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 from voxface.face3d.loading import load_morphable_model
 from voxface.losses.distillation import create_distiller
 from voxface.methods.unsupervised import OPTIMISERS_PER_ITERATION, UnsupervisedCMP
-from voxface.models.gan import FaceCritic, FaceGenerator
+from voxface.models.cmp_gan import FaceCritic, FaceGenerator
 from voxface.models.image_to_3d import ImageTo3D
 
 BATCH = 64

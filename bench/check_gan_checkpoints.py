@@ -22,7 +22,7 @@ import torch
 from voxface.corpus.data import utterance_set
 from voxface.corpus.validate import check_corpus
 from voxface.evaluate.geometry import absolute_ratio_error
-from voxface.methods.expert import NetworkExpert, load_expert_network
+from voxface.methods.expert import NetworkExpert, expert_network
 from voxface.methods.unsupervised import OPTIMISERS_PER_ITERATION
 from voxface.predictors.voice_image_3d import VoiceToImageTo3D
 from voxface.runs.folder import read_run_config
@@ -48,7 +48,7 @@ def main() -> None:
     corpus = check_corpus(read_run_config(args.run)["corpus"])
     model = corpus.model
     predictor = VoiceToImageTo3D.load(args.run)
-    expert = NetworkExpert(load_expert_network(args.expert_run))
+    expert = NetworkExpert(expert_network(args.expert_run))
     groups = {"test": corpus.identity_ids("test"), "train": corpus.identity_ids("train")[:args.train_identities]}
     voices, references = {}, {}
     for name, ids in groups.items():

@@ -16,7 +16,7 @@ from voxface.audio.voice import prepare_voice
 from voxface.errors import VoxfaceError
 from voxface.face3d.bfm import read_triangles_mat
 from voxface.face3d.transforms import apply_similarity, split_camera
-from voxface.methods.expert import load_expert_network
+from voxface.methods.expert import expert_network
 from voxface.predictors.cmp_release import import_cmp_release, import_wen_release, shared_release_layout
 from voxface.predictors.voice_image_3d import VoiceToImageTo3D
 from voxface.predictors.voice_to_3d import VoiceTo3D
@@ -100,10 +100,10 @@ def test_synergynet_is_an_expert_for_bfm_corpora_only(shared_data, imported):
     from voxface.face3d.loading import load_morphable_model
 
     model = VoiceTo3D.load(imported["supervised"]).model
-    network = load_expert_network(imported["expert"], model)
+    network = expert_network(imported["expert"], model)
     assert network.input_size == 120 and network.align_corners
     with pytest.raises(VoxfaceError, match="not of this corpus's 'builtin'"):
-        load_expert_network(imported["expert"], load_morphable_model("builtin"))
+        expert_network(imported["expert"], load_morphable_model("builtin"))
 
 
 def test_wen_release_is_a_voice_to_image_model(shared_data, release, tmp_path):
@@ -243,13 +243,14 @@ def test_the_released_models_are_scored_on_a_corpus_of_their_model(imported, bfm
 
 @pytest.mark.slow
 def test_synergynet_is_the_expert_of_cmp_unsupervised_training_on_a_bfm_corpus(imported, bfm_corpus, tmp_path):
-    from voxface.methods.speaker import save_encoder
+    from voxface.methods.speaker import ENCODER
     from voxface.methods.unsupervised import Config as UnsupervisedConfig
     from voxface.methods.unsupervised import fit as train_unsupervised
     from voxface.models.voice_encoders import CMPVoiceEncoder
+    from voxface.predictors.bundle import write_bundle
 
     torch.manual_seed(0)
-    save_encoder(tmp_path / "speaker" / "encoder.pt", CMPVoiceEncoder(), 8)
+    write_bundle(tmp_path / "speaker" / "encoder.pt", ENCODER, {"network": CMPVoiceEncoder()}, n_speakers=8)
     config = UnsupervisedConfig(corpus=str(bfm_corpus), speaker_run=str(tmp_path / "speaker"),
                                 expert_run=str(imported["expert"]), student_init="expert", generator_base=2,
                                 critic_base=4, embedding_bank=2, max_steps=2, batch_size=4, val_every=2,

@@ -12,7 +12,7 @@ from voxface.cli import main
 from voxface.corpus.format import Corpus
 from voxface.errors import VoxfaceError
 from voxface.methods.speaker_cnn import utterance_roles
-from voxface.models.generators2d import ConditionalDiscriminator, ConditionalGenerator, VoiceVAE
+from voxface.models.biometric_gan2d import ConditionalDiscriminator, ConditionalGenerator, VoiceVAE
 from voxface.models.speaker_cnn import SpeakerCNN
 
 
@@ -79,14 +79,15 @@ def test_pipeline_tiny(tiny_corpus_dir, tmp_path):
     assert main(["evaluate-2d", str(speaker), "--quiet"]) == 2
     # voice_to_image.pt (what `serve --image-run` loads) turns a recording into the image the saved patch
     # embeddings of that recording give through the run's generator
-    from voxface.methods.gan2d import load_generator
+    from voxface.methods.gan2d import GENERATOR
+    from voxface.predictors.bundle import read_network
     from voxface.predictors.voice_to_image import VoiceToImage
 
     image_model = VoiceToImage.load(tmp_path / "vae")
     assert image_model.provenance["synthetic"] and "synthetic voices" in image_model.provenance["trained_on"]
     first = saved["utterance"] == 0
     voice = torch.from_numpy(saved["embedding"][first].mean(0, keepdims=True))
-    expected = load_generator(tmp_path / "vae").generate(voice)[0].permute(1, 2, 0).numpy() * 255
+    expected = read_network(tmp_path / "vae", GENERATOR).generate(voice)[0].permute(1, 2, 0).numpy() * 255
     image = image_model.image(Corpus(tiny_corpus_dir).path(Corpus(tiny_corpus_dir).utterances[0].audio))
     assert image.shape == (64, 64, 3) and image.dtype == np.uint8
     assert np.abs(image.astype(float) - expected).max() <= 1.0

@@ -6,7 +6,6 @@ white noise is not speech; messages suggest settings a shell passes as one word.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 
 import numpy as np

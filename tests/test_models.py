@@ -1,4 +1,5 @@
-"""Networks and losses of the supervised method, against the CMP paper's figures (Fig. S-1) and closed forms."""
+"""Networks and losses of the supervised method, against the CMP paper's figures (Fig. S-1) and closed
+forms; every registered network saved and read back through the one file format."""
 
 from __future__ import annotations
 
@@ -63,3 +64,31 @@ def test_triplet_loss_gradient_pulls_positive_and_pushes_negative():
     # d/da (|a-p|^2 - |a-n|^2) = 2(n - p) -> gradient points away from p: a moves towards p
     torch.testing.assert_close(a.grad, torch.tensor([[2 * (-0.5 - 1.0), 0.0]]))
     assert np.sign(a.grad[0, 0].item()) == -1
+
+
+SMALL = {
+    "cgan_discriminator": dict(width=4), "cgan_generator": dict(width=4), "cmp_face_critic": dict(n_identities=3, base=4),
+    "cmp_face_trunk": dict(base=4), "cmp_gaussian_regressor": dict(embed_dim=8, n_shape=5, rank=2),
+    "cmp_generator": dict(base=2, norm="batch"), "cmp_regressor": dict(embed_dim=8, n_shape=5, n_expression=2, scale=True),
+    "cmp_regressor_ensemble": dict(embed_dim=8, n_shape=5, members=2, rank=1, shared_factor=True),
+    "cmp_voice": dict(embed_dim=16), "mobilenet_v2_3dmm": dict(n_shape=5, n_expression=2, width=0.25, last_channel=16),
+    "speaker_cnn": dict(n_classes=3, channels=4), "voice_vae": dict(latent_dim=4, width=4),
+}
+"""Small settings of every registered network (a new network adds its line here)."""
+
+
+@pytest.mark.parametrize("arch", available())
+def test_every_registered_network_is_saved_and_read_back_through_the_one_file_format(arch, tmp_path):
+    from voxface.predictors.bundle import read_network, write_bundle
+
+    assert arch in SMALL, f"add small settings of the network {arch!r} to SMALL"
+    torch.manual_seed(0)
+    network = create(arch, **SMALL[arch])
+    for p in network.parameters():  # weights that differ from any fresh initialisation
+        p.data.add_(torch.rand_like(p))
+    # every kind of file has the same layout; a one-network kind holds any registered network
+    write_bundle(tmp_path / "encoder.pt", "voice-encoder", {"network": network}, n_speakers=3)
+    again = read_network(tmp_path, "voice-encoder")
+    assert type(again) is type(network) and again.arch_kwargs == network.arch_kwargs and not again.training
+    state, reread = network.state_dict(), again.state_dict()
+    assert state.keys() == reread.keys() and all(torch.equal(state[k], reread[k]) for k in state)

@@ -165,14 +165,16 @@ def test_training_from_feature_shards_equals_per_file_training(tiny_corpus_dir, 
 
     from voxface.corpus.format import Corpus
     from voxface.corpus.sharded import pack_corpus
-    from voxface.methods.speaker import load_encoder
+    from voxface.methods.speaker import ENCODER
+    from voxface.predictors.bundle import read_network
 
     pack_corpus(Corpus(tiny_corpus_dir), tmp_path / "shards", "cmp_logmel", progress=False)
     base = dict(corpus=str(tiny_corpus_dir), max_steps=4, batch_size=8, val_every=2, workers=1)
     train_speaker_encoder(SpeakerConfig(**base), tmp_path / "per_file", progress=False)
     train_speaker_encoder(SpeakerConfig(**base, feature_shards=str(tmp_path / "shards")), tmp_path / "sharded",
                           progress=False)
-    a, b = load_encoder(tmp_path / "per_file").state_dict(), load_encoder(tmp_path / "sharded").state_dict()
+    a = read_network(tmp_path / "per_file", ENCODER).state_dict()
+    b = read_network(tmp_path / "sharded", ENCODER).state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     with pytest.raises(VoxfaceError, match="resemblyzer"):
         train_supervised(SupervisedConfig(**base, backbone="resemblyzer", feature_shards=str(tmp_path / "shards")),

@@ -44,23 +44,23 @@ def test_rerunning_a_finished_run_keeps_and_reports_its_metrics(speaker_run, tmp
     run, config = speaker_run
     copy = tmp_path / "speaker"
     shutil.copytree(run, copy)
-    before = json.loads((copy / "metrics.json").read_text())
+    before = json.loads((copy / "metrics.json").read_text())["training"]
     assert any(k.startswith("val/") for k in before)
     again = train_speaker_encoder(config, copy, progress=False).metrics
-    assert json.loads((copy / "metrics.json").read_text()) == before
+    assert json.loads((copy / "metrics.json").read_text())["training"] == before
     assert again == {k: v for k, v in before.items() if k.startswith("val/")}
     assert _csv_steps(copy) == _csv_steps(run)
 
 
-def test_supervised_rerun_keeps_train_metrics(speaker_run, tiny_corpus_dir, tmp_path):
+def test_supervised_rerun_keeps_its_training_metrics(speaker_run, tiny_corpus_dir, tmp_path):
     speaker, _ = speaker_run
     config = SupervisedConfig(corpus=str(tiny_corpus_dir), speaker_run=str(speaker), max_steps=4, batch_size=8,
                               val_every=2, embedding_bank=2, workers=1)
     train_supervised(config, tmp_path / "sup", progress=False)
-    first = json.loads((tmp_path / "sup" / "train_metrics.json").read_text())
+    first = json.loads((tmp_path / "sup" / "metrics.json").read_text())["training"]
     assert "val/loss" in first
     train_supervised(config, tmp_path / "sup", progress=False)
-    assert json.loads((tmp_path / "sup" / "train_metrics.json").read_text()) == first
+    assert json.loads((tmp_path / "sup" / "metrics.json").read_text())["training"] == first
 
 
 def test_a_truncated_last_ckpt_falls_back_to_the_previous_checkpoint(speaker_run, tmp_path, caplog):

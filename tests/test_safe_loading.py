@@ -25,37 +25,34 @@ class Payload:
         return pathlib.Path.touch, (self.marker,)
 
 
-def _evil(path: pathlib.Path, marker: pathlib.Path, fmt: str) -> pathlib.Path:
+def _evil(path: pathlib.Path, marker: pathlib.Path, kind: str) -> pathlib.Path:
+    """A file that claims to be a voxface file of ``kind`` and carries a payload."""
+    from voxface.predictors.bundle import FORMAT, VERSION
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"format": fmt, "payload": Payload(marker), "state_dict": {}}, path)
+    torch.save({"format": FORMAT, "version": VERSION, "kind": kind, "payload": Payload(marker), "networks": {}}, path)
     return path
 
 
 def _loaders():
-    from voxface.methods.expert import load_expert_network
-    from voxface.methods.gan2d import load_generator
-    from voxface.methods.speaker import load_encoder
-    from voxface.methods.speaker_cnn import load_speaker_cnn
+    """Every saved file voxface reads, by its name in a run folder: (its kind, a loader)."""
+    from voxface.predictors.bundle import FILES, read_bundle
     from voxface.predictors.voice_image_3d import VoiceToImageTo3D
     from voxface.predictors.voice_to_3d import VoiceTo3D
     from voxface.predictors.voice_to_image import VoiceToImage
 
-    return {
-        "predictor.pt": ("voxface-voice-to-3d", VoiceTo3D.load),
-        "encoder.pt": ("voxface-cmp-voice-encoder", load_encoder),
-        "expert.pt": ("voxface-image-to-3d-expert", load_expert_network),
-        "unsupervised.pt": ("voxface-voice-image-3d", VoiceToImageTo3D.load),
-        "voice_to_image.pt": ("voxface-voice-to-image", VoiceToImage.load),
-        "generator.pt": ("voxface-generator2d", load_generator),
-        "speaker_cnn.pt": ("voxface-speaker-cnn", load_speaker_cnn),
-    }
+    loaders = {name: (kind, lambda run, kind=kind: read_bundle(run, kind)) for kind, name in FILES.items()}
+    loaders.update({"predictor.pt": ("voice-to-3d", VoiceTo3D.load),
+                    "unsupervised.pt": ("voice-image-3d", VoiceToImageTo3D.load),
+                    "voice_to_image.pt": ("voice-to-image", VoiceToImage.load)})
+    return loaders
 
 
 @pytest.mark.parametrize("name", list(_loaders()))
 def test_every_bundle_loader_refuses_a_pickled_payload(tmp_path, name):
-    fmt, load = _loaders()[name]
+    kind, load = _loaders()[name]
     marker = tmp_path / "marker"
-    _evil(tmp_path / "run" / name, marker, fmt)
+    _evil(tmp_path / "run" / name, marker, kind)
     with pytest.raises(VoxfaceError, match=f"{name} is refused: .*could run code"):
         load(tmp_path / "run")
     assert not marker.exists()
@@ -64,7 +61,7 @@ def test_every_bundle_loader_refuses_a_pickled_payload(tmp_path, name):
 def test_predict_evaluate_and_serve_refuse_a_crafted_predictor_in_one_line(tmp_path, tiny_corpus_dir, capsys):
     marker = tmp_path / "marker"
     run = tmp_path / "run"
-    _evil(run / "predictor.pt", marker, "voxface-voice-to-3d")
+    _evil(run / "predictor.pt", marker, "voice-to-3d")
     (run / "config.yaml").write_text(f"corpus: {tiny_corpus_dir}\n")
     voice = tmp_path / "v.wav"
     voice.write_bytes(b"RIFF")
@@ -110,15 +107,16 @@ def test_published_pickles_load_only_arrays(tmp_path, shared_data):
     assert not marker.exists()
 
 
-def test_numpy_scalars_in_an_older_bundle_still_load(tmp_path):
-    """Older speaker-CNN runs saved their identity names as numpy strings: plain values, allowed."""
-    from voxface.methods.speaker_cnn import MODEL_FILE, load_speaker_cnn
-    from voxface.models.registry import save_network
+def test_numpy_scalars_in_a_bundle_load(tmp_path):
+    """Identity names saved as numpy strings (as older speaker-CNN runs did) are plain values, allowed."""
+    from voxface.methods.speaker_cnn import MODEL_FILE, SPEAKER_CNN
     from voxface.models.speaker_cnn import SpeakerCNN
+    from voxface.predictors.bundle import read_bundle, write_bundle
 
     classes = sorted(set(np.array(["id00002", "id00001"])))
     assert isinstance(classes[0], np.str_)
     net = SpeakerCNN(2, channels=8)
-    torch.save({"format": "voxface-speaker-cnn", "classes": classes, "network": save_network(net)}, tmp_path / MODEL_FILE)
-    loaded = load_speaker_cnn(tmp_path)
-    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), net.state_dict().values()))
+    write_bundle(tmp_path / MODEL_FILE, SPEAKER_CNN, {"network": net}, classes=classes)
+    networks, values = read_bundle(tmp_path, SPEAKER_CNN)
+    assert values["classes"] == ["id00001", "id00002"]
+    assert all(torch.equal(a, b) for a, b in zip(networks["network"].state_dict().values(), net.state_dict().values()))

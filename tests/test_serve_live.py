@@ -19,7 +19,6 @@ from voxface.app.web import FaceFromVoice, serve
 from voxface.audio.io import to_pcm16
 from voxface.errors import VoxfaceError
 from voxface.predictors.voice_to_3d import VoiceTo3D
-from voxface.workflows.predict import predict_files
 
 from .test_serve_web import CHROMEDRIVER, CHROMIUM, _free_port, _screenshot_path, needs_browser
 

@@ -16,7 +16,7 @@ import trimesh
 
 from voxface.app.web import FACE_IMAGE_SIZE, RENDER_SIZE, FaceFromVoice, build_page, find_run, serve
 from voxface.errors import VoxfaceError
-from voxface.models.generators2d import VoiceVAE
+from voxface.models.biometric_gan2d import VoiceVAE
 from voxface.models.speaker_cnn import SpeakerCNN
 from voxface.predictors.voice_to_3d import VoiceTo3D
 from voxface.predictors.voice_to_image import VoiceToImage

@@ -12,7 +12,7 @@ from torch.nn import functional as F
 from voxface.errors import VoxfaceError
 from voxface.evaluate.preference import binomial_upper_tail, critical_count, preference_test
 from voxface.losses import distillation as D
-from voxface.models.gan import FaceCritic, FaceGenerator, noisy_voice_embedding
+from voxface.models.cmp_gan import FaceCritic, FaceGenerator, noisy_voice_embedding
 from voxface.models.image_to_3d import ImageTo3D
 
 

@@ -4,7 +4,6 @@ grid, the cascades and evaluation columns, the KD-ablation table, and the fittin
 from __future__ import annotations
 
 import dataclasses
-import json
 
 import numpy as np
 import pytest
@@ -14,20 +13,22 @@ from voxface.corpus.face_images import Appearance, render_face_image
 from voxface.corpus.format import Corpus
 from voxface.errors import VoxfaceError
 from voxface.methods.expert import (
+    EXPERT,
     NetworkExpert,
-    load_expert_network,
+    expert_network,
     render_training_faces,
     reported_are,
-    save_expert,
     score_experts,
 )
-from voxface.methods.speaker import save_encoder
+from voxface.methods.speaker import ENCODER
 from voxface.methods.unsupervised import Config as UnsupervisedConfig
 from voxface.methods.unsupervised import UnsupervisedCMP, mesh_triplet_loss
 from voxface.methods.unsupervised import fit as train_unsupervised
 from voxface.models.image_to_3d import ImageTo3D
 from voxface.models.voice_encoders import CMPVoiceEncoder
+from voxface.predictors.bundle import write_bundle
 from voxface.predictors.voice_image_3d import VoiceToImageTo3D
+from voxface.runs.folder import write_metrics
 from voxface.vision.fitting_expert import (
     FittingExpert,
     affine_camera,
@@ -45,9 +46,10 @@ def parts(tiny_corpus_dir, tmp_path_factory):
     """A (random) speaker encoder file and a (random) expert file for the tiny corpus."""
     root = tmp_path_factory.mktemp("unsup")
     torch.manual_seed(0)
-    save_encoder(root / "speaker" / "encoder.pt", CMPVoiceEncoder(), 10)
+    write_bundle(root / "speaker" / "encoder.pt", ENCODER, {"network": CMPVoiceEncoder()}, n_speakers=10)
     model = Corpus(tiny_corpus_dir).model
-    save_expert(root / "expert" / "expert.pt", ImageTo3D(model.n_shape, model.n_expression, **TINY_NET))
+    write_bundle(root / "expert" / "expert.pt", EXPERT,
+                 {"network": ImageTo3D(model.n_shape, model.n_expression, **TINY_NET)}, model=None)
     return root
 
 
@@ -136,7 +138,7 @@ def test_cascades_and_kd_ablation_write_all_columns(runs, tiny_corpus_dir, parts
     n_test = len(corpus.identity_ids("test"))
     assert set(meshes) == {CMP_UNSUPERVISED, BASE_1, BASE_2, EXPERT_ON_CMP_FACES}
     assert faces[EXPERT_ON_CMP_FACES] is faces[CMP_UNSUPERVISED]
-    expert_shapes = NetworkExpert(load_expert_network(parts / "expert")).predict(to_uint8(faces[CMP_UNSUPERVISED]))
+    expert_shapes = NetworkExpert(expert_network(parts / "expert")).predict(to_uint8(faces[CMP_UNSUPERVISED]))
     np.testing.assert_allclose(meshes[EXPERT_ON_CMP_FACES],
                                corpus.model.reconstruct(expert_shapes["shape"]).reshape(meshes[BASE_2].shape),
                                atol=1e-4)
@@ -168,7 +170,7 @@ def test_cascades_and_kd_ablation_write_all_columns(runs, tiny_corpus_dir, parts
 @pytest.mark.slow
 def test_a_run_can_start_from_a_gan_run_checkpoint_and_a_misfit_is_refused(runs, tiny_corpus_dir, parts, tmp_path):
     from voxface.methods.unsupervised import gan_checkpoint, load_gan_weights
-    from voxface.models.gan import FaceCritic, FaceGenerator
+    from voxface.models.cmp_gan import FaceCritic, FaceGenerator
     from voxface.workflows.unsupervised_pipeline import gan_only, joint
 
     root, config = runs[0], runs[1]
@@ -199,7 +201,7 @@ def test_a_run_can_start_from_a_gan_run_checkpoint_and_a_misfit_is_refused(runs,
 
 def test_a_student_copied_from_the_expert_keeps_its_batch_norm_statistics(tiny_corpus_dir):
     from voxface.losses.distillation import create_distiller
-    from voxface.models.gan import FaceCritic, FaceGenerator
+    from voxface.models.cmp_gan import FaceCritic, FaceGenerator
 
     model = Corpus(tiny_corpus_dir).model
     expert = ImageTo3D(model.n_shape, model.n_expression, **TINY_NET)
@@ -263,5 +265,5 @@ def test_fitting_expert_beats_the_mean_face_on_renders(tiny_corpus_dir, tmp_path
     assert metrics["fitting"]["ARE"]["mean"] < metrics["mean face"]["ARE"]["mean"]
     with pytest.raises(VoxfaceError, match="not a finished expert run"):  # what --expert-run of a pipeline reads
         reported_are(tmp_path)
-    (tmp_path / "expert_metrics.json").write_text(json.dumps(scored))
+    write_metrics(tmp_path, {"training": scored})
     assert reported_are(tmp_path) == {k: round(v["ARE"]["mean"], 5) for k, v in metrics.items()}

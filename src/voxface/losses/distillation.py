@@ -23,6 +23,7 @@ Registered (kind ``distiller`` of :mod:`voxface.models.registry`; ``DISTILLERS``
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Callable, Sequence
 
@@ -122,22 +123,35 @@ def rkd_loss(student: torch.Tensor, teacher: torch.Tensor, distance_weight: floa
 
 # ------------------------------------------------------------------------------- distillers
 class Distiller(nn.Module):
-    """Sum over feature pairs of one pairwise loss; subclasses may hold learnable parts.
+    """Sum over feature pairs of one pairwise loss; subclasses with learnable parts define :meth:`pair`.
 
     Args:
         student_dims, teacher_dims: per feature, the flattened size (C·H·W or D) of one item.
+        pairwise: the loss of one (student, teacher) feature pair, for a distiller without parameters.
+        default_weight: its weight in the overall loss (the class's when None).
+        name: its registered name; ``same_size``: it compares the features element-wise, so their
+            sizes must be equal.
     """
 
-    pairwise: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+    default_weight = 1.0
 
-    def __init__(self, student_dims: Sequence[int], teacher_dims: Sequence[int]):
+    def __init__(self, student_dims: Sequence[int], teacher_dims: Sequence[int],
+                 pairwise: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+                 default_weight: float | None = None, name: str = "", same_size: bool = False):
         super().__init__()
         if len(student_dims) != len(teacher_dims):
             raise VoxfaceError("student and teacher must expose the same number of features to distil")
         self.student_dims, self.teacher_dims = list(student_dims), list(teacher_dims)
+        if same_size and self.student_dims != self.teacher_dims:
+            raise VoxfaceError(f"distiller {name} needs student and teacher features of equal size, got "
+                               f"{self.student_dims} and {self.teacher_dims}; give the student the expert's "
+                               "width, or use pkt, sp, cc, rkd, crd or vid")
+        self.pairwise = pairwise
+        if default_weight is not None:
+            self.default_weight = default_weight
 
     def pair(self, index: int, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
-        return type(self).pairwise(student, teacher)
+        return self.pairwise(student, teacher)
 
     def forward(self, student: Sequence[torch.Tensor], teacher: Sequence[torch.Tensor]) -> torch.Tensor:
         """Scalar float32 loss; teacher features are treated as constants.
@@ -150,51 +164,18 @@ class Distiller(nn.Module):
             return sum(self.pair(i, s.float(), t.detach().float()) for i, (s, t) in enumerate(zip(student, teacher)))
 
 
-class _SameSize(Distiller):
-    """Distillers comparing the features element-wise need equal sizes."""
-
-    def __init__(self, student_dims, teacher_dims):
-        super().__init__(student_dims, teacher_dims)
-        if self.student_dims != self.teacher_dims:
-            raise VoxfaceError(f"distiller {type(self).__name__} needs student and teacher features of equal "
-                               f"size, got {self.student_dims} and {self.teacher_dims}; give the student the "
-                               "expert's width, or use pkt, sp, cc, rkd, crd or vid")
+def _parameter_free(name: str, pairwise: Callable, default_weight: float, same_size: bool = False) -> None:
+    """Register the distiller ``name``: ``pairwise`` on every feature pair, weighted ``default_weight``."""
+    register(name, kind=DISTILLER)(functools.partial(Distiller, pairwise=pairwise, default_weight=default_weight,
+                                                     name=name, same_size=same_size))
 
 
-@register("vanilla", kind=DISTILLER)
-class VanillaKD(_SameSize):
-    default_weight = 1.0
-    pairwise = staticmethod(vanilla_kd_loss)
-
-
-@register("attention", kind=DISTILLER)
-class AttentionTransfer(_SameSize):
-    default_weight = 1000.0
-    pairwise = staticmethod(attention_loss)
-
-
-@register("sp", kind=DISTILLER)
-class SimilarityPreserving(Distiller):
-    default_weight = 3000.0
-    pairwise = staticmethod(similarity_preserving_loss)
-
-
-@register("cc", kind=DISTILLER)
-class CorrelationCongruence(Distiller):
-    default_weight = 1000.0
-    pairwise = staticmethod(correlation_congruence_loss)
-
-
-@register("rkd", kind=DISTILLER)
-class RelationalKD(Distiller):
-    default_weight = 1.0
-    pairwise = staticmethod(rkd_loss)
-
-
-@register("pkt", kind=DISTILLER)
-class PKT(Distiller):
-    default_weight = 10000.0
-    pairwise = staticmethod(pkt_loss)
+_parameter_free("vanilla", vanilla_kd_loss, 1.0, same_size=True)
+_parameter_free("attention", attention_loss, 1000.0, same_size=True)
+_parameter_free("sp", similarity_preserving_loss, 3000.0)
+_parameter_free("cc", correlation_congruence_loss, 1000.0)
+_parameter_free("rkd", rkd_loss, 1.0)
+_parameter_free("pkt", pkt_loss, 10000.0)
 
 
 @register("crd", kind=DISTILLER)

@@ -5,7 +5,8 @@ the parameters are known exactly: random shapes (the corpus's prior), expression
 skin tones and backgrounds are rendered with :func:`voxface.corpus.face_images.render_face_image`,
 the pose is the scaled-orthographic camera of the render. After training, the network and the
 fitting expert (:mod:`voxface.vision.fitting_expert`) are scored by ARE on held-out renders
-(``expert_metrics.json``).
+(the run's ``metrics.json``). Saves ``expert.pt`` (an ``image-to-3d-expert`` file,
+:mod:`voxface.predictors.bundle`).
 
 Both experts share one interface: ``predict(images)`` with (B, H, W, 3) uint8 RGB images returns
 ``pose`` (B, 12), ``shape`` (B, K), ``expression`` (B, E) arrays.
@@ -14,7 +15,6 @@ Both experts share one interface: ``predict(images)`` with (B, H, W, 3) uint8 RG
 from __future__ import annotations
 
 import io
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +22,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from ..corpus.face_images import render_face_image, sample_appearance
@@ -31,12 +31,12 @@ from ..errors import VoxfaceError
 from ..evaluate.geometry import absolute_ratio_error
 from ..face3d import MorphableModel
 from ..models.image_to_3d import ImageTo3D
-from ..models.registry import load_network, save_network
+from ..predictors.bundle import FILES, read_bundle, write_bundle
 from ..runs import atomic
-from ..runs.checkpoints import load_tagged, reads_saved_file
-from ..runs.config import TrainingSettings, check_batches, count, positive, random_seed
-from ..runs.folder import resume_checkpoint, run_folder
-from ..runs.trainer import OneLossModule, make_trainer
+from ..runs.config import TrainingSettings, check_batches, count, positive, random_seed, setting
+from ..runs.distributed import data_loader, is_writer
+from ..runs.folder import run_folder, training_metrics
+from ..runs.trainer import OneLossModule, fit_module, record_metrics
 from ..vision.fitting_expert import FittingExpert, affine_camera, normalised_coordinates
 from ..vision.tensor_images import to_unit_range
 from . import Fitted
@@ -44,8 +44,8 @@ from . import Fitted
 log = logging.getLogger(__name__)
 
 KIND = "expert"
-EXPERT_FILE = "expert.pt"
-FORMAT = "voxface-image-to-3d-expert"
+EXPERT = "image-to-3d-expert"
+EXPERT_FILE = FILES[EXPERT]
 CHUNK = 250
 
 
@@ -54,7 +54,8 @@ class Config(TrainingSettings):
     """Settings of ``voxface train expert`` (configs/expert_fast.yaml).
 
     ``render_size``: side of the rendered training images (64 = the GAN's images; 120 in CMP).
-    ``width``/``last_channel``/``input_size``: the MobileNetV2's size (CMP: 1.0 / 1280 / 120).
+    ``width``/``last_channel``/``input_size``: the MobileNetV2's size (CMP: 1.0 / 1280 / 120);
+    ``dropout``: before its heads (0.2 as CMP's).
     """
 
     corpus: str = "data/synthetic"
@@ -64,6 +65,7 @@ class Config(TrainingSettings):
     width: float = positive(0.25)
     last_channel: int = count(128)
     input_size: int = count(64, minimum=16)
+    dropout: float = setting(0.2, ge=0, lt=1)
     max_steps: int = count(400)
     batch_size: int = count(64)
     lr: float = positive(1e-3)
@@ -88,30 +90,20 @@ class NetworkExpert:
         return {k: out[k].numpy() for k in ("pose", "shape", "expression")}
 
 
-def save_expert(path: Path, network: ImageTo3D, model: MorphableModel | None = None) -> None:
-    """Write ``expert.pt``: the network as data and, when it was not trained on the corpus it will be
-    used with (an imported SynergyNet), the morphable model its coefficients belong to."""
-    saved = {"format": FORMAT, "network": save_network(network), "model": None if model is None else model.to_npz_bytes()}
-    with atomic.atomic_path(path) as tmp:
-        torch.save(saved, tmp)
-
-
-@reads_saved_file
-def load_expert_network(run_or_file: str | Path, corpus_model: MorphableModel | None = None) -> ImageTo3D:
+def expert_network(run_or_file: str | Path, corpus_model: MorphableModel | None = None) -> ImageTo3D:
     """The network of an expert run (its folder or ``expert.pt``).
 
     ``corpus_model``: the model of the corpus it will be used on; an expert that records its own
     model (an imported SynergyNet, BFM) is refused for a corpus of another model.
     """
-    saved, path = load_tagged(run_or_file, EXPERT_FILE, FORMAT, "image-to-3D expert",
-                              "train one with `voxface train expert` or import one with `voxface import cmp-release`")
-    if corpus_model is not None and saved.get("model") is not None:
-        own = MorphableModel.from_npz(io.BytesIO(saved["model"]))
+    networks, values = read_bundle(run_or_file, EXPERT)
+    if corpus_model is not None and values.get("model") is not None:
+        own = MorphableModel.from_npz(io.BytesIO(values["model"]))
         if not own.same_as(corpus_model):
-            raise VoxfaceError(f"expert {path} predicts coefficients of morphable model {own.name!r} "
+            raise VoxfaceError(f"expert {run_or_file} predicts coefficients of morphable model {own.name!r} "
                                f"({own.n_vertices} vertices), not of this corpus's {corpus_model.name!r} "
                                f"({corpus_model.n_vertices}); use it with a corpus built on that model")
-    return load_network(saved["network"])
+    return networks["network"]
 
 
 # ------------------------------------------------------------------------------- renders
@@ -140,14 +132,18 @@ def render_training_faces(model: MorphableModel, n: int, size: int, seed: int) -
 
 def cached_renders(folder: Path, model: MorphableModel, n: int, size: int, seed: int,
                    progress: bool = True) -> dict[str, np.ndarray]:
-    """:func:`render_training_faces` in chunks of ``CHUNK`` saved under ``folder`` (resumes)."""
+    """:func:`render_training_faces` in chunks of ``CHUNK`` saved under ``folder`` (resumes; only the
+    writer process saves, the others render what they do not find)."""
     chunks = []
     for c in tqdm(range(0, n, CHUNK), desc=f"rendering {folder.name}", disable=not progress, unit="chunk"):
         path = folder / f"chunk{c // CHUNK:04d}.npz"
-        if not path.is_file():
-            atomic.write_npz(path, **render_training_faces(model, min(CHUNK, n - c), size, seed * 100_003 + c))
-        with np.load(path) as z:
-            chunks.append({k: z[k] for k in z.files})
+        if path.is_file():
+            with np.load(path) as z:
+                chunks.append({k: z[k] for k in z.files})
+            continue
+        chunks.append(render_training_faces(model, min(CHUNK, n - c), size, seed * 100_003 + c))
+        if is_writer():
+            atomic.write_npz(path, **chunks[-1])
     return {k: np.concatenate([ch[k] for ch in chunks]) for k in chunks[0]}
 
 
@@ -204,34 +200,33 @@ def fit(config: Config, run_dir: str | Path, progress: bool = True) -> Fitted:
         test = cached_renders(run / "renders" / "test", model, config.test_images, config.render_size,
                               config.seed + 1, progress)
         network = ImageTo3D(model.n_shape, model.n_expression, config.width, config.last_channel,
-                            input_size=config.input_size)
+                            dropout=config.dropout, input_size=config.input_size)
         params = torch.from_numpy(train["params"])
         network.set_target_stats(params.mean(0), params.std(0))
         module = ExpertModule(network, lr=config.lr)
-        trainer = make_trainer(run, config.max_steps, config.val_every, progress, config.device, config.precision)
-        loaders = [DataLoader(RenderedFaces(d), batch_size=config.batch_size, shuffle=shuffle, drop_last=shuffle,
-                              num_workers=config.workers) for d, shuffle in ((train, True), (test, False))]
-        trainer.fit(module, *loaders, ckpt_path=resume_checkpoint(run))
+        trainer = fit_module(module, run, config,
+                             data_loader(RenderedFaces(train), config.batch_size, shuffle="torch", drop_last=True,
+                                         num_workers=config.workers),
+                             data_loader(RenderedFaces(test), config.batch_size, num_workers=config.workers),
+                             max_steps=config.max_steps, val_every=config.val_every, progress=progress)
         network = module.network.cpu().eval()
-        save_expert(run / EXPERT_FILE, network)
+        if trainer.is_global_zero:
+            write_bundle(run / EXPERT_FILE, EXPERT, {"network": network}, model=None)
         metrics = score_experts(model, test, {"network expert": NetworkExpert(network),
                                               "fitting expert": FittingExpert(model)}, progress)
         metrics["settings"] = {"train_images": config.train_images, "render_size": config.render_size,
                                "width": config.width, "last_channel": config.last_channel,
                                "input_size": config.input_size, "steps": config.max_steps}
-        atomic.write_json(run / "expert_metrics.json", metrics)
+        metrics = record_metrics(run, metrics, trainer)
         log.info("expert ARE on %d held-out renders: %s", config.test_images,
                  {k: v["ARE"]["mean"] for k, v in metrics["experts"].items()})
         return Fitted(run, network, {k: round(v["ARE"]["mean"], 5) for k, v in metrics["experts"].items()})
 
 
 def reported_are(run_dir: str | Path) -> dict:
-    """Mean ARE of each expert a finished run scored (its ``expert_metrics.json``)."""
-    path = Path(run_dir) / "expert_metrics.json"
-    if not path.is_file():
-        raise VoxfaceError(f"{run_dir} is not a finished expert run (no {path.name}); train it with "
-                           "`voxface train expert` or leave --expert-run out")
-    experts = json.loads(path.read_text())["experts"]
+    """Mean ARE of each expert a finished run scored (its ``metrics.json``)."""
+    experts = training_metrics(run_dir, "expert", "train it with `voxface train expert` or leave --expert-run out")
+    experts = experts["experts"]
     return {k: round(v["ARE"]["mean"], 5) for k, v in experts.items()}
 
 

@@ -1,10 +1,12 @@
 """Voice -> 2D face generators of the biometric-matching paper (``voxface train gan2d``): VAE, C-GAN and
-RC-GAN (C-GAN + L1 pixel loss), on the voice embeddings of a speaker-CNN run (SPEC.md §B).
+RC-GAN (C-GAN + L1 pixel loss), on the voice embeddings of a speaker-CNN run ("Cross-modal
+biometric matching ... with GANs": its speech-to-face generators; docs/gan2d.md).
 
 Each training voice is paired with one fixed, randomly chosen face image of its identity (as the
 paper does). Batches are ``(voice (B, 128) float32, image (B, 3, 64, 64) float32 in [0, 1])``. A run
-saves ``generator.pt`` (the network as data) and ``voice_to_image.pt`` (speaker CNN + generator:
-speech -> face image, the file ``voxface serve --image-run`` loads).
+saves ``generator.pt`` (a ``generator-2d`` file of :mod:`voxface.predictors.bundle`),
+``voice_to_image.pt`` (speaker CNN + generator: speech -> face image, the file
+``voxface serve --image-run`` loads) and ``metrics.json``.
 """
 
 from __future__ import annotations
@@ -23,25 +25,27 @@ from ..corpus.data import photos
 from ..corpus.format import Corpus
 from ..corpus.validate import check_corpus
 from ..errors import VoxfaceError
-from ..models.generators2d import ConditionalDiscriminator, ConditionalGenerator, VoiceVAE
-from ..models.registry import load_network, save_network
+from ..models.biometric_gan2d import ConditionalDiscriminator, ConditionalGenerator, VoiceVAE
+from ..models.registry import create, register
+from ..predictors.bundle import FILES, read_network, write_bundle
 from ..predictors.provenance import training_provenance
 from ..predictors.voice_to_image import BUNDLE_FILE as VOICE_TO_IMAGE_FILE
 from ..predictors.voice_to_image import VoiceToImage
-from ..runs import atomic
-from ..runs.checkpoints import load_tagged, reads_saved_file
 from ..runs.config import TrainingSettings, count, positive, random_seed, weight
 from ..runs.config import setting as choice_or_range
 from ..runs.folder import read_run_config, resume_checkpoint, run_folder
-from ..runs.trainer import make_trainer, record_metrics
+from ..runs.trainer import fit_module, record_metrics
 from . import Fitted
-from .speaker_cnn import load_speaker_cnn, load_voice_embeddings, tensor_loader
+from .speaker_cnn import SPEAKER_CNN, load_voice_embeddings, tensor_loader
 
 log = logging.getLogger(__name__)
 
 GENERATORS = ("vae", "cgan", "rcgan")
-GENERATOR_FILE = "generator.pt"
-GENERATOR_FORMAT = "voxface-generator2d"
+GENERATOR = "generator-2d"
+GENERATOR_FILE = FILES[GENERATOR]
+TRAINING = "generator-2d-training"
+"""The registry kind of the generators' training modules (:mod:`voxface.models.registry`), by the
+names of :data:`GENERATORS`: ``create(name, TRAINING, config=config)``."""
 
 
 @dataclass
@@ -62,6 +66,8 @@ class Config(TrainingSettings):
 
 class VAETraining(L.LightningModule):
     """Loss per image: Σ pixel squared error + KL(q(z | voice) ‖ N(0, I)); Adam 1e-3."""
+
+    steps_per_batch = 1
 
     def __init__(self, lr: float = 1e-3, latent_dim: int = 32, width: int = 64):
         super().__init__()
@@ -89,6 +95,8 @@ class ConditionalGANTraining(L.LightningModule):
     paper; betas (0.5, 0.999) (DCGAN's; the paper does not say).
     Two optimiser steps per batch, so Lightning's ``global_step`` counts 2 per batch.
     """
+
+    steps_per_batch = 2
 
     def __init__(self, lr_d: float = 2e-4, lr_g: float = 1e-4, l1_weight: float = 0.0, width: int = 64,
                  betas=(0.5, 0.999)):
@@ -124,18 +132,19 @@ class ConditionalGANTraining(L.LightningModule):
                 torch.optim.Adam(self.generator.parameters(), lr=self.hparams.lr_g, betas=betas))
 
 
-def make_generator_module(generator: str, lr: float, l1_weight: float, width: int, latent_dim: int) -> L.LightningModule:
-    """The training module of ``generator`` ("vae", "cgan" or "rcgan"). ``lr`` is the VAE's rate."""
-    if generator == "vae":
-        return VAETraining(lr=lr, latent_dim=latent_dim, width=width)
-    if generator in ("cgan", "rcgan"):
-        return ConditionalGANTraining(l1_weight=l1_weight if generator == "rcgan" else 0.0, width=width)
-    raise ValueError(f"unknown generator {generator!r}; expected one of {GENERATORS}")
+@register("vae", kind=TRAINING)
+def _vae(config: Config) -> VAETraining:
+    return VAETraining(lr=config.lr, latent_dim=config.latent_dim, width=config.width)
 
 
-def optimizer_steps_per_batch(generator: str) -> int:
-    """How much Lightning's global_step advances per batch (2 for the GANs' two optimisers)."""
-    return 1 if generator == "vae" else 2
+@register("cgan", kind=TRAINING)
+def _cgan(config: Config) -> ConditionalGANTraining:
+    return ConditionalGANTraining(l1_weight=0.0, width=config.width)
+
+
+@register("rcgan", kind=TRAINING)
+def _rcgan(config: Config) -> ConditionalGANTraining:
+    return ConditionalGANTraining(l1_weight=config.l1_weight, width=config.width)
 
 
 def target_faces(corpus: Corpus, seed: int) -> dict[str, int]:
@@ -166,34 +175,21 @@ def fit(config: Config, run_dir: str | Path, progress: bool = True) -> Fitted:
         x = voices["embedding"][train].astype(np.float32)
         y = np.ascontiguousarray(images[target_of].transpose(0, 3, 1, 2))
         L.seed_everything(config.seed, workers=True)
-        module = make_generator_module(config.generator, config.lr, config.l1_weight, config.width, config.latent_dim)
-        batches = -(-len(x) // config.batch_size)
-        steps = config.epochs * batches * optimizer_steps_per_batch(config.generator)
-        trainer = make_trainer(run, steps, batches * optimizer_steps_per_batch(config.generator), progress,
-                               config.device, config.precision)
+        module = create(config.generator, TRAINING, config=config)
+        loader = tensor_loader(x, y, config.batch_size, True, config.seed)
+        epoch = len(loader) * module.steps_per_batch
         resume = resume_checkpoint(run)
         start = time.perf_counter()
-        trainer.fit(module, tensor_loader(x, y, config.batch_size, True, config.seed), ckpt_path=resume)
+        trainer = fit_module(module, run, config, loader, max_steps=config.epochs * epoch, val_every=epoch,
+                             progress=progress)
         seconds = time.perf_counter() - start
         generator = module.generator.cpu().eval()
-        save_generator(run / GENERATOR_FILE, generator, config.generator)
-        predictor = VoiceToImage(load_speaker_cnn(config.speaker_run), generator, {"generator": config.generator},
+        predictor = VoiceToImage(read_network(config.speaker_run, SPEAKER_CNN), generator,
+                                 {"generator": config.generator},
                                  training_provenance(corpus, len(set(voices["identity"][train]))))
-        predictor.save(run / VOICE_TO_IMAGE_FILE)
+        if trainer.is_global_zero:
+            write_bundle(run / GENERATOR_FILE, GENERATOR, {"network": generator}, generator=config.generator)
+            predictor.save(run / VOICE_TO_IMAGE_FILE)
         metrics = {"generator": config.generator, "training_pairs": len(x), "epochs": config.epochs,
                    "train_seconds": seconds, "resumed": resume is not None}
-        return Fitted(run, predictor, record_metrics(run / "train_summary.json", metrics, trainer))
-
-
-def save_generator(path: Path, generator: torch.nn.Module, kind: str) -> None:
-    """``generator.pt``: which generator (vae, cgan, rcgan) and the network as data."""
-    with atomic.atomic_path(path) as tmp:
-        torch.save({"format": GENERATOR_FORMAT, "generator": kind, "network": save_network(generator)}, tmp)
-
-
-@reads_saved_file
-def load_generator(run: str | Path) -> torch.nn.Module:
-    """The trained generator of a gan2d run, in eval mode; ``generate(voice (B, 128)) -> (B, 3, 64, 64)``."""
-    saved, _ = load_tagged(Path(run) / GENERATOR_FILE, GENERATOR_FILE, GENERATOR_FORMAT, "trained generator",
-                           f"run `voxface train gan2d --run {run}` first")
-    return load_network(saved["network"])
+        return Fitted(run, predictor, record_metrics(run, metrics, trainer))

@@ -1,9 +1,10 @@
 """Speaker pre-training of the CMP voice encoder (``voxface train speaker``): a speaker classifier
-over the training identities' log-mel crops, whose encoder is then frozen (SPEC.md §A).
+over the training identities' log-mel crops, whose encoder is then frozen (Cross-Modal
+Perceptionist, Sec. 3.1: the voice encoder is pre-trained for speaker recognition and kept fixed).
 
 Data: the corpus's training identities, ``held_out_per_identity`` utterances of each held out for
 validation; random 800-frame crops, one random length in [300, 800] per batch. Saves ``encoder.pt``
-(the encoder as data, :mod:`voxface.models.registry`) and ``metrics.json`` (validation accuracy).
+(a ``voice-encoder`` file, :mod:`voxface.predictors.bundle`) and ``metrics.json`` (validation accuracy).
 """
 
 from __future__ import annotations
@@ -14,27 +15,24 @@ from pathlib import Path
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 
 from ..corpus.data import held_out_mask, utterance_set
 from ..corpus.datasets import SpeakerCrops, random_batch_length
 from ..corpus.validate import check_corpus
 from ..errors import VoxfaceError
-from ..models.registry import load_network, save_network
 from ..models.voice_encoders import CMPVoiceEncoder, SpeakerClassifier
-from ..runs import atomic
-from ..runs.checkpoints import load_tagged, reads_saved_file
+from ..predictors.bundle import FILES, write_bundle
 from ..runs.config import TrainingSettings, count, positive, random_seed
 from ..runs.distributed import data_loader
-from ..runs.folder import resume_checkpoint, run_folder
-from ..runs.trainer import make_trainer, record_metrics
+from ..runs.folder import run_folder
+from ..runs.trainer import ClassifierSteps, fit_module, record_metrics
 from . import Fitted
 
 log = logging.getLogger(__name__)
 
 KIND = "speaker"
-ENCODER_FILE = "encoder.pt"
-FORMAT = "voxface-voice-encoder"
+ENCODER = "voice-encoder"
+ENCODER_FILE = FILES[ENCODER]
 
 
 @dataclass
@@ -54,7 +52,7 @@ class Config(TrainingSettings):
     feature_shards: str | None = None
 
 
-class SpeakerPretraining(L.LightningModule):
+class SpeakerPretraining(ClassifierSteps):
     """Encoder + identity head trained with cross-entropy; validation accuracy on held-out utterances.
 
     Args:
@@ -75,19 +73,8 @@ class SpeakerPretraining(L.LightningModule):
     def encoder(self) -> CMPVoiceEncoder:
         return self.model.encoder
 
-    def training_step(self, batch, batch_idx):
-        crops, labels = batch
-        logits = self.model(random_batch_length(crops))
-        loss = F.cross_entropy(logits, labels)
-        self.log("train/loss", loss, prog_bar=True)
-        self.log("train/acc", (logits.argmax(1) == labels).float().mean(), prog_bar=True)
-        return loss
-
-    def validation_step(self, batch, batch_idx):
-        crops, labels = batch
-        logits = self.model(crops)
-        self.log("val/loss", F.cross_entropy(logits, labels), prog_bar=True, sync_dist=True)
-        self.log("val/acc", (logits.argmax(1) == labels).float().mean(), prog_bar=True, sync_dist=True)
+    def training_inputs(self, crops: torch.Tensor) -> torch.Tensor:
+        return random_batch_length(crops)
 
     def configure_optimizers(self):
         optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.lr, betas=tuple(self.hparams.betas))
@@ -110,33 +97,18 @@ def fit(config: Config, run_dir: str | Path, progress: bool = True) -> Fitted:
             raise VoxfaceError(f"corpus {config.corpus} has too few utterances per identity to hold any out")
         module = SpeakerPretraining(len(data.identity_ids), lr=config.lr, embed_dim=config.embed_dim,
                                     cosine_steps=config.max_steps if config.cosine_decay else 0)
-        loaders = (
+        trainer = fit_module(
+            module, run, config,
             data_loader(SpeakerCrops(train.features, train.identity_index, config.batch_size * config.val_every,
                                      seed=config.seed), config.batch_size),
             data_loader(SpeakerCrops(val.features, val.identity_index, seed=config.seed + 1), config.batch_size),
-        )
-        trainer = make_trainer(run, config.max_steps, config.val_every, progress, config.device, config.precision)
-        trainer.fit(module, *loaders, ckpt_path=resume_checkpoint(run))
+            max_steps=config.max_steps, val_every=config.val_every, progress=progress)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
         encoder = module.encoder.cpu().eval()
         if trainer.is_global_zero:
-            save_encoder(run / ENCODER_FILE, encoder, len(data.identity_ids))
-            recorded = record_metrics(run / "metrics.json", {"held_out_utterances": len(val.features), **metrics},
-                                      trainer)
-            metrics = {k: v for k, v in recorded.items() if k.startswith("val/")}
+            write_bundle(run / ENCODER_FILE, ENCODER, {"network": encoder}, n_speakers=len(data.identity_ids))
+        recorded = record_metrics(run, {"held_out_utterances": len(val.features), **metrics}, trainer)
+        metrics = {k: v for k, v in recorded.items() if k.startswith("val/")}
         log.info("speaker encoder: %s", metrics)
         return Fitted(run, encoder, metrics)
 
-
-def save_encoder(path: Path, encoder: CMPVoiceEncoder, n_speakers: int) -> None:
-    """``encoder.pt``: the encoder as data, and how many speakers it was trained to tell apart."""
-    with atomic.atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, "encoder": save_network(encoder), "n_speakers": n_speakers}, tmp)
-
-
-@reads_saved_file
-def load_encoder(run_or_file: str | Path) -> CMPVoiceEncoder:
-    """The frozen, eval-mode encoder saved by a speaker run (its folder or its encoder.pt)."""
-    saved, _ = load_tagged(run_or_file, ENCODER_FILE, FORMAT, "pre-trained voice encoder",
-                           "run `voxface train speaker` first")
-    return load_network(saved["encoder"])

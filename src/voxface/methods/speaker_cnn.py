@@ -9,7 +9,8 @@ Two settings (``setting``):
 - ``cmp``: the CMP split: identities named F–Z train (``val_per_identity`` utterances of each held
   out for early stopping), the unseen A–E identities are tested with all their utterances.
 
-The run saves ``speaker_cnn.pt`` (the network as data and its classes) and ``voice_embeddings.npz``:
+The run saves ``speaker_cnn.pt`` (a ``speaker-cnn`` file of :mod:`voxface.predictors.bundle`: the
+network and its classes), ``metrics.json`` and ``voice_embeddings.npz``:
 the 128-d embedding of every 1.28 s mel+delta patch of every utterance of the corpus, with its
 utterance, identity and role (train / val / test), which ``voxface train gan2d`` reads.
 """
@@ -23,7 +24,6 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-import torch.nn.functional as F
 from lightning.pytorch.callbacks import EarlyStopping
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm import tqdm
@@ -33,23 +33,23 @@ from ..audio.voice import prepare_voice
 from ..corpus.format import Corpus
 from ..corpus.validate import check_corpus
 from ..errors import VoxfaceError
-from ..models.registry import load_network, save_network
 from ..models.speaker_cnn import SpeakerCNN
+from ..predictors.bundle import FILES, write_bundle
 from ..predictors.voice_to_image import speech_patches
 from ..reports.figures import plot_tsne
 from ..runs import atomic
-from ..runs.checkpoints import load_tagged, reads_saved_file
 from ..runs.config import TrainingSettings, count, positive, random_seed, weight
 from ..runs.config import setting as choice_or_range
-from ..runs.folder import resume_checkpoint, run_folder
-from ..runs.trainer import make_trainer, record_metrics
+from ..runs.distributed import data_loader, is_writer
+from ..runs.folder import run_folder
+from ..runs.trainer import ClassifierSteps, fit_module, record_metrics
 from . import Fitted
 
 log = logging.getLogger(__name__)
 
 SETTINGS = ("paper", "cmp")
-MODEL_FILE = "speaker_cnn.pt"
-MODEL_FORMAT = "voxface-speaker-cnn"
+SPEAKER_CNN = "speaker-cnn"
+MODEL_FILE = FILES[SPEAKER_CNN]
 EMBEDDINGS_FILE = "voice_embeddings.npz"
 PATCHES_FILE = "voice_patches.npz"
 
@@ -101,7 +101,7 @@ def utterance_roles(corpus: Corpus, setting: str, test_per_identity: int, val_pe
 
 
 def voice_patches(corpus: Corpus, cache: Path, progress: bool = True) -> dict[str, np.ndarray]:
-    """mel+delta patches of every utterance, cached in ``cache`` (npz).
+    """mel+delta patches of every utterance, cached in ``cache`` (npz; by the writer process).
 
     Returns:
         ``patches`` (P, 2, 60, 41) float32 and ``utterance`` (P,) int index into corpus.utterances.
@@ -116,18 +116,17 @@ def voice_patches(corpus: Corpus, cache: Path, progress: bool = True) -> dict[st
         patches.append(p)
         owner.append(np.full(len(p), n))
     out = {"patches": np.concatenate(patches).astype(np.float32), "utterance": np.concatenate(owner)}
-    atomic.write_npz(cache, **out, n_utterances=np.array([len(corpus.utterances)]))
+    if is_writer():
+        atomic.write_npz(cache, **out, n_utterances=np.array([len(corpus.utterances)]))
     return out
 
 
 def tensor_loader(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool, seed: int) -> DataLoader:
-    """Batches of (x, y) rows, shuffled with ``seed`` when ``shuffle``."""
-    data = TensorDataset(torch.from_numpy(x), torch.from_numpy(y))
-    return DataLoader(data, batch_size=batch_size, shuffle=shuffle,
-                      generator=torch.Generator().manual_seed(seed) if shuffle else None)
+    """This process's batches of (x, y) rows (``batch_size`` in all), shuffled with ``seed`` when ``shuffle``."""
+    return data_loader(TensorDataset(torch.from_numpy(x), torch.from_numpy(y)), batch_size, seed if shuffle else None)
 
 
-class SpeakerCNNTraining(L.LightningModule):
+class SpeakerCNNTraining(ClassifierSteps):
     """Speaker classification on (B, 2, 60, 41) patches; validation loss drives early stopping.
 
     Args:
@@ -141,19 +140,8 @@ class SpeakerCNNTraining(L.LightningModule):
         self.save_hyperparameters()
         self.model = SpeakerCNN(n_classes, channels=channels, dropout=dropout)
 
-    def training_step(self, batch, batch_idx):
-        patches, labels = batch
-        logits = self.model(patches)
-        loss = F.cross_entropy(logits, labels) + self.hparams.l2 * self.model.fc_l2()
-        self.log("train/loss", loss, prog_bar=True)
-        self.log("train/acc", (logits.argmax(1) == labels).float().mean(), prog_bar=True)
-        return loss
-
-    def validation_step(self, batch, batch_idx):
-        patches, labels = batch
-        logits = self.model(patches)
-        self.log("val/loss", F.cross_entropy(logits, labels), prog_bar=True, sync_dist=True)
-        self.log("val/acc", (logits.argmax(1) == labels).float().mean(), prog_bar=True, sync_dist=True)
+    def penalty(self) -> torch.Tensor:
+        return self.hparams.l2 * self.model.fc_l2()
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
@@ -173,12 +161,11 @@ def fit_speaker_cnn(run: Path, train: tuple[np.ndarray, np.ndarray], val: tuple[
     L.seed_everything(config.seed, workers=True)
     module = SpeakerCNNTraining(n_classes, lr=config.lr, l2=config.l2, channels=config.channels,
                                 dropout=config.dropout)
-    steps_per_epoch = -(-len(train[0]) // config.batch_size)
-    trainer = make_trainer(run, config.max_epochs * steps_per_epoch, steps_per_epoch, progress, config.device,
-                           config.precision)
-    trainer.callbacks.append(EarlyStopping("val/loss", patience=config.patience, mode="min"))
-    trainer.fit(module, tensor_loader(*train, config.batch_size, True, config.seed),
-                tensor_loader(*val, 256, False, config.seed), ckpt_path=resume_checkpoint(run))
+    loader = tensor_loader(*train, config.batch_size, True, config.seed)
+    trainer = fit_module(module, run, config, loader, tensor_loader(*val, 256, False, config.seed),
+                         max_steps=config.max_epochs * len(loader), val_every=len(loader),
+                         callbacks=(EarlyStopping("val/loss", patience=config.patience, mode="min"),),
+                         progress=progress)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
     metrics["epochs"] = int(trainer.current_epoch)
     return module.model.cpu().eval(), metrics, trainer
@@ -217,15 +204,14 @@ def fit(config: Config, run_dir: str | Path, progress: bool = True) -> Fitted:
         if config.setting == "paper":
             metrics["test_patch_accuracy"] = patch_accuracy(model, data["patches"][test], label[test])
         embeddings = embed_patches(model, data["patches"])
-        with atomic.atomic_path(run / MODEL_FILE) as tmp:
-            torch.save({"format": MODEL_FORMAT, "classes": [str(c) for c in classes], "network": save_network(model)},
-                       tmp)
-        atomic.write_npz(run / EMBEDDINGS_FILE, embedding=embeddings, utterance=data["utterance"],
-                         identity=identity, role=role)
-        plot_tsne(run / "voice_tsne.png", embeddings[test], identity[test], "test voice embeddings (t-SNE)",
-                  config.seed)
+        if trainer.is_global_zero:
+            write_bundle(run / MODEL_FILE, SPEAKER_CNN, {"network": model}, classes=[str(c) for c in classes])
+            atomic.write_npz(run / EMBEDDINGS_FILE, embedding=embeddings, utterance=data["utterance"],
+                             identity=identity, role=role)
+            plot_tsne(run / "voice_tsne.png", embeddings[test], identity[test], "test voice embeddings (t-SNE)",
+                      config.seed)
         metrics.update(classes=len(classes), train_patches=int(train.sum()), test_patches=int(test.sum()))
-        metrics = record_metrics(run / "metrics.json", metrics, trainer)
+        metrics = record_metrics(run, metrics, trainer)
         log.info("speaker CNN: %s", metrics)
         return Fitted(run, model, metrics)
 
@@ -237,14 +223,6 @@ def load_voice_embeddings(speaker_run: str | Path) -> dict[str, np.ndarray]:
         raise VoxfaceError(f"no voice embeddings at {path}; run `voxface train speaker-cnn --run {speaker_run}` first")
     with np.load(path) as z:
         return {k: z[k] for k in z.files}
-
-
-@reads_saved_file
-def load_speaker_cnn(run: str | Path) -> SpeakerCNN:
-    """The speaker CNN of a ``voxface train speaker-cnn`` run, in eval mode."""
-    saved, _ = load_tagged(Path(run) / MODEL_FILE, MODEL_FILE, MODEL_FORMAT, "trained speaker CNN",
-                           f"run `voxface train speaker-cnn --run {run}` first")
-    return load_network(saved["network"])
 
 
 # ---------------------------------------------------------------- real voices
@@ -273,6 +251,6 @@ def fit_fsdd(config: Config, run_dir: str | Path, progress: bool = True) -> Fitt
                                          len(speakers), config, progress)
         metrics.update(speakers=len(speakers), train_recordings=int(train.sum()), test_recordings=int(test.sum()),
                        test_accuracy=patch_accuracy(model, patches[test], label[test]))
-        metrics = record_metrics(run / "metrics.json", metrics, trainer)
+        metrics = record_metrics(run, metrics, trainer)
         log.info("FSDD speaker CNN: %s", metrics)
         return Fitted(run, model, metrics)

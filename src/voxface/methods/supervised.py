@@ -6,7 +6,7 @@ validation; (anchor, positive, negative) utterances with their identities' refer
 With the CMP encoder and ``embedding_bank`` > 0 the frozen encoder's embeddings of random crops are
 computed once (:func:`voxface.corpus.data.embedding_bank`). Saves ``predictor.pt`` (a
 :class:`~voxface.predictors.voice_to_3d.VoiceTo3D` with the reference of its training voices and its
-training population) and ``train_metrics.json``.
+training population) and ``metrics.json``.
 """
 
 from __future__ import annotations
@@ -28,15 +28,16 @@ from ..evaluate.in_distribution import VoiceReference
 from ..evaluate.population import FacePopulation
 from ..losses.triplet import squared_triplet_loss
 from ..models.regressor import UNCERTAINTY, create_regressor
+from ..predictors.bundle import read_network
 from ..predictors.provenance import training_provenance
 from ..predictors.voice_to_3d import BACKBONES, FEATURES, VoiceTo3D
 from ..predictors.voice_to_3d import BUNDLE_FILE as PREDICTOR_FILE
 from ..runs.config import TrainingSettings, count, positive, random_seed, setting, shortest_first, weight
 from ..runs.distributed import data_loader
-from ..runs.folder import resume_checkpoint, run_folder
-from ..runs.trainer import OneLossModule, finished_already, make_trainer, record_metrics
+from ..runs.folder import run_folder
+from ..runs.trainer import OneLossModule, finished_already, fit_module, record_metrics
 from . import Fitted
-from .speaker import load_encoder
+from .speaker import ENCODER
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +167,7 @@ def fit(config: Config, run_dir: str | Path, progress: bool = True) -> Fitted:
         model = corpus.model
         train_ids = corpus.identity_ids("train")
         fit_ids, val_ids = split_identities(train_ids, config.val_fraction, config.seed, config.corpus)
-        encoder = load_encoder(config.speaker_run) if config.backbone == "cmp" else None
+        encoder = read_network(config.speaker_run, ENCODER) if config.backbone == "cmp" else None
         embed_dim = encoder.embed_dim if encoder is not None else RESEMBLYZER_DIM
         sets = {name: utterance_set(corpus, ids, FEATURES[config.backbone], config.workers, progress=progress,
                                     feature_shards=config.feature_shards)
@@ -189,9 +190,9 @@ def fit(config: Config, run_dir: str | Path, progress: bool = True) -> Fitted:
                                dropout=config.dropout, uncertainty=config.uncertainty, members=config.ensemble_size,
                                rank=config.covariance_rank, shared_factor=config.shared_covariance,
                                nll_weight=config.nll_weight)
-        trainer = make_trainer(run, config.max_steps, config.val_every, progress, config.device, config.precision)
-        trainer.fit(module, data_loader(datasets["fit"], config.batch_size),
-                    data_loader(datasets["val"], config.batch_size), ckpt_path=resume_checkpoint(run))
+        trainer = fit_module(module, run, config, data_loader(datasets["fit"], config.batch_size),
+                             data_loader(datasets["val"], config.batch_size), max_steps=config.max_steps,
+                             val_every=config.val_every, progress=progress)
         gender = {i.identity: i.gender for i in corpus.identities}
         population = FacePopulation.fit(model, corpus.reference_shapes(train_ids),
                                         np.array([gender[i] for i in train_ids]), seed=config.seed)
@@ -205,8 +206,7 @@ def fit(config: Config, run_dir: str | Path, progress: bool = True) -> Fitted:
             predictor.reference = voice_reference(predictor, [sets["fit"], sets["val"]],
                                                   predictor.provenance["trained_on"])
             predictor.save(run / PREDICTOR_FILE)
-        if trainer.is_global_zero:
-            metrics = record_metrics(run / "train_metrics.json", metrics, trainer)
+        metrics = record_metrics(run, metrics, trainer)
         log.info("supervised regressor (%s backbone, %s head) on %d identities: %s", config.backbone,
                  config.uncertainty, len(train_ids), metrics)
         return Fitted(run, predictor, metrics)

@@ -9,7 +9,8 @@ the image-to-3D student learns jointly from the expert of an expert run (Eq. 7).
 ``unsupervised.pt`` bundles the voice encoder, the generator, the student (if any) and the morphable
 model (:class:`~voxface.predictors.voice_image_3d.VoiceToImageTo3D`).
 
-The LightningModule, :class:`UnsupervisedCMP`. One training iteration (SPEC.md §A):
+The LightningModule, :class:`UnsupervisedCMP`. One training iteration (Cross-Modal Perceptionist,
+Sec. 3.3, "Unsupervised Learning with KD"; docs/unsupervised.md):
   discriminator step  BCE(d(real), 1) + BCE(d(fake), 0) + CE(c(real), face identity)
   generator step      BCE(d(fake), 1) + CE(c(fake), voice identity)
                       + mesh_weight · MSE(expert mesh, student mesh)                     (Eq. 4)
@@ -37,7 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from ..corpus.data import embedding_bank, identity_photos, split_identities, utterance_set
 from ..corpus.validate import check_corpus
@@ -45,17 +46,19 @@ from ..errors import VoxfaceError
 from ..face3d import MorphableModel
 from ..losses.distillation import DISTILLERS, Distiller, create_distiller
 from ..losses.triplet import squared_triplet_loss
-from ..models.gan import FaceCritic, FaceGenerator, noisy_voice_embedding
+from ..models.cmp_gan import FaceCritic, FaceGenerator, noisy_voice_embedding
 from ..models.image_to_3d import ImageTo3D
+from ..predictors.bundle import read_network
 from ..predictors.voice_image_3d import BUNDLE_FILE, VoiceToImageTo3D
 from ..runs.checkpoints import load_weights
 from ..runs.config import TrainingSettings, count, positive, random_seed, setting, weight
+from ..runs.distributed import data_loader, is_writer
 from ..runs.folder import resume_checkpoint, run_folder
-from ..runs.trainer import make_trainer, record_metrics
+from ..runs.trainer import fit_module, record_metrics
 from ..vision.tensor_images import image_grid, to_uint8
 from . import Fitted
-from .expert import load_expert_network
-from .speaker import load_encoder
+from .expert import expert_network
+from .speaker import ENCODER
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +78,7 @@ class Config(TrainingSettings):
     ``distiller``: one of pkt (CMP), vanilla, attention, sp, cc, rkd, crd, vid;
     ``distill_weight``: null = the distiller's default (10,000 for PKT).
     ``generator_base``/``critic_base``: channel base of φg / the face trunk (64 in CMP).
-    ``generator_norm``: "none" (CMP) or "batch" (BatchNorm in φg; the fast default, see models/gan.py).
+    ``generator_norm``: "none" (CMP) or "batch" (BatchNorm in φg; the fast default, see models/cmp_gan.py).
     ``student_init``: "random" (CMP: only the expert's target statistics are copied) or "expert"
     (the student starts as a copy of the expert network, batch-normalisation statistics included,
     and is fine-tuned on the generated faces with those statistics kept).
@@ -197,7 +200,7 @@ def mesh_triplet_loss(meshes: torch.Tensor, identity: torch.Tensor, margin: floa
 class UnsupervisedCMP(L.LightningModule):
     """The GAN (+ student) of CMP unsupervised; manual optimisation with two Adam optimisers.
 
-    Batches (see :class:`voxface.experiments.unsupervised.VoiceFaceBatches`): ``voice`` (B, 2, D)
+    Batches (see :class:`VoiceFaceBatches`): ``voice`` (B, 2, D)
     two embeddings of one identity, ``voice_identity`` (B,), ``face`` (B, 2, 3, 64, 64) real faces
     in [-1, 1], ``face_identity`` (B, 2), ``shape`` (B, K) the voice identity's true shape (only
     used to report the validation ARE).
@@ -208,7 +211,7 @@ class UnsupervisedCMP(L.LightningModule):
         student, expert, distiller: the student (trained), the frozen expert network and the
             feature distiller; all None for the GAN alone.
         grid_voices: (G, D) fixed voice embeddings whose generated faces are logged as a grid.
-        grid_dir: where the grids are written (``grids/iter{N}.png``).
+        grid_dir: where the grids are written (``grids/iter{N}.png``; by the writer process).
         student_lr: learning rate of the student and the distiller (None: ``lr``, as CMP).
         channels_last: run the convolutions on channels-last tensors (same arithmetic; faster on CPU,
             see bench/bench_unsupervised.py).
@@ -304,7 +307,8 @@ class UnsupervisedCMP(L.LightningModule):
                 "triplet": mesh_triplet_loss(mesh, voice_id, self.hparams.triplet_margin)}
 
     def on_train_batch_end(self, outputs, batch, batch_idx):
-        if self.grid_voices.numel() and self.hparams.grid_dir and self.iteration % self.hparams.grid_every == 0:
+        if self.grid_voices.numel() and self.hparams.grid_dir and self.iteration % self.hparams.grid_every == 0 \
+                and is_writer():
             self.log_image_grid()
 
     def log_image_grid(self) -> Path:
@@ -400,7 +404,7 @@ def _fit(config: Config, run: Path, progress: bool) -> Fitted:
     model = corpus.model
     train_ids = corpus.identity_ids("train")
     fit_ids, val_ids = split_identities(train_ids, config.val_fraction, config.seed, config.corpus)
-    encoder = load_encoder(config.speaker_run)
+    encoder = read_network(config.speaker_run, ENCODER)
 
     pair_batch = max(1, config.batch_size // 2)  # a batch of B/2 pairs is B voices
     faces, face_identity = identity_photos(corpus, fit_ids)  # the GAN's real faces: training identities
@@ -425,7 +429,7 @@ def _fit(config: Config, run: Path, progress: bool) -> Fitted:
     student = expert = distiller = None
     weight = 0.0
     if config.student:
-        expert = load_expert_network(config.expert_run, corpus.model)
+        expert = expert_network(config.expert_run, corpus.model)
         student = ImageTo3D(**expert.arch_kwargs)
         if config.student_init == "expert":
             student.load_state_dict(expert.state_dict())
@@ -447,18 +451,20 @@ def _fit(config: Config, run: Path, progress: bool) -> Fitted:
     # the checkpoints hold the state after each iteration's optimiser steps, which is what resuming needs
     warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
     warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")  # the frozen expert
-    trainer = make_trainer(run, OPTIMISERS_PER_ITERATION * config.max_steps,
-                           OPTIMISERS_PER_ITERATION * config.val_every, progress, config.device, config.precision)
-    # val_check_interval counts batches (one per iteration), checkpoints count optimiser steps
-    trainer.val_check_interval = config.val_every
-    trainer.fit(module, DataLoader(datasets["fit"], batch_size=pair_batch, num_workers=config.workers),
-                DataLoader(datasets["val"], batch_size=pair_batch), ckpt_path=resume)
-    module.log_image_grid()
+    # validation counts batches (one per iteration), steps and checkpoints count optimiser steps
+    trainer = fit_module(module, run, config,
+                         data_loader(datasets["fit"], pair_batch, num_workers=config.workers),
+                         data_loader(datasets["val"], pair_batch),
+                         max_steps=OPTIMISERS_PER_ITERATION * config.max_steps, val_every=config.val_every,
+                         checkpoint_every=OPTIMISERS_PER_ITERATION * config.val_every, progress=progress)
+    if trainer.is_global_zero:
+        module.log_image_grid()
     predictor = VoiceToImageTo3D(encoder, module.generator.cpu(), None if student is None else module.student.cpu(),
                                  model)
-    predictor.save(run / BUNDLE_FILE)
+    if trainer.is_global_zero:
+        predictor.save(run / BUNDLE_FILE)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     metrics["iterations"] = module.iteration
-    metrics = record_metrics(run / "train_metrics.json", metrics, trainer)
+    metrics = record_metrics(run, metrics, trainer)
     return Fitted(run, predictor, {"iterations": metrics["iterations"],
                                    **{k: round(v, 4) for k, v in metrics.items() if k.startswith("val/")}})

@@ -17,10 +17,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from .registry import register
+from .whitening import WhitenedTargets
 
 INPUT_SIZE = 120
 POSE_DIM = 12
-"""Pose parameters: the 3×4 scaled-orthographic camera (see :mod:`voxface.train.expert`)."""
+"""Pose parameters: the 3×4 scaled-orthographic camera (see :mod:`voxface.methods.expert`)."""
 
 _BLOCKS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
            (6, 320, 1, 1))
@@ -56,7 +57,7 @@ class InvertedResidual(nn.Module):
 
 
 @register("mobilenet_v2_3dmm")
-class ImageTo3D(nn.Module):
+class ImageTo3D(WhitenedTargets):
     """(B, 3, H, W) image in [-1, 1] (bilinearly resized to ``input_size``) -> whitened pose (12), shape (K) and expression (E) parameters.
 
     ``forward`` returns a dict: ``pose`` (B, 12), ``shape`` (B, K), ``expression`` (B, E) — all
@@ -91,13 +92,7 @@ class ImageTo3D(nn.Module):
         self.dropout = nn.Dropout(dropout)
         n_out = POSE_DIM + n_shape + n_expression
         self.head = nn.Linear(last_channel, n_out)
-        self.register_buffer("target_mean", torch.zeros(n_out))
-        self.register_buffer("target_std", torch.ones(n_out))
-
-    def set_target_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
-        """Whitening statistics of the concatenated (pose, shape, expression) targets."""
-        self.target_mean.copy_(mean)
-        self.target_std.copy_(std.clamp_min(1e-6))
+        self.register_target_stats(n_out)  # of the concatenated (pose, shape, expression) targets
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         if image.shape[-2:] != (self.input_size, self.input_size):
@@ -105,7 +100,7 @@ class ImageTo3D(nn.Module):
                                   align_corners=self.align_corners)
         early = self.early_blocks(self.stem(image))
         pooled = self.late_blocks(early).mean((2, 3))
-        params = self.head(self.dropout(pooled)) * self.target_std + self.target_mean
+        params = self.dewhiten(self.head(self.dropout(pooled)))
         pose, shape, expression = params.split([POSE_DIM, self.n_shape, self.n_expression], dim=1)
         return {"pose": pose, "shape": shape, "expression": expression, "early": early, "pooled": pooled}
 
@@ -116,7 +111,3 @@ class ImageTo3D(nn.Module):
             out = self.eval()(torch.zeros(1, 3, self.input_size, self.input_size))
         self.train(was_training)
         return [out["early"][0].numel(), out["pooled"][0].numel()]
-
-    def whiten(self, params: torch.Tensor) -> torch.Tensor:
-        """(B, 12 + K + E) parameters -> the whitened values the head regresses."""
-        return (params - self.target_mean) / self.target_std

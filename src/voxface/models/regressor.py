@@ -7,11 +7,12 @@ import math
 import torch
 from torch import nn
 
-from .registry import register
+from .registry import create, register
+from .whitening import WhitenedTargets
 
 
 @register("cmp_regressor")
-class ParameterRegressor(nn.Module):
+class ParameterRegressor(WhitenedTargets):
     """Dropout + linear heads from the embedding to (scale,) shape (and expression) coefficients.
 
     CMP regresses whitened 3DMM parameters and de-normalises them with the training statistics;
@@ -34,17 +35,11 @@ class ParameterRegressor(nn.Module):
         self.n_shape, self.n_expression, self.scale = n_shape, n_expression, scale
         n_out = int(scale) + n_shape + n_expression
         self.head = nn.Linear(embed_dim, n_out)
-        self.register_buffer("target_mean", torch.zeros(n_out))
-        self.register_buffer("target_std", torch.ones(n_out))
-
-    def set_target_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
-        """Whitening statistics of the (K + E) targets over the training set."""
-        self.target_mean.copy_(mean)
-        self.target_std.copy_(std.clamp_min(1e-6))
+        self.register_target_stats(n_out)
 
     def forward(self, embedding: torch.Tensor) -> torch.Tensor:
         """(B, D) -> (B, [1 +] K + E) de-whitened outputs: (scale,) shape, expression, in that order."""
-        return self.head(self.dropout(embedding)) * self.target_std + self.target_mean
+        return self.dewhiten(self.head(self.dropout(embedding)))
 
     def split(self, outputs: torch.Tensor) -> dict[str, torch.Tensor]:
         """(B, [1 +] K + E) outputs -> ``scale`` (B,) (ones without a scale head), ``shape`` (B, K),
@@ -55,7 +50,7 @@ class ParameterRegressor(nn.Module):
 
 
 @register("cmp_gaussian_regressor")
-class GaussianRegressor(nn.Module):
+class GaussianRegressor(WhitenedTargets):
     """A predictive distribution instead of a point: heads for the mean, the log-variance and a
     rank-``rank`` covariance factor of the K standardised coefficients (issue: uncertainty).
 
@@ -84,14 +79,11 @@ class GaussianRegressor(nn.Module):
         self.log_var_head = nn.Linear(embed_dim, n_shape)
         self.factor_head = nn.Linear(embed_dim, n_shape * rank) if rank and not shared_factor else None
         self.shared = nn.Parameter(self.FACTOR_INIT * torch.randn(n_shape, rank)) if rank and shared_factor else None
-        self.register_buffer("target_mean", torch.zeros(n_shape))
-        self.register_buffer("target_std", torch.ones(n_shape))
-
-    set_target_stats = ParameterRegressor.set_target_stats
+        self.register_target_stats(n_shape)
 
     def forward(self, embedding: torch.Tensor) -> torch.Tensor:
         """(B, D) -> (B, K) mean coefficients (the point prediction, as ParameterRegressor's)."""
-        return self.head(self.dropout(embedding)) * self.target_std + self.target_mean
+        return self.dewhiten(self.head(self.dropout(embedding)))
 
     def split(self, outputs: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"scale": torch.ones_like(outputs[:, 0]), "shape": outputs, "expression": outputs[:, :0]}
@@ -157,23 +149,29 @@ class RegressorEnsemble(nn.Module):
 
 UNCERTAINTY = ("none", "gaussian", "ensemble")
 """What the supervised regressor predicts: a point (the paper), a Gaussian, or a deep ensemble of them."""
+HEAD = "regressor-head"
+"""The registry kind of the regressor heads, by the names of :data:`UNCERTAINTY`."""
+
+
+@register("none", kind=HEAD)
+def _point(embed_dim: int, n_shape: int, dropout: float, **_) -> ParameterRegressor:
+    return ParameterRegressor(embed_dim, n_shape, dropout=dropout)
+
+
+@register("gaussian", kind=HEAD)
+def _gaussian(embed_dim: int, n_shape: int, dropout: float, rank: int, shared_factor: bool, **_) -> GaussianRegressor:
+    return GaussianRegressor(embed_dim, n_shape, dropout, rank, shared_factor)
+
+
+@register("ensemble", kind=HEAD)
+def _ensemble(embed_dim: int, n_shape: int, dropout: float, members: int, rank: int, shared_factor: bool
+              ) -> RegressorEnsemble:
+    return RegressorEnsemble(embed_dim, n_shape, members, dropout, rank, shared_factor)
 
 
 def create_regressor(uncertainty: str, embed_dim: int, n_shape: int, dropout: float = 0.2, members: int = 5,
                      rank: int = 0, shared_factor: bool = False) -> nn.Module:
-    """The regressor of ``uncertainty`` (one of :data:`UNCERTAINTY`)."""
-    if uncertainty == "gaussian":
-        return GaussianRegressor(embed_dim, n_shape, dropout, rank, shared_factor)
-    if uncertainty == "ensemble":
-        return RegressorEnsemble(embed_dim, n_shape, members, dropout, rank, shared_factor)
-    if uncertainty != "none":
-        raise ValueError(f"uncertainty must be one of {UNCERTAINTY}, got {uncertainty!r}")
-    return ParameterRegressor(embed_dim, n_shape, dropout=dropout)
-
-
-def regressor_from_saved(kind: str, config: dict) -> nn.Module:
-    """Rebuild a saved regressor from its class name and ``config``."""
-    classes = {cls.__name__: cls for cls in (ParameterRegressor, GaussianRegressor, RegressorEnsemble)}
-    if kind not in classes:
-        raise ValueError(f"unknown regressor {kind!r}")
-    return classes[kind](**config)
+    """The regressor head of ``uncertainty`` (one of :data:`UNCERTAINTY`); the settings a head does
+    not have (``members`` of a single head) are not used."""
+    return create(uncertainty, HEAD, embed_dim=embed_dim, n_shape=n_shape, dropout=dropout, members=members,
+                  rank=rank, shared_factor=shared_factor)

@@ -1,4 +1,5 @@
-"""The biometric-matching paper's speaker CNN (SPEC.md §B): mel+delta patches -> 128-d voice embedding.
+"""The biometric-matching paper's speaker CNN ("Cross-modal biometric matching with generative networks",
+Sec. III-A, voice embeddings generator; docs/gan2d.md): mel+delta patches -> 128-d voice embedding.
 
 Input (B, 2, 60, 41): channels log-mel (dB) and delta, 60 mel bands, 41 frames, no normalisation
 (``audio.features.mel_delta`` gives (W, 60, 41, 2); move the last axis first).

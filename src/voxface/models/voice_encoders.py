@@ -1,6 +1,7 @@
 """Voice encoders: log-mel (B, 64, T) -> L2-normalised embedding (B, D).
 
-``cmp_voice`` is the CMP voice encoder φv (SPEC.md §A): four Conv1d(k3, s2, p1, no bias) → BN →
+``cmp_voice`` is the CMP voice encoder φv (Cross-Modal Perceptionist, Sec. 3.2 and supplementary
+Sec. B; docs/reproducing.md): four Conv1d(k3, s2, p1, no bias) → BN →
 ReLU blocks over time with the mel bins as channels (64 → 256 → 384 → 576 → 864), a final
 Conv1d(864 → D, k3, s2, p1) with bias, average pooling over time; ≈ 2.67 M parameters at D = 64.
 It is pre-trained as a speaker classifier (:class:`SpeakerClassifier`) and then frozen.

@@ -37,11 +37,12 @@ import yaml
 from ..errors import VoxfaceError
 from ..face3d.bfm import CMP_MEASUREMENTS, keypoint_vertices, read_triangles_mat, whitened_model
 from ..face3d.morphable_model import MorphableModel
-from ..methods.expert import EXPERT_FILE, save_expert
+from ..methods.expert import EXPERT, EXPERT_FILE
 from ..runs import atomic
 from ..runs.checkpoints import load_weights
 from ..runs.folder import CONFIG_FILE
 from . import release_networks as networks
+from .bundle import write_bundle
 from .voice_image_3d import BUNDLE_FILE as UNSUPERVISED_FILE
 from .voice_image_3d import VoiceToImageTo3D
 from .voice_to_3d import BUNDLE_FILE as SUPERVISED_FILE
@@ -156,7 +157,8 @@ def import_cmp_release(folder: str | Path, out: str | Path, topology: str | Path
         written[name] = _write_run(out / name, f"{KIND}/{name}", files.sources(), lambda p, x=predictor: x.save(p),
                                    filename)
     written["expert"] = _write_run(out / "expert", f"{KIND}/expert", files.sources(),
-                                   lambda p: save_expert(p, expert, model), EXPERT_FILE)
+                                   lambda p: write_bundle(p, EXPERT, {"network": expert}, model=model.to_npz_bytes()),
+                                   EXPERT_FILE)
     atomic.write_json(out / "import.json", {"kind": KIND, "source": str(Path(folder).resolve()),
                                             "files": _fingerprints(files.sources()),
                                             "runs": {k: str(v) for k, v in written.items()}})

@@ -8,7 +8,7 @@ missing or extra tensor, so a file of another network is an error naming the fil
 - ``VoiceEmbedNet(64, [256, 384, 576, 864], 64)`` (CMP, Wen et al.): ``model.<i>`` is
   :class:`~voxface.models.voice_encoders.CMPVoiceEncoder`'s ``net.<i>``.
 - ``Generator(64, [1024, 512, 256, 128, 64], 3)``: ``model.<i>`` is
-  :class:`~voxface.models.gan.FaceGenerator`'s ``net.<i>`` (base 64, no normalisation, not clamped).
+  :class:`~voxface.models.cmp_gan.FaceGenerator`'s ``net.<i>`` (base 64, no normalisation, not clamped).
 - ``Generator1D_directMLP`` (CMP supervised): three Dropout+Linear heads (scale 1, shape 40,
   expression 10) become one :class:`~voxface.models.regressor.ParameterRegressor` head with a
   scale output, de-whitened as the release does (scale ``p·SCALE_STD + SCALE_MEAN``; shape and
@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 from ..errors import VoxfaceError
-from ..models.gan import FaceGenerator
+from ..models.cmp_gan import FaceGenerator
 from ..models.image_to_3d import EARLY_BLOCK, POSE_DIM, ImageTo3D
 from ..models.regressor import ParameterRegressor
 from ..models.voice_encoders import CMPVoiceEncoder

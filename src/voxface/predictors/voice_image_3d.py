@@ -17,7 +17,7 @@ import torch
 from ..errors import VoxfaceError
 from ..face3d import MorphableModel
 from ..face3d.transforms import split_camera
-from ..models.gan import FaceGenerator, noisy_voice_embedding
+from ..models.cmp_gan import FaceGenerator, noisy_voice_embedding
 from ..models.image_to_3d import ImageTo3D
 from ..models.voice_encoders import CMPVoiceEncoder
 from ..runs.checkpoints import reads_saved_file

@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import VoxfaceError
 from ..evaluate.statistics import aggregate_seeds, compare_seeds, gain_texts, paired_comparison
 from ..runs import atomic
-from ..runs.folder import CONFIG_FILE
+from ..runs.folder import CONFIG_FILE, TRAINING, read_metrics
 from ..runs.reading import read_json, read_yaml
 from .voice_to_3d import ORACLES
 
@@ -38,7 +38,8 @@ def find_metrics(path: str | Path) -> Path:
     path = Path(path)
     if path.is_file():
         return path
-    found = next((path / p for p in METRICS_PLACES if (path / p).is_file()), None)
+    found = next((path / p for p in METRICS_PLACES if set(read_metrics((path / p).parent)) - {TRAINING}),
+                 None)  # a run's metrics.json that holds only its training section is no evaluation
     if found is None:
         raise VoxfaceError(f"no metrics.json in {path} (looked for {', '.join(METRICS_PLACES)}); evaluate the run first")
     return found

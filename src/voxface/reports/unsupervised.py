@@ -27,7 +27,7 @@ from ..corpus.validate import check_corpus
 from ..errors import VoxfaceError
 from ..face3d.mesh_io import save_mesh
 from ..face3d.render import save_png
-from ..methods.expert import NetworkExpert, load_expert_network
+from ..methods.expert import NetworkExpert, expert_network
 from ..predictors.voice_image_3d import VoiceToImageTo3D
 from ..predictors.voice_to_3d import BUNDLE_FILE
 from ..runs.folder import CONFIG_FILE, read_run_config, run_corpus
@@ -74,7 +74,7 @@ def unsupervised_predictions(run: Path, gan_run: Path | None, corpus: Corpus, pe
         gan_faces = test_faces(place_predictor(VoiceToImageTo3D.load(gan_run), device), corpus, per_identity, progress)
         images = to_uint8(gan_faces)
         expert_run = read_run_config(run)["expert_run"]
-        experts = {BASE_1: FittingExpert(model), BASE_2: NetworkExpert(place_network(load_expert_network(expert_run, model), device))}
+        experts = {BASE_1: FittingExpert(model), BASE_2: NetworkExpert(place_network(expert_network(expert_run, model), device))}
         for name, expert in experts.items():
             faces[name] = gan_faces
             shapes[name] = expert.predict(images)["shape"]

@@ -38,7 +38,7 @@ from ..face3d import MorphableModel
 from ..predictors.voice_to_3d import FEATURES, VoiceTo3D
 from ..runs import atomic
 from ..runs.config import check_number
-from ..runs.folder import check_scores_corpus, run_corpus
+from ..runs.folder import check_scores_corpus, run_corpus, write_evaluation
 from ..runs.placement import place_predictor
 
 log = logging.getLogger(__name__)
@@ -178,7 +178,7 @@ def evaluate_run(run_dir: str | Path, corpus_dir: str | None = None, per_identit
     from .report import write_report
 
     write_report(run, metrics, model, test_ids, references, methods, corpus)
-    atomic.write_json(run / "metrics.json", metrics)  # last: metrics.json says the evaluation is complete
+    write_evaluation(run, metrics)  # last: metrics.json says the evaluation is complete
     return metrics
 
 

@@ -52,11 +52,12 @@ from ..evaluate.verification import (  # noqa: E402
     recall_at_k,
     true_identity_rank,
 )
-from ..methods.gan2d import load_generator, target_faces  # noqa: E402
+from ..methods.gan2d import GENERATOR, target_faces  # noqa: E402
+from ..predictors.bundle import read_network  # noqa: E402
 from ..methods.speaker_cnn import load_voice_embeddings  # noqa: E402
 from ..predictors.voice_to_image import VoiceToImage  # noqa: E402
 from ..runs import atomic  # noqa: E402
-from ..runs.folder import check_scores_corpus, read_run_config  # noqa: E402
+from ..runs.folder import check_scores_corpus, read_run_config, write_evaluation  # noqa: E402
 from ..runs.placement import place_network, place_predictor  # noqa: E402
 from ..runs.reading import read_json  # noqa: E402
 from ..vision.face_embedding import create_face_embedder  # noqa: E402
@@ -106,7 +107,7 @@ def gan2d_queries(run: str | Path, config: dict, corpus: Corpus, per_identity: i
     if not len(picked):
         raise VoxfaceError(f"speaker run {config['speaker_run']} has no test voices")
     start = time.perf_counter()
-    generated = generate_faces(place_network(load_generator(run), device), voices["embedding"][picked])
+    generated = generate_faces(place_network(read_network(run, GENERATOR), device), voices["embedding"][picked])
     seconds = time.perf_counter() - start
     targets = target_faces(corpus, config["seed"])
     identity = voices["identity"][picked]
@@ -206,7 +207,7 @@ def evaluate_2d(runs: list[str | Path], out: str | Path | None = None, tau: floa
                   np.concatenate([real_labels, [f"{i} (generated)" for i in q.identity]]),
                   f"{name}: real and generated face embeddings (t-SNE)")
         atomic.write_text(report / "report.md", comparison_markdown({name: metrics}, shared))
-        atomic.write_json(Path(run) / "metrics.json", metrics)  # last: the evaluation is complete
+        write_evaluation(run, metrics)  # last: the evaluation is complete
         results[name] = metrics
     summary = {"runs": results, "between_runs": between_runs(per_identity), **shared}
     if out is not None:

@@ -87,7 +87,7 @@ class Settings:
 @dataclasses.dataclass
 class TrainingSettings(Settings):
     """Settings every training method has: where it computes (``device``) and in which ``precision``
-    (see :mod:`voxface.devices`). Both are :data:`RESUMABLE`: a run started on the CPU may go on on a GPU."""
+    (see :mod:`voxface.runs.devices`). Both are :data:`RESUMABLE`: a run started on the CPU may go on on a GPU."""
 
     device: str = setting("auto", rule=device_problem, resumable=True)
     precision: str = setting("auto", choices=PRECISIONS, resumable=True)

@@ -11,17 +11,31 @@ The rules that keep a distributed run equal to a single-process one:
   step sees the same gradient as one process with the whole batch, and the learning rate stays as
   configured. (Raising the global batch is a different experiment: scale ``lr`` linearly with it.)
 - Datasets derive every random choice from the item index (``corpus/datasets.py``: triplets,
-  speaker crops), so the order needs no shuffling. :func:`data_loader` gives each process a
-  ``DistributedSampler`` over the sequential order (rank r takes items r, r+W, ...; Lightning
-  would otherwise insert a *shuffling* one), so the W per-process batches of a step are exactly
-  the items of the single-process batch.
+  speaker crops), so most orders need no shuffling. :func:`data_loader` computes the order one
+  process would read (sequential, or one seeded permutation per epoch) and gives rank r the
+  items r, r+W, ... of each global batch (:class:`GlobalBatchSampler`; Lightning keeps a sampler
+  of that type as it is), so the W per-process batches of a step are exactly the items of the
+  single-process batch.
+- Batch normalisation sees the global batch: :class:`SyncBatchNorm` (installed by the Trainer of
+  :mod:`.trainer` when W > 1) reduces each layer's batch sums over the processes, on CPUs (gloo)
+  as on GPUs, so the statistics, the running averages and the gradients are the single process's.
+- Only rank 0 writes files (:func:`is_writer`); every process computes the same results.
+
+Per-item noise drawn inside a step (dropout, the GAN's input noise, the VAE's sample) comes from
+each process's own generator, so a run with such noise is a run of the same method, not the same
+numbers; with it switched off the weights match one process to rounding.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Iterator
 
+import torch
+import torch.distributed
+from lightning.pytorch.plugins.layer_sync import LayerSync
+from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from ..errors import VoxfaceError
@@ -79,15 +93,124 @@ def per_device_batch(global_batch: int, world_size: int | None = None) -> int:
     return global_batch // world
 
 
-def data_loader(dataset: Dataset, global_batch: int, **kwargs) -> DataLoader:
+def is_writer() -> bool:
+    """True in the one process that writes a run's files (rank 0; the only process of a plain run)."""
+    return global_rank() == 0
+
+
+SHUFFLES = (None, "torch")
+"""``shuffle`` of :func:`data_loader` besides a seed: None keeps the dataset's order; "torch" draws
+each epoch's permutation as a shuffling ``DataLoader`` does, from torch's global generator."""
+
+
+class GlobalBatchSampler(DistributedSampler):
+    """Rank ``rank``'s items of each global batch of the order one process would read.
+
+    The order: ``range(n)`` (``shuffle`` None), a fresh permutation per epoch from a generator
+    seeded once with ``shuffle`` (an int; as ``DataLoader(shuffle=True, generator=...)``), or from
+    a seed drawn from torch's global generator ("torch"; as ``DataLoader(shuffle=True)``). Rank r
+    takes positions r, r + W, ... of each batch of ``global_batch`` items. A last partial batch is
+    dropped with ``drop_last``; with several processes it is cut to a multiple of W so that every
+    process takes the same number of items.
+    """
+
+    def __init__(self, dataset: Dataset, global_batch: int, world: int, rank: int,
+                 shuffle: int | str | None = None, drop_last: bool = False):
+        super().__init__(dataset, num_replicas=world, rank=rank, shuffle=False)
+        if shuffle not in SHUFFLES and not isinstance(shuffle, int):
+            raise ValueError(f"shuffle must be a seed or one of {SHUFFLES}, got {shuffle!r}")
+        self.global_batch, self.order, self.drop_last_batch = global_batch, shuffle, drop_last
+        self.generator = torch.Generator().manual_seed(shuffle) if isinstance(shuffle, int) else None
+        n = len(dataset)
+        full, rest = divmod(n, global_batch)
+        rest = 0 if drop_last else rest - rest % world if world > 1 else rest
+        self.items = full * global_batch + rest
+
+    def _order(self) -> list[int]:
+        n = len(self.dataset)
+        if self.order is None:
+            return list(range(n))
+        if self.generator is None:
+            seed = int(torch.empty((), dtype=torch.int64).random_().item())
+            return torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+        order = torch.randperm(n, generator=self.generator).tolist()
+        torch.randperm(n, generator=self.generator)  # RandomSampler draws a second, empty, slice per epoch
+        return order
+
+    def __iter__(self) -> Iterator[int]:
+        order = self._order()[:self.items]
+        for start in range(0, self.items, self.global_batch):
+            yield from order[start:start + self.global_batch][self.rank::self.num_replicas]
+
+    def __len__(self) -> int:
+        return self.items // self.num_replicas
+
+
+def data_loader(dataset: Dataset, global_batch: int, shuffle: int | str | None = None, drop_last: bool = False,
+                **kwargs) -> DataLoader:
     """This process's share of ``global_batch`` items per step, in the single-process order.
 
-    One process: a plain sequential loader. W processes: batches of ``global_batch / W`` drawn by a
-    non-shuffling ``DistributedSampler`` (Lightning keeps a sampler of that type as it is).
+    Args:
+        dataset: a map-style dataset.
+        global_batch: items per step over all processes (a config's ``batch_size``).
+        shuffle: None (the dataset's order), a seed, or "torch" (:class:`GlobalBatchSampler`).
+        drop_last: drop a last partial batch.
+        kwargs: more ``DataLoader`` arguments (``num_workers``).
+
+    One process reads exactly what ``DataLoader(dataset, global_batch, shuffle=..., drop_last=...)``
+    would; W processes read batches of ``global_batch / W`` whose union is that batch.
     """
     world = launch_from_environment().world_size
     batch = per_device_batch(global_batch, world)
-    if world == 1:
-        return DataLoader(dataset, batch_size=batch, **kwargs)
-    sampler = DistributedSampler(dataset, num_replicas=world, rank=global_rank(), shuffle=False)
-    return DataLoader(dataset, batch_size=batch, sampler=sampler, **kwargs)
+    sampler = GlobalBatchSampler(dataset, global_batch, world, global_rank(), shuffle, drop_last)
+    # a seeded order also seeds the workers' base seed, from the same generator, as DataLoader does
+    return DataLoader(dataset, batch_size=batch, sampler=sampler, generator=sampler.generator, **kwargs)
+
+
+class SyncBatchNorm(nn.modules.batchnorm._BatchNorm):
+    """Batch normalisation over the batches of all processes together (channels in dim 1, any
+    input rank; gloo and nccl alike). In eval mode, or outside a process group, it is the batch
+    normalisation it replaced; it has that layer's state, so saved weights load into one."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and torch.distributed.is_initialized()):
+            return super().forward(x)
+        from torch.distributed.nn.functional import all_reduce
+
+        c, dims = x.shape[1], [d for d in range(x.dim()) if d != 1]
+        local = torch.cat([x.sum(dims), (x * x).sum(dims), x.new_tensor([x.numel() / c])])
+        total = all_reduce(local)  # differentiable: the sums' gradients are reduced too
+        count = total[2 * c]
+        mean = total[:c] / count
+        var = (total[c:2 * c] / count - mean * mean).clamp_min(0)
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                n = float(count)
+                self.running_mean.mul_(1 - m).add_(m * mean)
+                self.running_var.mul_(1 - m).add_(m * var * n / max(n - 1, 1.0))
+        shape = [1, c] + [1] * (x.dim() - 2)
+        y = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        return y * self.weight.view(shape) + self.bias.view(shape) if self.affine else y
+
+    def _check_input_dim(self, x: torch.Tensor) -> None:
+        if x.dim() < 2:
+            raise ValueError(f"expected at least 2D input, got {x.dim()}D")
+
+
+class SyncBatchNormLayers(LayerSync):
+    """Lightning plugin that makes every batch normalisation of a module a :class:`SyncBatchNorm`
+    in place (the same parameters, buffers and training mode); :meth:`revert` undoes it."""
+
+    def apply(self, model: nn.Module) -> nn.Module:
+        for layer in model.modules():
+            if isinstance(layer, nn.modules.batchnorm._BatchNorm) and not isinstance(layer, SyncBatchNorm):
+                layer._unsynced_class, layer.__class__ = type(layer), SyncBatchNorm
+        return model
+
+    def revert(self, model: nn.Module) -> nn.Module:
+        for layer in model.modules():
+            if isinstance(layer, SyncBatchNorm):
+                layer.__class__ = layer.__dict__.pop("_unsynced_class")
+        return model

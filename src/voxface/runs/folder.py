@@ -1,9 +1,11 @@
 """Run folders: create or reopen one for a config, its settings, logs and resumption.
 
 A run folder holds ``config.yaml`` (the resolved settings), ``train.log``, ``logs/metrics.csv``,
-``tb/`` (TensorBoard), ``checkpoints/`` (``last.ckpt`` plus periodic ones) and, after evaluation,
-``metrics.json``. Running the same command on the same folder resumes from ``last.ckpt``; a folder
-made with other settings is refused. :func:`run_folder` opens one for the length of a training:
+``tb/`` (TensorBoard), ``checkpoints/`` (``last.ckpt`` plus periodic ones) and ``metrics.json``:
+its ``training`` section written by the method (:func:`voxface.runs.trainer.record_metrics`), the
+rest by an evaluation of the run (:func:`write_evaluation`), neither removing the other's. Running
+the same command on the same folder resumes from ``last.ckpt``; a folder made with other settings
+is refused. :func:`run_folder` opens one for the length of a training:
 its ``train.log`` receives the log records (and only while the run lasts) and warning filters set
 inside are undone at the end.
 """
@@ -15,6 +17,7 @@ import csv
 import dataclasses
 import functools
 import io
+import json
 import logging
 import shutil
 import warnings
@@ -29,7 +32,7 @@ from . import atomic
 from .checkpoints import load_weights
 from .config import build, run_identity
 from .devices import lightning_precision, resolve_device
-from .distributed import global_rank
+from .distributed import is_writer
 from .lock import LOCK_FILE, folder_lock
 from .logs import log_file
 from .reading import read_json, read_yaml
@@ -38,6 +41,9 @@ log = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.yaml"
 METRICS_CSV = "logs/metrics.csv"
+METRICS_FILE = "metrics.json"
+TRAINING = "training"
+"""The section of ``metrics.json`` that training writes."""
 DAMAGED_SUFFIX = ".damaged"
 
 
@@ -66,7 +72,7 @@ def open_run(run_dir: str | Path, config, kind: str) -> Path:
                                "use another --run folder or delete this one")
         if changed:
             log.info("run folder %s has no checkpoint yet: its settings are replaced (%s)", run, ", ".join(changed))
-    if global_rank() == 0:
+    if is_writer():
         if existing != resolved:
             atomic.write_text(path, yaml.safe_dump(resolved, sort_keys=False))
         swept = atomic.remove_stale_temporaries(run)
@@ -90,13 +96,13 @@ def run_folder(run_dir: str | Path, config, kind: str) -> Iterator[Path]:
     fresh = not (Path(run_dir) / CONFIG_FILE).is_file()
     made = not Path(run_dir).exists()
     output_folder(run_dir, "--run")
-    with folder_lock(run_dir, "run folder") if global_rank() == 0 else contextlib.nullcontext():
+    with folder_lock(run_dir, "run folder") if is_writer() else contextlib.nullcontext():
         run = open_run(run_dir, config, kind)
         try:
-            with log_file(run / "train.log"), warnings.catch_warnings():
+            with log_file(run / "train.log") if is_writer() else contextlib.nullcontext(), warnings.catch_warnings():
                 yield run
         except VoxfaceError:
-            if fresh and global_rank() == 0 and _nothing_trained(run):
+            if fresh and is_writer() and _nothing_trained(run):
                 _remove_untrained(run, made)
             raise
 
@@ -171,6 +177,40 @@ def run_corpus(run_dir: str | Path, corpus_dir: str | Path | None = None) -> str
         raise VoxfaceError(f"{run_dir} was not trained here (an imported model); pass --corpus CORPUS, a corpus "
                            "built on its morphable model (e.g. `voxface synth --model cmp-release:DIR`)")
     return str(corpus)
+
+
+def read_metrics(run: str | Path) -> dict:
+    """What the run's ``metrics.json`` holds; {} when there is none (or it is unreadable: a warning)."""
+    path = Path(run) / METRICS_FILE
+    if not path.is_file():
+        return {}
+    try:
+        metrics = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        log.warning("%s is unreadable; it is written afresh", path)
+        return {}
+    return metrics if isinstance(metrics, dict) else {}
+
+
+def write_metrics(run: str | Path, sections: dict) -> None:
+    """Write ``sections`` into the run's ``metrics.json`` (atomically), keeping the other sections."""
+    atomic.write_json(Path(run) / METRICS_FILE, {**read_metrics(run), **sections})
+
+
+def write_evaluation(run: str | Path, metrics: dict) -> None:
+    """An evaluation's ``metrics``, replacing an earlier evaluation's, as the run's ``metrics.json``;
+    the ``training`` section stays."""
+    training = read_metrics(run).get(TRAINING)
+    atomic.write_json(Path(run) / METRICS_FILE, {**metrics, **({TRAINING: training} if training is not None else {})})
+
+
+def training_metrics(run: str | Path, what: str, hint: str) -> dict:
+    """The ``training`` section of a finished run's ``metrics.json``; VoxfaceError naming the run otherwise."""
+    metrics = read_metrics(run).get(TRAINING)
+    if metrics is None:
+        raise VoxfaceError(f"{run} is not a finished {what} run (no training metrics in {Path(run) / METRICS_FILE}); "
+                           f"{hint}")
+    return metrics
 
 
 def resume_checkpoint(run: Path) -> str | None:

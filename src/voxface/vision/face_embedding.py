@@ -6,7 +6,8 @@ nothing downloaded): faces are found with dlib's HOG detector (:func:`detect_fac
 from the 68 landmarks (:func:`landmarks68`) to a 150×150 chip, and described by a unit-length
 128-d vector. Distances under 0.6 mean "same person" in dlib's own calibration.
 
-Another face network only needs ``name``, ``dim`` and ``embed``.
+Another face network only needs ``name``, ``dim`` and ``embed``, registered under kind
+:data:`FACE_EMBEDDER`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from tqdm import tqdm
 
 from ..errors import VoxfaceError
 from ..extras import optional_module
+from ..models.registry import create, register
 from .dlib_faces import detect_faces, dlib_model, landmarks68
 
 log = logging.getLogger(__name__)
@@ -27,6 +29,8 @@ log = logging.getLogger(__name__)
 SMALL_IMAGE = 100
 """Images with a side below this many pixels are searched with one up-sampling."""
 _LOCK = threading.Lock()
+FACE_EMBEDDER = "face-embedder"
+"""The registry kind of the face embedders (:mod:`voxface.models.registry`)."""
 
 
 class FaceEmbedder(Protocol):
@@ -49,6 +53,7 @@ def as_rgb_uint8(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
+@register("dlib", kind=FACE_EMBEDDER)
 class DlibFaceEmbedder:
     """dlib's 128-d face descriptor on the largest detected face of each image.
 
@@ -95,7 +100,5 @@ class DlibFaceEmbedder:
 
 
 def create_face_embedder(name: str = "dlib") -> FaceEmbedder:
-    """The face embedder called ``name`` (only "dlib" for now)."""
-    if name == "dlib":
-        return DlibFaceEmbedder()
-    raise VoxfaceError(f"unknown face embedder {name!r}; available: dlib")
+    """The face embedder registered as ``name`` (:data:`FACE_EMBEDDER`; "dlib" for now)."""
+    return create(name, FACE_EMBEDDER)

@@ -1,4 +1,6 @@
-"""CMP's speech-to-image GAN (SPEC.md §A): generator φg, face trunk, discriminator φdis, identity classifier φc.
+"""Cross-Modal Perceptionist's speech-to-image GAN: generator φg, face trunk, discriminator φdis, identity
+classifier φc (the paper's Sec. 3.3, "Synthesizing face images from voices with GANs", and its
+supplementary Sec. B, network architecture; docs/unsupervised.md).
 
 Channel widths scale with ``base``: the paper's networks are ``base=64`` (generator 1024→512→256→128→64,
 trunk 32→64→128→256→512); the fast CPU default uses a smaller ``base`` with the same layout, and batch

@@ -1,4 +1,6 @@
-"""Voice-conditioned 64×64 face generators of the biometric-matching paper (SPEC.md §B).
+"""Voice-conditioned 64×64 face generators of the biometric-matching paper ("Cross-modal biometric
+matching with generative networks", Sec. III-C, voice to face decoder, and Sec. IV: VAE, C-GAN,
+RC-GAN; docs/gan2d.md).
 
 Images are (B, 3, 64, 64) float32 in [0, 1] (min-max normalised RGB); the condition is the 128-d
 speaker-CNN voice embedding (B, 128). ``width`` sets the channel counts; the paper's figures give
