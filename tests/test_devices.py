@@ -50,6 +50,8 @@ def test_asking_for_a_gpu_without_one_is_one_line(predictor_file, tmp_path, caps
     assert "no CUDA GPU is visible" in capsys.readouterr().err
     assert main(["train", "speaker", "--run", str(tmp_path / "run"), "--set", "device=cuda:1"]) == 2
     assert not (tmp_path / "run").exists()
+    assert main(["train", "speaker", "--run", str(tmp_path / "new" / "run"), "--set", "device=cuda:1"]) == 2
+    assert not (tmp_path / "new").exists()  # nor the folders made for it
     with pytest.raises(VoxfaceError, match="precision 16 needs a CUDA GPU"):
         lightning_precision("16", torch.device("cpu"))
 

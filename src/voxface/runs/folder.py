@@ -94,25 +94,28 @@ def run_folder(run_dir: str | Path, config, kind: str) -> Iterator[Path]:
     encoder, too few identities) leaves no folder behind: what this call made is removed.
     """
     fresh = not (Path(run_dir) / CONFIG_FILE).is_file()
-    made = not Path(run_dir).exists()
+    made = next((f for f in reversed([Path(run_dir), *Path(run_dir).parents]) if not f.exists()), None)
     output_folder(run_dir, "--run")
     with folder_lock(run_dir, "run folder") if is_writer() else contextlib.nullcontext():
-        run = open_run(run_dir, config, kind)
-        try:
+        try:  # a refusal of the settings themselves (open_run) leaves no folder either
+            run = open_run(run_dir, config, kind)
             with log_file(run / "train.log") if is_writer() else contextlib.nullcontext(), warnings.catch_warnings():
                 yield run
         except VoxfaceError:
-            if fresh and is_writer() and _nothing_trained(run):
-                _remove_untrained(run, made)
+            if fresh and is_writer() and _nothing_trained(Path(run_dir)):
+                _remove_untrained(Path(run_dir), made)
             raise
 
 
-def _remove_untrained(run: Path, made: bool) -> None:
-    """Remove the settings and logs of a run that never trained (and its folder, if it was made for it)."""
+def _remove_untrained(run: Path, made: Path | None) -> None:
+    """Remove the settings and logs of a run that never trained, and the folders made for it (``made``:
+    the outermost of them, None when the run folder existed before)."""
     for path in run.iterdir():
         shutil.rmtree(path) if path.is_dir() else path.unlink()
-    if made:
-        run.rmdir()
+    for folder in [run, *run.parents] if made is not None else []:
+        folder.rmdir()
+        if folder == made:
+            break
     log.debug("removed the untrained run folder %s", run)
 
 
