@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ..audio.duration import SERVE_MAX_MINUTES, DurationLimit
-from ..audio.voice import check_speech_like, prepare_voice
+from ..audio.voice import prepare_voice
 from ..errors import VoxfaceError
 from ..evaluate.in_distribution import WARN_BELOW
 from ..extras import optional_module
@@ -42,7 +42,7 @@ from ..predictors.voice_to_3d import BUNDLE_FILE, VoiceTo3D
 from ..predictors.voice_to_image import VoiceToImage
 from ..runs.config import check_number
 from ..runs.placement import place_predictor
-from ..workflows.predict import write_prediction
+from ..workflows.predict import decoded_speech, write_prediction
 from .live import ChunkFiles, LiveRecording, LiveSessions, LiveUpdate, png_data_url
 from .settings import (
     CONCURRENCY,
@@ -164,8 +164,7 @@ class FaceFromVoice:
         limit = DurationLimit(60 * self.max_minutes, SHORTER)
         limit.check_header(audio_path, audio_path.name)
         try:
-            speech = prepare_voice(audio_path, limit=limit)  # decoding stops at the limit, whatever the header says
-            check_speech_like(speech, f"audio file {audio_path}")
+            speech = decoded_speech(audio_path, limit)  # decoding stops at the limit, whatever the header says
         except VoxfaceError as e:
             message = str(e).replace(str(audio_path), audio_path.name)
             raise VoxfaceError(f"{message} (only speech recordings can be used: wav, flac, ogg, mp3, m4a)") from None

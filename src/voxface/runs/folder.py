@@ -17,7 +17,6 @@ import csv
 import dataclasses
 import functools
 import io
-import json
 import logging
 import shutil
 import warnings
@@ -162,7 +161,7 @@ def check_scores_corpus(run_dir: str | Path, corpus_dir: str | Path) -> None:
     Raises:
         VoxfaceError: naming the file and both corpora.
     """
-    path = Path(run_dir) / "metrics.json"
+    path = Path(run_dir) / METRICS_FILE
     if not path.is_file():
         return
     saved = read_json(path, "metrics file")
@@ -188,9 +187,9 @@ def read_metrics(run: str | Path) -> dict:
     if not path.is_file():
         return {}
     try:
-        metrics = json.loads(path.read_text())
-    except json.JSONDecodeError:
-        log.warning("%s is unreadable; it is written afresh", path)
+        metrics = read_json(path, "metrics file")
+    except VoxfaceError as e:
+        log.warning("%s; it is written afresh", e)
         return {}
     return metrics if isinstance(metrics, dict) else {}
 

@@ -49,6 +49,16 @@ def read_voice(source: str | Path, max_minutes: float | DurationLimit | None = P
         60 * max_minutes, "split it, or pass --max-minutes {needed} to allow it (memory grows by about 65 MB a minute)")
     if limit is not None:
         limit.check_header(source)
+    return decoded_speech(source, limit)
+
+
+def decoded_speech(source: str | Path, limit: DurationLimit | None) -> np.ndarray:
+    """``prepare_voice`` on ``source``, decoding at most ``limit``, refused when it sounds like noise
+    (:func:`voxface.audio.voice.check_speech_like`): :func:`read_voice` after its header check.
+
+    Raises:
+        VoxfaceError: naming the file, if it is too long or unusable.
+    """
     speech = prepare_voice(source, limit=limit)
     check_speech_like(speech, f"audio file {source}")
     return speech
