@@ -1,12 +1,12 @@
 """Live mode's latency: from a microphone chunk reaching the server to the page's updated face.
 
-Usage: .venv/bin/python bench/bench_live.py [--seconds 20] [--run RUN] [--no-cmp-release]
+Usage: .venv/bin/python bench/bench_live.py [--seconds 20] [--chunk-seconds 1] [--run RUN] [--no-cmp-release]
 
 For each model — ``--run`` (default: the demo's run if ``voxface demo`` made one, else a demo-like
 predictor: the CMP encoder with a Gaussian head on the built-in model, untrained, since the cost
 of an update does not depend on the weights) and the CMP release imported from
 ``$VOXFACE_SHARED_DATA/cmp_checkpoints`` (laid out by ``shared_release_layout``) — it plays a
-``--seconds`` long recording (real speech from ``$VOXFACE_SHARED_DATA/cmp_reference``) at 48 kHz in 0.5 s chunks at real-time pace into the page's handler
+``--seconds`` long recording (real speech from ``$VOXFACE_SHARED_DATA/cmp_reference``) at 48 kHz in chunks of ``--chunk-seconds`` (the page's, 1 s) at real-time pace into the page's handler
 (``voxface.app.web.live_outputs``: the chunk file read as Gradio wrote it, the whole recording
 through the front end, the prediction and the live renders on the page's one render thread, the
 inline images and the trace table), and reports the p50 and p95 of the time from a chunk file
@@ -35,19 +35,21 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from voxface.app.settings import LIVE_EVERY_S
 from voxface.app.web import FaceFromVoice, live_outputs
 from voxface.audio.io import to_pcm16
 from voxface.paths import shared_data_dir
 from voxface.predictors.voice_to_3d import VoiceTo3D
 
 RATE = 48000
-CHUNK_S = 0.5
 AIM_P95_MS = 250
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each live recording")
+    parser.add_argument("--chunk-seconds", type=float, default=LIVE_EVERY_S,
+                        help="audio per chunk, as the page's microphone sends it (default: the page's)")
     parser.add_argument("--run", help="a voice-to-3D run or predictor.pt (default: the demo's, else demo-like)")
     parser.add_argument("--no-cmp-release", action="store_true", help="skip the imported CMP release")
     args = parser.parse_args()
@@ -61,14 +63,15 @@ def main() -> None:
         speech = recording(args.seconds)
         upload = scratch / "upload.wav"
         sf.write(upload, speech[:10 * RATE], RATE, subtype="PCM_16")
-        print(f"{args.seconds:g} s recordings in {CHUNK_S:g} s chunks at real-time pace; latency chunk -> page outputs")
+        print(f"{args.seconds:g} s recordings in {args.chunk_seconds:g} s chunks at real-time pace; latency chunk -> page outputs")
         print("| model | sessions | upload | updates | p50 ms | p95 ms | max ms | upload s |")
         print("|---|---|---|---|---|---|---|---|")
         for name, predictor in models.items():
             service = FaceFromVoice(predictor, scratch / "served")
-            live_session(service, speech, scratch / "warm-up", "warm-up")  # renderers, torch, caches
+            live_session(service, speech, scratch / "warm-up", "warm-up", args.chunk_seconds)  # renderers, torch, caches
             for sessions, with_upload in ((1, False), (2, True)):
-                latencies, upload_s = measure(service, speech, scratch, sessions, upload if with_upload else None)
+                latencies, upload_s = measure(service, speech, scratch, sessions, upload if with_upload else None,
+                                              args.chunk_seconds)
                 p50, p95 = np.percentile(latencies, [50, 95])
                 print(f"| {name} | {sessions} | {'yes' if with_upload else 'no'} | {len(latencies)} | {p50:.0f} | "
                       f"{p95:.0f} | {max(latencies):.0f} | {'-' if upload_s is None else f'{upload_s:.2f}'} |",
@@ -80,7 +83,7 @@ def main() -> None:
 
 
 def measure(service: FaceFromVoice, speech: np.ndarray, scratch: Path, sessions: int,
-            upload: Path | None) -> tuple[list[float], float | None]:
+            upload: Path | None, chunk_s: float) -> tuple[list[float], float | None]:
     """Latencies (ms) of every chunk of ``sessions`` concurrent live sessions, and how long the
     upload sent at their start took (s), or None without one."""
     upload_s = []
@@ -92,7 +95,7 @@ def measure(service: FaceFromVoice, speech: np.ndarray, scratch: Path, sessions:
 
     threads = [threading.Thread(target=send_upload)] if upload is not None else []
     with ThreadPoolExecutor(sessions) as pool:
-        futures = [pool.submit(live_session, service, speech, scratch / f"session{i}", f"session{i}")
+        futures = [pool.submit(live_session, service, speech, scratch / f"session{i}", f"session{i}", chunk_s)
                    for i in range(sessions)]
         for thread in threads:
             thread.start()
@@ -102,13 +105,14 @@ def measure(service: FaceFromVoice, speech: np.ndarray, scratch: Path, sessions:
     return latencies, upload_s[0] if upload_s else None
 
 
-def live_session(service: FaceFromVoice, speech: np.ndarray, folder: Path, key: str) -> list[float]:
-    """Play ``speech`` into the page's live handler at real-time pace; the latency (ms) of each chunk."""
-    step = int(CHUNK_S * RATE)
+def live_session(service: FaceFromVoice, speech: np.ndarray, folder: Path, key: str, chunk_s: float) -> list[float]:
+    """Play ``speech`` into the page's live handler in ``chunk_s`` chunks at real-time pace; the
+    latency (ms) of each chunk."""
+    step = int(chunk_s * RATE)
     latencies = []
     start = time.perf_counter()
     for index, offset in enumerate(range(0, len(speech), step)):
-        time.sleep(max(0.0, start + (index + 1) * CHUNK_S - time.perf_counter()))  # the chunk is recorded
+        time.sleep(max(0.0, start + (index + 1) * chunk_s - time.perf_counter()))  # the chunk is recorded
         chunk = folder / f"{index:05d}" / "audio.wav"
         chunk.parent.mkdir(parents=True)
         arrived = time.perf_counter()

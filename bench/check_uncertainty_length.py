@@ -12,7 +12,11 @@ table gives, against the true standardised shape coefficients:
 
 - spread: the RMS over coefficients of the predicted standard deviation (z-scores of the prior);
 - RMSE: the RMS error of the predicted mean (z);
-- coverage of the central 50% and 90% intervals of the coefficients (a calibrated head: 50 / 90).
+- coverage of the central 50% and 90% intervals of the coefficients (a calibrated head: 50 / 90);
+
+each for the head's own spread and, when the run holds one, for the spread scaled by its length
+calibration (fitted on the run's validation voices, :mod:`voxface.evaluate.length_calibration`):
+what ``voxface predict`` and the live page show.
 
 A head whose spread does not grow as L shrinks while its RMSE does is over-confident on short
 speech; docs/serve.md states what the page shows about it.
@@ -52,30 +56,39 @@ def main() -> None:
             counts[u.identity] = counts.get(u.identity, 0) + 1
             voices.append((read_voice(corpus.path(u.audio)), truth_of[u.identity]))
     print(f"{args.run} on {len(voices)} test utterances of {len(counts)} identities ({args.corpus})")
-    print("| speech (s) | utterances | spread (z) | RMSE (z) | coverage 50% | coverage 90% |")
-    print("|---|---|---|---|---|---|")
+    calibration = predictor.length_calibration
+    if calibration is not None:
+        print("length calibration (validation voices): " + ", ".join(
+            f"{s:g} s x{k:.3f} ({n} crops)" for s, k, n in zip(calibration.seconds, calibration.scale, calibration.voices)))
+    print("| speech (s) | utterances | RMSE (z) | spread (z) | coverage 50% | coverage 90% "
+          "| calibrated spread (z) | coverage 50% | coverage 90% |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for seconds in args.lengths:
-        row = table_row(predictor, voices, seconds)
-        if row is None:
-            print(f"| {seconds:g} | 0 | - | - | - | - |")
+        rows = [table_row(predictor, voices, seconds, calibrated) for calibrated in (False, True)]
+        if rows[0] is None:
+            print(f"| {seconds:g} | 0 |" + " - |" * 7)
             continue
-        n, spread, rmse, c50, c90 = row
-        print(f"| {seconds:g} | {n} | {spread:.3f} | {rmse:.3f} | {100 * c50:.0f}% | {100 * c90:.0f}% |", flush=True)
+        n, rmse = rows[0][:2]
+        cells = [f"{r[2]:.3f} | {100 * r[3]:.0f}% | {100 * r[4]:.0f}%" if calibration is not None or not calibrated
+                 else "- | - | -" for calibrated, r in enumerate(rows)]
+        print(f"| {seconds:g} | {n} | {rmse:.3f} | {cells[0]} | {cells[1]} |", flush=True)
 
 
-def table_row(predictor: VoiceTo3D, voices: list[tuple[np.ndarray, np.ndarray]], seconds: float):
-    """(utterances, spread, RMSE, coverage 50%, coverage 90%) of the first ``seconds`` of speech of
-    each voice long enough, or None when none is."""
+def table_row(predictor: VoiceTo3D, voices: list[tuple[np.ndarray, np.ndarray]], seconds: float, calibrated: bool):
+    """(utterances, RMSE, spread, coverage 50%, coverage 90%) of the first ``seconds`` of speech of
+    each voice long enough (with the run's length calibration or the head's own spread), or None
+    when none is."""
     kept = [(speech[:int(seconds * SR)], truth) for speech, truth in voices if len(speech) >= seconds * SR]
     if not kept:
         return None
     embeddings = predictor.embed(predictor.voice_features([speech for speech, _ in kept]))
-    distribution: CoefficientDistribution = predictor.distribution(embeddings)
+    heard = np.array([len(speech) / SR for speech, _ in kept]) if calibrated else None
+    distribution: CoefficientDistribution = predictor.distribution(embeddings, heard)
     k = distribution.mean.shape[-1]  # the head's K shape coefficients (the corpus may know more)
     truth = np.stack([t[:k] for _, t in kept])
     spread = float(np.sqrt(distribution.marginal_variance.mean()))
     rmse = float(np.sqrt(((distribution.mean - truth) ** 2).mean()))
-    return len(kept), spread, rmse, coverage(truth, distribution, 0.5), coverage(truth, distribution, 0.9)
+    return len(kept), rmse, spread, coverage(truth, distribution, 0.5), coverage(truth, distribution, 0.9)
 
 
 if __name__ == "__main__":

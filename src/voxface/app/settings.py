@@ -12,12 +12,15 @@ DEFAULT_PORT = 7860
 RENDER_SIZE = 480
 """Pixels of the page's render; distinct from the 512 px of ``voxface predict`` (see the module note)."""
 LIVE_RENDER_SIZE = 256
-"""Pixels of the live renders (sent inline twice a second, so kept small)."""
+"""Pixels of the live renders (sent inline once a second, so kept small)."""
 FACE_IMAGE_SIZE = 256
 """Pixels of the shown 2D face image (the generators make 64×64; enlarged with bicubic interpolation)."""
 CONCURRENCY = 4
 """Requests Gradio accepts at once (uploads, decoding); predictions themselves queue on one thread."""
 KEEP_MINUTES = 60.0
 """How long Gradio keeps the files of an answer (uploads, meshes, renders) for the page's links."""
-LIVE_EVERY_S = 0.5
-"""Seconds of microphone audio per live chunk: the page updates about twice a second while recording."""
+LIVE_EVERY_S = 1.0
+"""Seconds of microphone audio per live chunk: the page updates once a second while recording. Every
+update predicts from the whole recording, so half-second chunks double the server's work: on 2 cores
+two live visitors and an upload then wait longer than an update is worth (bench/bench_live.py,
+docs/serve.md)."""

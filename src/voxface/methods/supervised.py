@@ -6,7 +6,9 @@ validation; (anchor, positive, negative) utterances with their identities' refer
 With the CMP encoder and ``embedding_bank`` > 0 the frozen encoder's embeddings of random crops are
 computed once (:func:`voxface.corpus.data.embedding_bank`). Saves ``predictor.pt`` (a
 :class:`~voxface.predictors.voice_to_3d.VoiceTo3D` with the reference of its training voices and its
-training population) and ``metrics.json``.
+training population) and ``metrics.json``. With an uncertainty head, the predictor also holds how its
+spread scales with the seconds of speech heard, fitted on the held-out validation voices cut to 1, 2,
+4 and 8 s (:mod:`voxface.evaluate.length_calibration`).
 """
 
 from __future__ import annotations
@@ -205,6 +207,11 @@ def fit(config: Config, run_dir: str | Path, progress: bool = True) -> Fitted:
         elif trainer.is_global_zero:
             predictor.reference = voice_reference(predictor, [sets["fit"], sets["val"]],
                                                   predictor.provenance["trained_on"])
+            if predictor.probabilistic and config.backbone == "cmp":
+                calibration = predictor.fit_length_calibration(
+                    sets["val"].features, targets["val"][sets["val"].identity_index], config.seed)
+                log.info("spread scale by seconds of speech (held-out voices): %s", dict(zip(
+                    calibration.seconds.tolist(), np.round(calibration.scale, 3).tolist())))
             predictor.save(run / PREDICTOR_FILE)
         metrics = record_metrics(run, metrics, trainer)
         log.info("supervised regressor (%s backbone, %s head) on %d identities: %s", config.backbone,

@@ -16,6 +16,7 @@ import torch
 
 from ..errors import VoxfaceError
 from ..evaluate.in_distribution import VoiceReference
+from ..evaluate.length_calibration import FRAMES_PER_SECOND, LENGTHS_S, LengthCalibration, crops_of_length
 from ..evaluate.population import FacePopulation
 from ..evaluate.uncertainty import CoefficientDistribution, vertex_std
 from ..face3d import MorphableModel
@@ -49,6 +50,9 @@ class VoiceTo3D:
             voices were synthetic) — said wherever a prediction is shown.
         population: the training faces' ratio ranges, face types and gender classifier
             (:mod:`voxface.evaluate.population`), or None (an imported release).
+        length_calibration: how the head's spread scales with the seconds of speech heard, fitted on
+            held-out voices (:mod:`voxface.evaluate.length_calibration`), or None (a point regressor,
+            or a head used as it predicts).
     """
 
     backbone: str
@@ -58,6 +62,7 @@ class VoiceTo3D:
     reference: VoiceReference | None = None
     provenance: dict = field(default_factory=dict)
     population: FacePopulation | None = None
+    length_calibration: LengthCalibration | None = None
 
     def __post_init__(self):
         self.regressor.eval()
@@ -83,7 +88,7 @@ class VoiceTo3D:
         features = self.voice_features([speech])
         embedding = self.embed(features)
         parameters = self._parameters(embedding)
-        distribution = self.distribution(embedding)
+        distribution = self.distribution(embedding, np.array([len(speech) / 16000]))
         scores = self.in_distribution(features)
         uncertainty = None
         if distribution is not None:
@@ -110,15 +115,45 @@ class VoiceTo3D:
         for voxface's own regressors)."""
         return self._mesh(self._parameters(embeddings))
 
-    def distribution(self, embeddings: torch.Tensor) -> CoefficientDistribution | None:
+    def distribution(self, embeddings: torch.Tensor, seconds: np.ndarray | None = None
+                     ) -> CoefficientDistribution | None:
         """(B, D) -> the predictive distribution of the (B, K) shape coefficients, or None for a point
-        regressor (the paper's)."""
+        regressor (the paper's). ``seconds`` (B,): the speech each embedding heard; with a
+        :attr:`length_calibration` the spread is scaled to it (None: the head's own spread)."""
         if not self.probabilistic:
             return None
         with torch.no_grad():
             members = [CoefficientDistribution(**{k: v.double().numpy() for k, v in d.items()})
                        for d in self.regressor.member_distributions(embeddings)]
-        return members[0] if len(members) == 1 else CoefficientDistribution.mixture(members)
+        distribution = members[0] if len(members) == 1 else CoefficientDistribution.mixture(members)
+        if seconds is None or self.length_calibration is None:
+            return distribution
+        return self.length_calibration.apply(distribution, seconds)
+
+    @staticmethod
+    def heard_seconds(features: list[np.ndarray]) -> np.ndarray | None:
+        """``voice_features`` output -> (B,) seconds of speech of each (None for fixed-size features)."""
+        if not features or np.ndim(features[0]) != 2:
+            return None
+        return np.array([len(f) / FRAMES_PER_SECOND for f in features])
+
+    def fit_length_calibration(self, features: list[np.ndarray], truths: np.ndarray, seed: int,
+                               lengths=LENGTHS_S, per_utterance: int = 4) -> LengthCalibration:
+        """Fit :attr:`length_calibration` on held-out voices: (T, 64) log-mel ``features`` of
+        utterances and (N, K') their true standardised coefficients, cut to random crops of each
+        of ``lengths`` seconds (``per_utterance`` per utterance long enough)."""
+        if not self.probabilistic or self.backbone != "cmp":
+            raise VoxfaceError("a length calibration needs an uncertainty head on the cmp backbone")
+        rng = np.random.default_rng([seed, 23])
+        predicted = {}
+        for seconds in lengths:
+            crops, source = crops_of_length(features, seconds, per_utterance, rng)
+            if not crops:
+                continue
+            distribution = self.distribution(self.embed(crops))
+            predicted[seconds] = distribution, truths[source][:, :distribution.mean.shape[-1]]
+        self.length_calibration = LengthCalibration.fit(predicted)
+        return self.length_calibration
 
     def in_distribution(self, features: list[np.ndarray]) -> np.ndarray | None:
         """``voice_features`` output -> (B,) in-distribution scores in [0, 1], or None without a reference."""
@@ -170,7 +205,8 @@ class VoiceTo3D:
                      backbone=self.backbone, model=self.model.to_npz_bytes(),
                      reference=None if self.reference is None else self.reference.to_saved(),
                      provenance=self.provenance,
-                     population=None if self.population is None else self.population.to_saved())
+                     population=None if self.population is None else self.population.to_saved(),
+                     length_calibration=None if self.length_calibration is None else self.length_calibration.to_saved())
 
     @classmethod
     @reads_saved_file
@@ -179,7 +215,8 @@ class VoiceTo3D:
         networks, values = read_bundle(run_or_file, KIND)
         return cls(values["backbone"], networks["encoder"], networks["regressor"],
                    MorphableModel.from_npz(io.BytesIO(values["model"])), VoiceReference.from_saved(values["reference"]),
-                   values["provenance"], FacePopulation.from_saved(values["population"]))
+                   values["provenance"], FacePopulation.from_saved(values["population"]),
+                   LengthCalibration.from_saved(values.get("length_calibration")))
 
     def check_model(self, expected: MorphableModel) -> None:
         """Refuse a predictor trained for another morphable model than ``expected``."""

@@ -1,0 +1,102 @@
+"""How sure, as speech accumulates: an uncertainty head's spread rescaled by how long the voice spoke.
+
+A Gaussian head predicts one spread per voice whatever the length of speech it heard, while its
+error grows on short speech (docs/serve.md, "How sure, as speech accumulates"). A
+:class:`LengthCalibration` holds, for a few lengths of speech, the factor that makes the head's
+intervals calibrated on held-out voices cut to that length::
+
+    scale(L)² = mean over voices and coefficients of (truth − mean)² / marginal variance
+
+(1 for a head already calibrated at L). Between the fitted lengths the factor is interpolated in
+log-seconds; outside them the nearest length's factor is kept. The covariance of a voice that spoke
+for ``s`` seconds is multiplied by ``scale(s)²``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .uncertainty import CoefficientDistribution
+
+LENGTHS_S = (1.0, 2.0, 4.0, 8.0)
+"""The lengths of speech (seconds) a calibration is fitted at by default."""
+FRAMES_PER_SECOND = 100
+"""Log-mel frames per second of speech (CMP's 10 ms hop)."""
+
+
+@dataclass
+class LengthCalibration:
+    """Per-length scale of a head's standard deviations.
+
+    Attributes:
+        seconds: (L,) increasing lengths of speech in seconds.
+        scale: (L,) positive factors of the standard deviations at those lengths.
+        voices: (L,) held-out voice crops each factor was fitted on.
+    """
+
+    seconds: np.ndarray
+    scale: np.ndarray
+    voices: np.ndarray
+
+    def at(self, seconds: np.ndarray) -> np.ndarray:
+        """(B,) seconds of speech -> (B,) factors of the standard deviations."""
+        log_seconds = np.log(np.clip(np.asarray(seconds, dtype=np.float64), self.seconds[0], self.seconds[-1]))
+        return np.interp(log_seconds, np.log(self.seconds), self.scale)
+
+    def apply(self, distribution: CoefficientDistribution, seconds: np.ndarray) -> CoefficientDistribution:
+        """The (B, K) ``distribution`` of voices that spoke ``seconds`` (B,), its spread rescaled."""
+        scale = self.at(seconds)[:, None]
+        return CoefficientDistribution(distribution.mean, distribution.variance * scale ** 2,
+                                       distribution.factor * scale[..., None])
+
+    @classmethod
+    def fit(cls, predicted: dict[float, tuple[CoefficientDistribution, np.ndarray]]) -> "LengthCalibration":
+        """From each length's (N, K) predictive distribution of held-out voice crops and their (N, K)
+        true coefficients; lengths without crops are left out.
+
+        Raises:
+            ValueError: if no length has a crop.
+        """
+        rows = [(seconds, cls.scale_for(*predicted[seconds]), len(predicted[seconds][1]))
+                for seconds in sorted(predicted) if len(predicted[seconds][1])]
+        if not rows:
+            raise ValueError("no held-out voice is long enough for any length of the calibration")
+        seconds, scale, voices = (np.array(column) for column in zip(*rows))
+        return cls(seconds.astype(np.float64), scale.astype(np.float64), voices.astype(np.int64))
+
+    @staticmethod
+    def scale_for(distribution: CoefficientDistribution, truth: np.ndarray) -> float:
+        """The factor making the mean squared standardised error of ``truth`` (N, K) under
+        ``distribution`` (N, K) one."""
+        z2 = np.square(truth - distribution.mean) / distribution.marginal_variance
+        return float(np.sqrt(z2.mean()))
+
+    def to_saved(self) -> dict:
+        return {"seconds": self.seconds.tolist(), "scale": self.scale.tolist(), "voices": self.voices.tolist()}
+
+    @classmethod
+    def from_saved(cls, saved: dict | None) -> "LengthCalibration | None":
+        if saved is None:
+            return None
+        seconds, scale = (np.asarray(saved[k], dtype=np.float64) for k in ("seconds", "scale"))
+        if seconds.ndim != 1 or seconds.shape != scale.shape or not len(seconds) or np.any(np.diff(seconds) <= 0) \
+                or not np.all(np.isfinite(scale)) or np.any(scale <= 0) or seconds[0] <= 0:
+            raise ValueError("a length calibration needs increasing positive lengths and positive finite scales")
+        return cls(seconds, scale, np.asarray(saved["voices"], dtype=np.int64))
+
+
+def crops_of_length(features: list[np.ndarray], seconds: float, per_utterance: int,
+                    rng: np.random.Generator) -> tuple[list[np.ndarray], np.ndarray]:
+    """Random ``seconds``-long crops of each (T, 64) log-mel long enough, ``per_utterance`` each:
+    the crops and (N,) the index of the utterance each came from."""
+    frames = int(round(seconds * FRAMES_PER_SECOND))
+    crops, source = [], []
+    for index, f in enumerate(features):
+        if len(f) < frames:
+            continue
+        for start in rng.integers(0, len(f) - frames + 1, size=per_utterance):
+            crops.append(f[start:start + frames])
+            source.append(index)
+    return crops, np.array(source, dtype=np.int64)

@@ -1,0 +1,104 @@
+"""How sure, as speech accumulates: the per-length scale of a head's spread, fitted on held-out voices."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from voxface.corpus.data import utterance_set
+from voxface.corpus.format import Corpus
+from voxface.errors import VoxfaceError
+from voxface.evaluate.length_calibration import LengthCalibration, crops_of_length
+from voxface.evaluate.uncertainty import CoefficientDistribution, coverage
+from voxface.predictors.voice_to_3d import VoiceTo3D
+from voxface.workflows.predict import read_voice
+
+
+def _distribution(rng, n=4000, k=6, rank=2) -> CoefficientDistribution:
+    return CoefficientDistribution(rng.normal(size=(n, k)), rng.uniform(0.2, 1.5, size=(n, k)),
+                                   0.4 * rng.normal(size=(n, k, rank)))
+
+
+def test_the_fitted_scales_make_each_lengths_held_out_errors_calibrated():
+    rng = np.random.default_rng(0)
+    too_narrow = {1.0: 2.5, 2.0: 1.8, 4.0: 1.2, 8.0: 0.9}  # how much wider the errors are than the head says
+    predicted = {}
+    for seconds, factor in too_narrow.items():
+        d = _distribution(rng)
+        truth = d.mean + factor * np.sqrt(d.marginal_variance) * rng.standard_normal(d.mean.shape)
+        predicted[seconds] = d, truth
+    calibration = LengthCalibration.fit(predicted)
+    np.testing.assert_allclose(calibration.scale, list(too_narrow.values()), rtol=0.03)
+    assert calibration.voices.tolist() == [4000] * 4
+    for seconds, (d, truth) in predicted.items():
+        z2 = np.square(truth - d.mean) / d.marginal_variance  # the closed form, written out again
+        assert calibration.scale[list(too_narrow).index(seconds)] == pytest.approx(np.sqrt(z2.mean()), rel=1e-12)
+        calibrated = calibration.apply(d, np.full(len(truth), seconds))
+        if too_narrow[seconds] > 1.5:
+            assert coverage(truth, d, 0.9) < 0.8  # the head alone is over-confident there
+        assert coverage(truth, calibrated, 0.9) == pytest.approx(0.9, abs=0.02)
+        assert coverage(truth, calibrated, 0.5) == pytest.approx(0.5, abs=0.03)
+
+
+def test_the_scale_is_interpolated_in_log_seconds_and_kept_beyond_the_fitted_lengths():
+    calibration = LengthCalibration(np.array([1.0, 2.0, 4.0, 8.0]), np.array([4.0, 3.0, 2.0, 1.0]), np.ones(4, int))
+    np.testing.assert_allclose(calibration.at(np.array([0.25, 1.0, np.sqrt(2), 2.0, 4 * np.sqrt(2), 60.0])),
+                               [4.0, 4.0, 3.5, 3.0, 1.5, 1.0])
+
+
+def test_applying_a_scale_multiplies_the_covariance_by_its_square():
+    rng = np.random.default_rng(1)
+    d = _distribution(rng, n=3)
+    calibration = LengthCalibration(np.array([1.0, 8.0]), np.array([3.0, 1.0]), np.ones(2, int))
+    seconds = np.array([1.0, np.sqrt(8.0), 30.0])
+    scaled = calibration.apply(d, seconds)
+    factors = np.array([3.0, 2.0, 1.0])
+    np.testing.assert_allclose(scaled.covariance(), d.covariance() * factors[:, None, None] ** 2)
+    np.testing.assert_array_equal(scaled.mean, d.mean)
+
+
+def test_a_saved_calibration_reads_back_and_a_damaged_one_is_refused():
+    calibration = LengthCalibration(np.array([1.0, 2.0]), np.array([1.7, 1.1]), np.array([40, 32]))
+    again = LengthCalibration.from_saved(calibration.to_saved())
+    for name in ("seconds", "scale", "voices"):
+        np.testing.assert_array_equal(getattr(again, name), getattr(calibration, name))
+    assert LengthCalibration.from_saved(None) is None
+    for damaged in ({"seconds": [2.0, 1.0], "scale": [1.0, 1.0], "voices": [1, 1]},
+                    {"seconds": [1.0, 2.0], "scale": [1.0, float("nan")], "voices": [1, 1]},
+                    {"seconds": [1.0, 2.0], "scale": [1.0, -1.0], "voices": [1, 1]},
+                    {"seconds": [], "scale": [], "voices": []}):
+        with pytest.raises(ValueError):
+            LengthCalibration.from_saved(damaged)
+
+
+def test_crops_come_only_from_utterances_long_enough():
+    features = [np.zeros((150, 64)), np.ones((420, 64)), 2 * np.ones((90, 64))]
+    crops, source = crops_of_length(features, 2.0, 3, np.random.default_rng(0))
+    assert source.tolist() == [1, 1, 1] and all(c.shape == (200, 64) and (c == 1).all() for c in crops)
+    assert crops_of_length(features, 8.0, 3, np.random.default_rng(0))[0] == []
+
+
+def test_a_predictor_with_a_calibration_scales_its_spread_by_the_speech_it_heard(
+        gaussian_predictor_file, tiny_corpus_dir, tmp_path):
+    predictor = VoiceTo3D.load(gaussian_predictor_file)
+    corpus = Corpus(tiny_corpus_dir)
+    ids = corpus.identity_ids()
+    data = utterance_set(corpus, ids, "cmp_logmel", progress=False)
+    truths = corpus.reference_shapes(ids)[data.identity_index]
+    speech = read_voice(corpus.path(corpus.utterances[0].audio))
+    plain = predictor.predict(speech).uncertainty.coefficient_std
+
+    calibration = predictor.fit_length_calibration(data.features, truths, seed=0, lengths=(0.5, 1.0))
+    assert calibration.seconds.tolist() == [0.5, 1.0] and (calibration.voices > 0).all()
+    predictor.save(tmp_path / "predictor.pt")
+    loaded = VoiceTo3D.load(tmp_path / "predictor.pt")
+    np.testing.assert_array_equal(loaded.length_calibration.scale, calibration.scale)
+    scaled = loaded.predict(speech).uncertainty.coefficient_std
+    np.testing.assert_allclose(scaled, plain * calibration.at(np.array([len(speech) / 16000]))[0], rtol=1e-6)
+    assert not np.allclose(scaled, plain)  # an untrained head is far from calibrated
+
+
+def test_a_point_regressor_has_no_calibration_to_fit(predictor_file, tiny_corpus_dir):
+    predictor = VoiceTo3D.load(predictor_file)
+    with pytest.raises(VoxfaceError, match="uncertainty head"):
+        predictor.fit_length_calibration([np.zeros((300, 64))], np.zeros((1, 4)), seed=0)
