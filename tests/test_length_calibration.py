@@ -86,15 +86,20 @@ def test_a_predictor_with_a_calibration_scales_its_spread_by_the_speech_it_heard
     data = utterance_set(corpus, ids, "cmp_logmel", progress=False)
     truths = corpus.reference_shapes(ids)[data.identity_index]
     speech = read_voice(corpus.path(corpus.utterances[0].audio))
-    plain = predictor.predict(speech).uncertainty.coefficient_std
+    before = predictor.predict(speech).uncertainty
+    plain = before.coefficient_std
+    assert before.length_scale is None
 
     calibration = predictor.fit_length_calibration(data.features, truths, seed=0, lengths=(0.5, 1.0))
     assert calibration.seconds.tolist() == [0.5, 1.0] and (calibration.voices > 0).all()
     predictor.save(tmp_path / "predictor.pt")
     loaded = VoiceTo3D.load(tmp_path / "predictor.pt")
     np.testing.assert_array_equal(loaded.length_calibration.scale, calibration.scale)
-    scaled = loaded.predict(speech).uncertainty.coefficient_std
-    np.testing.assert_allclose(scaled, plain * calibration.at(np.array([len(speech) / 16000]))[0], rtol=1e-6)
+    after = loaded.predict(speech).uncertainty
+    factor = calibration.at(np.array([len(speech) / 16000]))[0]
+    scaled = after.coefficient_std
+    np.testing.assert_allclose(scaled, plain * factor, rtol=1e-6)
+    assert after.length_scale == pytest.approx(factor) and after.summary("u")["length_scale"] == pytest.approx(factor)
     assert not np.allclose(scaled, plain)  # an untrained head is far from calibrated
 
 

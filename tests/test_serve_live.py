@@ -115,6 +115,14 @@ def test_a_live_recording_holds_at_most_the_limit_and_says_so(gaussian, render_t
     assert updates[3].prediction is not None  # the 1.6 s kept were heard
 
 
+def test_noise_gets_no_live_face_as_predict_refuses_it(gaussian, render_thread):
+    sessions = _sessions(gaussian, render_thread)
+    noise = to_pcm16((0.3 * np.random.default_rng(0).standard_normal(3 * BROWSER_RATE)).clip(-1, 1))
+    updates = [sessions.add("visitor", BROWSER_RATE, c) for c in _chunks(noise)]
+    assert all(u.prediction is None for u in updates)
+    assert "no speech found in the recording so far: it sounds like noise" in updates[-1].message
+
+
 def test_visitors_are_isolated_refused_beyond_the_limit_and_forgotten_when_they_leave(
         gaussian, render_thread, tiny_corpus_dir):
     sessions = _sessions(gaussian, render_thread, max_sessions=2, idle_s=5.0)

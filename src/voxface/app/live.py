@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..audio.io import resample_mono, save_wav, to_pcm16
-from ..audio.voice import prepare_voice
+from ..audio.voice import check_speech_like, prepare_voice
 from ..errors import VoxfaceError
 from ..face3d.render import render_mesh
 from ..predictors.prediction import Prediction
@@ -132,15 +132,18 @@ class LiveRecording:
 
     def speech(self) -> np.ndarray:
         """(N,) float32 16 kHz speech of the whole recording so far: ``voxface predict``'s front end on
-        its WAV (converted as a decoded file is, then silence removal over the whole of it).
+        its WAV (converted as a decoded file is, then silence removal over the whole of it, then the
+        same refusal of noise-like audio).
 
         Raises:
-            VoxfaceError: while there is not enough speech (too short, silent, no speech found).
+            VoxfaceError: while there is not enough speech (too short, silent, no speech found, noise).
         """
         if not self.frames:
             raise VoxfaceError("nothing recorded yet")
         pcm = to_pcm16(resample_mono(self.samples(), self.sr, SAMPLE_RATE, source="the recording"))
-        return prepare_voice(pcm, sr=SAMPLE_RATE)
+        speech = prepare_voice(pcm, sr=SAMPLE_RATE)
+        check_speech_like(speech, "the recording so far")
+        return speech
 
     def save(self, path: str | Path) -> Path:
         """Write the recording as a 16-bit WAV at its own rate (what ``voxface predict`` would read)."""

@@ -339,11 +339,13 @@ def live_html(update: LiveUpdate) -> str:
     """The live render and uncertainty render as inline images (no files are written)."""
     figures = [("voxface-live-render", "The face of all the speech so far", update.render)]
     if update.uncertainty is not None:
-        spread = update.prediction.uncertainty.vertex_std
+        uncertainty = update.prediction.uncertainty
+        how = ("the head's spread scaled to what held-out voices of this length showed" if uncertainty.length_scale
+               is not None else "the head's own spread (this model has no length calibration, so it may not "
+               "narrow with more speech)")
         figures.append(("voxface-live-uncertainty", f"How unsure after {update.prediction.speech_seconds:.1f} s "
-                        f"of speech (per-vertex standard deviation, 0 to {spread.max():.3g} "
-                        f"{update.prediction.model.units}): the head's spread, which narrows with more "
-                        "speech only if the head learnt that (the trace shows it)", update.uncertainty))
+                        f"of speech (per-vertex standard deviation, 0 to {uncertainty.vertex_std.max():.3g} "
+                        f"{update.prediction.model.units}): {how}", update.uncertainty))
     return "".join(f'<figure style="display:inline-block;margin:4px"><img id="{key}" src="{png_data_url(image)}" '
                    f'width="{image.shape[1]}" alt="{caption}"><figcaption>{caption}</figcaption></figure>'
                    for key, caption, image in figures)

@@ -251,13 +251,17 @@ class UnsupervisedCMP(L.LightningModule):
                     m.eval()
         return self
 
-    def on_fit_start(self) -> None:
-        self.train()  # Lightning keeps the modes it finds; this applies the frozen parts' eval mode
+    def setup(self, stage: str) -> None:
+        # before DDP wraps the module: its gradient buckets take the parameters' layout when it is
+        # built, and parameters turned channels-last after that get scrambled gradients
         if not self.hparams.channels_last:
             return
         for net in (self.generator, self.critic, self.student, self.expert):
             if net is not None:
                 net.to(memory_format=torch.channels_last)
+
+    def on_fit_start(self) -> None:
+        self.train()  # Lightning keeps the modes it finds; this applies the frozen parts' eval mode
 
     def generate(self, voice: torch.Tensor, noise: float | None = None) -> torch.Tensor:
         """(B, D) voice embeddings -> (B, 3, 64, 64) faces (noise as in training unless given)."""

@@ -29,15 +29,20 @@ class Uncertainty:
     Attributes:
         vertex_std: (V,) float64 standard deviation of each vertex's position, in the model's units.
         coefficient_std: (K,) float64 standard deviation of each standardised shape coefficient.
+        length_scale: the factor the head's spread was multiplied by for the seconds of speech heard
+            (the predictor's length calibration, :mod:`voxface.evaluate.length_calibration`), or
+            None when the predictor has none (the head's own spread).
     """
 
     vertex_std: np.ndarray
     coefficient_std: np.ndarray
+    length_scale: float | None = None
 
     def summary(self, units: str) -> dict:
-        """The JSON summary: mean and largest per-vertex standard deviation, and each coefficient's."""
+        """The JSON summary: mean and largest per-vertex standard deviation, each coefficient's, and
+        the length calibration's factor."""
         return {"vertex_std_mean": float(self.vertex_std.mean()), "vertex_std_max": float(self.vertex_std.max()),
-                "units": units, "coefficient_std": self.coefficient_std.tolist()}
+                "units": units, "coefficient_std": self.coefficient_std.tolist(), "length_scale": self.length_scale}
 
 
 @dataclass(frozen=True)

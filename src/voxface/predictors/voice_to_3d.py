@@ -88,12 +88,14 @@ class VoiceTo3D:
         features = self.voice_features([speech])
         embedding = self.embed(features)
         parameters = self._parameters(embedding)
-        distribution = self.distribution(embedding, np.array([len(speech) / 16000]))
+        seconds = np.array([len(speech) / 16000])
+        distribution = self.distribution(embedding, seconds)
         scores = self.in_distribution(features)
         uncertainty = None
         if distribution is not None:
+            scale = None if self.length_calibration is None else float(self.length_calibration.at(seconds)[0])
             uncertainty = Uncertainty(vertex_std(self.model, distribution)[0],
-                                      np.sqrt(distribution.marginal_variance[0]))
+                                      np.sqrt(distribution.marginal_variance[0]), scale)
         mesh = self._mesh(parameters)[0]
         if not np.isfinite(mesh).all():
             raise VoxfaceError("the predictor gave a face that is not finite (NaN or infinite vertices); its weights "

@@ -178,11 +178,14 @@ class SyncBatchNorm(nn.modules.batchnorm._BatchNorm):
         from torch.distributed.nn.functional import all_reduce
 
         c, dims = x.shape[1], [d for d in range(x.dim()) if d != 1]
-        local = torch.cat([x.sum(dims), (x * x).sum(dims), x.new_tensor([x.numel() / c])])
-        total = all_reduce(local)  # differentiable: the sums' gradients are reduced too
-        count = total[2 * c]
+        shape = [1, c] + [1] * (x.dim() - 2)
+        # two passes, as one process's batch norm: the mean first, then the squared deviations from
+        # it (E[x²] − mean² loses the variance to cancellation in float32 where |mean| >> std)
+        total = all_reduce(torch.cat([x.sum(dims), x.new_tensor([x.numel() / c])]))  # differentiable
+        count = total[c]
         mean = total[:c] / count
-        var = (total[c:2 * c] / count - mean * mean).clamp_min(0)
+        centred = x - mean.view(shape)
+        var = all_reduce((centred * centred).sum(dims)) / count
         if self.track_running_stats:
             with torch.no_grad():
                 self.num_batches_tracked.add_(1)
@@ -190,8 +193,7 @@ class SyncBatchNorm(nn.modules.batchnorm._BatchNorm):
                 n = float(count)
                 self.running_mean.mul_(1 - m).add_(m * mean)
                 self.running_var.mul_(1 - m).add_(m * var * n / max(n - 1, 1.0))
-        shape = [1, c] + [1] * (x.dim() - 2)
-        y = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        y = centred * torch.rsqrt(var.view(shape) + self.eps)
         return y * self.weight.view(shape) + self.bias.view(shape) if self.affine else y
 
     def _check_input_dim(self, x: torch.Tensor) -> None:
