@@ -1,6 +1,6 @@
 """Live prediction on the page: the face of all the speech so far, updated while the visitor speaks.
 
-The microphone streams chunks (0.5 s of int16 samples at the browser's rate, 48 kHz in Chromium).
+The microphone streams chunks (1 s of int16 samples at the browser's rate, 48 kHz in Chromium).
 Each visitor's chunks go into one :class:`LiveRecording`; every update runs the batch path on the
 whole recording so far — the samples a WAV of it would hold, through the same conversion
 (:func:`voxface.audio.io.resample_mono`) and the same front end (:func:`voxface.audio.voice.prepare_voice`:
@@ -156,7 +156,8 @@ class LiveSessions:
 
     Args:
         predictor: the page's predictor.
-        render_thread: the executor that predicts and renders (the page's one render thread).
+        render_thread: the executor that renders (the page's one render thread); an update predicts
+            in its own request's thread.
         max_seconds: the most audio one recording holds (the page's duration limit).
         render_size: pixels of the live renders.
         max_sessions: visitors recording at once; one more is refused with a message.
@@ -242,7 +243,8 @@ class LiveSessions:
         except VoxfaceError as e:
             update.message = update.message or f"listening: {str(e).replace('the waveform', 'the recording so far')}"
             return update
-        update.prediction, update.render, update.uncertainty = self.render_thread.submit(self._face, speech).result()
+        update.prediction = self.predictor.predict(speech)  # in this request's thread, beside other visitors'
+        update.render, update.uncertainty = self.render_thread.submit(self._renders, update.prediction).result()
         shape = update.prediction.parameters["shape"].astype(np.float64)
         change = 0.0 if recording.last_shape is None else float(np.sqrt(np.mean((shape - recording.last_shape) ** 2)))
         uncertainty = update.prediction.uncertainty
@@ -251,16 +253,15 @@ class LiveSessions:
         recording.trace.append(TracePoint(update.prediction.speech_seconds, change, spread))
         return update
 
-    def _face(self, speech: np.ndarray) -> tuple[Prediction, np.ndarray, np.ndarray | None]:
-        """On the render thread: the prediction, its render and its uncertainty render (or None)."""
-        prediction = self.predictor.predict(speech)
+    def _renders(self, prediction: Prediction) -> tuple[np.ndarray, np.ndarray | None]:
+        """On the render thread: the prediction's render and its uncertainty render (or None)."""
         triangles = prediction.model.triangles
         image = render_mesh(prediction.mesh, triangles, size=self.render_size)
         spread = None
         if prediction.uncertainty is not None:
             colours = uncertainty_colours(prediction.uncertainty.vertex_std)
             spread = render_mesh(prediction.mesh, triangles, colors=colours, size=self.render_size)
-        return prediction, image, spread
+        return image, spread
 
 
 class ChunkFiles:
