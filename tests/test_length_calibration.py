@@ -5,13 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from voxface.corpus.data import utterance_set
 from voxface.corpus.format import Corpus
 from voxface.errors import VoxfaceError
 from voxface.evaluate.length_calibration import LengthCalibration, crops_of_length
 from voxface.evaluate.uncertainty import CoefficientDistribution, coverage
 from voxface.predictors.voice_to_3d import VoiceTo3D
-from voxface.workflows.predict import read_voice
+from voxface.methods.supervised import validation_speech
 
 
 def _distribution(rng, n=4000, k=6, rank=2) -> CoefficientDistribution:
@@ -71,27 +70,26 @@ def test_a_saved_calibration_reads_back_and_a_damaged_one_is_refused():
             LengthCalibration.from_saved(damaged)
 
 
-def test_crops_come_only_from_utterances_long_enough():
-    features = [np.zeros((150, 64)), np.ones((420, 64)), 2 * np.ones((90, 64))]
-    crops, source = crops_of_length(features, 2.0, 3, np.random.default_rng(0))
-    assert source.tolist() == [1, 1, 1] and all(c.shape == (200, 64) and (c == 1).all() for c in crops)
-    assert crops_of_length(features, 8.0, 3, np.random.default_rng(0))[0] == []
+def test_windows_come_only_from_utterances_long_enough():
+    speech = [np.zeros(24000), np.ones(67200), 2 * np.ones(14400)]  # 1.5 s, 4.2 s, 0.9 s at 16 kHz
+    windows, source = crops_of_length(speech, 2.0, 3, np.random.default_rng(0))
+    assert source.tolist() == [1, 1, 1] and all(w.shape == (32000,) and (w == 1).all() for w in windows)
+    assert crops_of_length(speech, 8.0, 3, np.random.default_rng(0))[0] == []
 
 
 def test_a_predictor_with_a_calibration_scales_its_spread_by_the_speech_it_heard(
         gaussian_predictor_file, tiny_corpus_dir, tmp_path):
     predictor = VoiceTo3D.load(gaussian_predictor_file)
     corpus = Corpus(tiny_corpus_dir)
-    ids = corpus.identity_ids()
-    data = utterance_set(corpus, ids, "cmp_logmel", progress=False)
-    truths = corpus.reference_shapes(ids)[data.identity_index]
-    speech = read_voice(corpus.path(corpus.utterances[0].audio))
+    speech_of, truths = validation_speech(corpus, corpus.identity_ids())
+    speech = speech_of[0]
     before = predictor.predict(speech).uncertainty
     plain = before.coefficient_std
     assert before.length_scale is None
 
-    calibration = predictor.fit_length_calibration(data.features, truths, seed=0, lengths=(0.5, 1.0))
-    assert calibration.seconds.tolist() == [0.5, 1.0] and (calibration.voices > 0).all()
+    calibration = predictor.fit_length_calibration(speech_of, truths, seed=0, lengths=(0.5, 1.0, 60.0))
+    assert calibration.seconds.tolist() == [0.5, 1.0]  # no voice of the tiny corpus spoke for a minute
+    assert (calibration.voices > 0).all()
     predictor.save(tmp_path / "predictor.pt")
     loaded = VoiceTo3D.load(tmp_path / "predictor.pt")
     np.testing.assert_array_equal(loaded.length_calibration.scale, calibration.scale)
@@ -106,4 +104,4 @@ def test_a_predictor_with_a_calibration_scales_its_spread_by_the_speech_it_heard
 def test_a_point_regressor_has_no_calibration_to_fit(predictor_file, tiny_corpus_dir):
     predictor = VoiceTo3D.load(predictor_file)
     with pytest.raises(VoxfaceError, match="uncertainty head"):
-        predictor.fit_length_calibration([np.zeros((300, 64))], np.zeros((1, 4)), seed=0)
+        predictor.fit_length_calibration([np.zeros(32000, np.float32)], np.zeros((1, 4)), seed=0)

@@ -22,8 +22,6 @@ from .uncertainty import CoefficientDistribution
 
 LENGTHS_S = (1.0, 2.0, 4.0, 8.0)
 """The lengths of speech (seconds) a calibration is fitted at by default."""
-FRAMES_PER_SECOND = 100
-"""Log-mel frames per second of speech (CMP's 10 ms hop)."""
 
 
 @dataclass
@@ -87,16 +85,18 @@ class LengthCalibration:
         return cls(seconds, scale, np.asarray(saved["voices"], dtype=np.int64))
 
 
-def crops_of_length(features: list[np.ndarray], seconds: float, per_utterance: int,
-                    rng: np.random.Generator) -> tuple[list[np.ndarray], np.ndarray]:
-    """Random ``seconds``-long crops of each (T, 64) log-mel long enough, ``per_utterance`` each:
-    the crops and (N,) the index of the utterance each came from."""
-    frames = int(round(seconds * FRAMES_PER_SECOND))
-    crops, source = [], []
-    for index, f in enumerate(features):
-        if len(f) < frames:
+def crops_of_length(speech: list[np.ndarray], seconds: float, per_utterance: int, rng: np.random.Generator,
+                    rate: int = 16000) -> tuple[list[np.ndarray], np.ndarray]:
+    """Random ``seconds``-long windows of each (N,) speech waveform long enough, ``per_utterance``
+    each: the windows and (M,) the index of the utterance each came from. Windows of the speech,
+    not of its features: the front end then treats a window as it treats a voice that spoke that
+    long (CMP's log-mel repeats short speech to a fixed number of frames)."""
+    samples = int(round(seconds * rate))
+    windows, source = [], []
+    for index, wave in enumerate(speech):
+        if len(wave) < samples:
             continue
-        for start in rng.integers(0, len(f) - frames + 1, size=per_utterance):
-            crops.append(f[start:start + frames])
+        for start in rng.integers(0, len(wave) - samples + 1, size=per_utterance):
+            windows.append(wave[start:start + samples])
             source.append(index)
-    return crops, np.array(source, dtype=np.int64)
+    return windows, np.array(source, dtype=np.int64)

@@ -7,8 +7,8 @@ With the CMP encoder and ``embedding_bank`` > 0 the frozen encoder's embeddings 
 computed once (:func:`voxface.corpus.data.embedding_bank`). Saves ``predictor.pt`` (a
 :class:`~voxface.predictors.voice_to_3d.VoiceTo3D` with the reference of its training voices and its
 training population) and ``metrics.json``. With an uncertainty head, the predictor also holds how its
-spread scales with the seconds of speech heard, fitted on the held-out validation voices cut to 1, 2,
-4 and 8 s (:mod:`voxface.evaluate.length_calibration`).
+spread scales with the seconds of speech heard, fitted on the held-out validation voices' speech cut to
+1, 2, 4 and 8 s windows (:mod:`voxface.evaluate.length_calibration`).
 """
 
 from __future__ import annotations
@@ -207,9 +207,9 @@ def fit(config: Config, run_dir: str | Path, progress: bool = True) -> Fitted:
         elif trainer.is_global_zero:
             predictor.reference = voice_reference(predictor, [sets["fit"], sets["val"]],
                                                   predictor.provenance["trained_on"])
-            if predictor.probabilistic and config.backbone == "cmp":
-                calibration = predictor.fit_length_calibration(
-                    sets["val"].features, targets["val"][sets["val"].identity_index], config.seed)
+            if predictor.probabilistic:
+                speech, truths = validation_speech(corpus, val_ids)
+                calibration = predictor.fit_length_calibration(speech, truths, config.seed)
                 log.info("spread scale by seconds of speech (held-out voices): %s", dict(zip(
                     calibration.seconds.tolist(), np.round(calibration.scale, 3).tolist())))
             predictor.save(run / PREDICTOR_FILE)
@@ -217,6 +217,23 @@ def fit(config: Config, run_dir: str | Path, progress: bool = True) -> Fitted:
         log.info("supervised regressor (%s backbone, %s head) on %d identities: %s", config.backbone,
                  config.uncertainty, len(train_ids), metrics)
         return Fitted(run, predictor, metrics)
+
+
+def validation_speech(corpus, identity_ids: list[str]) -> tuple[list[np.ndarray], np.ndarray]:
+    """The speech of the validation identities' utterances, as ``voxface predict`` reads each file,
+    and (N, K) the true standardised coefficients of each one's identity."""
+    from ..workflows.predict import read_voice
+
+    truth = dict(zip(identity_ids, corpus.reference_shapes(identity_ids)))
+    speech, truths = [], []
+    for u in (u for u in corpus.utterances if u.identity in truth):
+        try:
+            speech.append(read_voice(corpus.path(u.audio)))
+        except VoxfaceError as e:  # a file predict would refuse is not a voice to calibrate on
+            log.warning("length calibration: %s", e)
+            continue
+        truths.append(truth[u.identity])
+    return speech, np.stack(truths)
 
 
 def voice_reference(predictor: VoiceTo3D, sets: list[UtteranceSet], source: str) -> VoiceReference:

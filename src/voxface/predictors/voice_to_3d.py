@@ -16,7 +16,7 @@ import torch
 
 from ..errors import VoxfaceError
 from ..evaluate.in_distribution import VoiceReference
-from ..evaluate.length_calibration import FRAMES_PER_SECOND, LENGTHS_S, LengthCalibration, crops_of_length
+from ..evaluate.length_calibration import LENGTHS_S, LengthCalibration, crops_of_length
 from ..evaluate.population import FacePopulation
 from ..evaluate.uncertainty import CoefficientDistribution, vertex_std
 from ..face3d import MorphableModel
@@ -132,27 +132,21 @@ class VoiceTo3D:
             return distribution
         return self.length_calibration.apply(distribution, seconds)
 
-    @staticmethod
-    def heard_seconds(features: list[np.ndarray]) -> np.ndarray | None:
-        """``voice_features`` output -> (B,) seconds of speech of each (None for fixed-size features)."""
-        if not features or np.ndim(features[0]) != 2:
-            return None
-        return np.array([len(f) / FRAMES_PER_SECOND for f in features])
-
-    def fit_length_calibration(self, features: list[np.ndarray], truths: np.ndarray, seed: int,
+    def fit_length_calibration(self, speech: list[np.ndarray], truths: np.ndarray, seed: int,
                                lengths=LENGTHS_S, per_utterance: int = 4) -> LengthCalibration:
-        """Fit :attr:`length_calibration` on held-out voices: (T, 64) log-mel ``features`` of
-        utterances and (N, K') their true standardised coefficients, cut to random crops of each
-        of ``lengths`` seconds (``per_utterance`` per utterance long enough)."""
-        if not self.probabilistic or self.backbone != "cmp":
-            raise VoxfaceError("a length calibration needs an uncertainty head on the cmp backbone")
+        """Fit :attr:`length_calibration` on held-out voices: their (N_i,) float32 16 kHz ``speech``
+        (after silence removal, as :meth:`predict` takes it) and (N, K') their true standardised
+        coefficients, cut to random windows of each of ``lengths`` seconds (``per_utterance`` per
+        utterance long enough; a length no utterance reaches is left out)."""
+        if not self.probabilistic:
+            raise VoxfaceError("a length calibration needs an uncertainty head (train with --set uncertainty=gaussian)")
         rng = np.random.default_rng([seed, 23])
         predicted = {}
         for seconds in lengths:
-            crops, source = crops_of_length(features, seconds, per_utterance, rng)
-            if not crops:
+            windows, source = crops_of_length(speech, seconds, per_utterance, rng)
+            if not windows:
                 continue
-            distribution = self.distribution(self.embed(crops))
+            distribution = self.distribution(self.embed(self.voice_features(windows)))
             predicted[seconds] = distribution, truths[source][:, :distribution.mean.shape[-1]]
         self.length_calibration = LengthCalibration.fit(predicted)
         return self.length_calibration

@@ -79,7 +79,7 @@ def predict_test_meshes(predictor: VoiceTo3D, corpus: Corpus, test_ids: list[str
     embeddings = predictor.embed(data.features)
     meshes = predictor.meshes(embeddings).reshape(len(test_ids), per_identity, -1, 3)
     return TestPredictions(meshes, predictor.in_distribution(data.features),
-                           predictor.distribution(embeddings, predictor.heard_seconds(data.features)))
+                           predictor.distribution(embeddings))
 
 
 def oracle_predictions(corpus: Corpus, test_ids: list[str]) -> dict[str, np.ndarray]:
