@@ -11,7 +11,8 @@ no numbers the text keeps, so widths are a setting (64 by default, small enough 
 - ``cgan_generator``: the embedding (no noise) → two fully connected layers → four transposed
   convolutions (4 → 8 → 16 → 32 → 64). RC-GAN uses the same network with an extra L1 loss.
 - ``cgan_discriminator``: four stride-2 convolutions (64 → 4), the features concatenated with the
-  voice embedding, one fully connected layer → a real/fake logit.
+  voice embedding, one fully connected layer → a real/fake logit (the paper); or, with
+  ``conditioning="projection"``, a projection discriminator (Miyato & Koyama 2018).
 """
 
 from __future__ import annotations
@@ -91,20 +92,43 @@ class ConditionalGenerator(nn.Module):
     generate = forward
 
 
+CONDITIONING = ("concat", "projection")
+"""How the discriminator sees the voice: ``concat`` (the paper: the flattened 4×4 features and the
+voice embedding, one linear layer) or ``projection`` (Miyato & Koyama 2018: a linear score of the
+pooled features plus their inner product with a learned projection of the voice, so the voice
+multiplies the image features instead of adding an independent term)."""
+
+
 @register("cgan_discriminator")
 class ConditionalDiscriminator(nn.Module):
-    """(image, voice embedding) -> logit that the image is a real face of the voice's identity."""
+    """(image, voice embedding) -> logit that the image is a real face of the voice's identity.
 
-    def __init__(self, voice_dim: int = VOICE_DIM, width: int = 64):
+    Args:
+        conditioning: one of :data:`CONDITIONING`.
+    """
+
+    def __init__(self, voice_dim: int = VOICE_DIM, width: int = 64, conditioning: str = "concat"):
         super().__init__()
+        if conditioning not in CONDITIONING:
+            raise ValueError(f"conditioning must be one of {CONDITIONING}, got {conditioning!r}")
         layers: list[nn.Module] = [nn.Conv2d(3, width, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
         channels = (width, 2 * width, 4 * width, 8 * width)
         for c_in, c_out in zip(channels[:-1], channels[1:]):
             layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out),
                        nn.LeakyReLU(0.2, inplace=True)]
-        self.features = nn.Sequential(*layers, nn.Flatten())
-        self.score = nn.Linear(8 * width * 4 * 4 + voice_dim, 1)
+        self.conditioning = conditioning
+        if conditioning == "concat":
+            self.features = nn.Sequential(*layers, nn.Flatten())
+            self.score = nn.Linear(8 * width * 4 * 4 + voice_dim, 1)
+        else:
+            self.features = nn.Sequential(*layers, nn.Flatten(2))
+            self.score = nn.Linear(8 * width, 1)
+            self.voice_projection = nn.Linear(voice_dim, 8 * width, bias=False)
 
     def forward(self, image: torch.Tensor, voice: torch.Tensor) -> torch.Tensor:
         """(B, 3, 64, 64), (B, 128) -> (B,) logits."""
-        return self.score(torch.cat([self.features(image), voice], dim=1)).squeeze(1)
+        h = self.features(image)
+        if self.conditioning == "concat":
+            return self.score(torch.cat([h, voice], dim=1)).squeeze(1)
+        pooled = h.sum(dim=2)  # (B, 8·width): sum over the 4×4 positions
+        return self.score(pooled).squeeze(1) + (self.voice_projection(voice) * pooled).sum(dim=1)
