@@ -25,14 +25,18 @@ def test_mismatched_rows_are_other_identities_voices():
     assert (mismatched_rows(torch.tensor([4, 4, 4])) == -1).all()
 
 
-def test_projection_discriminator_multiplies_image_features_by_the_voice():
+def test_only_the_projection_discriminator_can_tell_which_voice_an_image_matches():
+    """The paper's concat discriminator is additively separable in (image, voice): the difference of
+    its logits for two images is the same whatever the voice. The projection one's is not."""
     torch.manual_seed(0)
+    images, voices = torch.rand(2, 3, 64, 64), torch.rand(2, 128)
+    for conditioning, separable in (("concat", True), ("projection", False)):
+        d = ConditionalDiscriminator(width=4, conditioning=conditioning).eval()
+        with torch.no_grad():
+            gaps = [float(d(images[:1], v[None]) - d(images[1:], v[None])) for v in voices]
+        assert (abs(gaps[0] - gaps[1]) < 1e-5) == separable
     d = ConditionalDiscriminator(width=4, conditioning="projection").eval()
-    image, voice = torch.rand(2, 3, 64, 64), torch.rand(2, 128)
-    out = d(image, voice)
-    assert out.shape == (2,)
-    # the voice term is <projection(voice), pooled features>: linear in the voice
-    assert torch.allclose(d(image, 2 * voice) - out, d(image, voice) - d(image, 0 * voice), atol=1e-5)
+    assert torch.allclose(d(images, 3 * voices), d(images, voices), atol=1e-5)  # the voice is normalised
     with pytest.raises(ValueError, match="conditioning"):
         ConditionalDiscriminator(width=4, conditioning="late")
 

@@ -94,9 +94,13 @@ class ConditionalGenerator(nn.Module):
 
 CONDITIONING = ("concat", "projection")
 """How the discriminator sees the voice: ``concat`` (the paper: the flattened 4×4 features and the
-voice embedding, one linear layer) or ``projection`` (Miyato & Koyama 2018: a linear score of the
-pooled features plus their inner product with a learned projection of the voice, so the voice
-multiplies the image features instead of adding an independent term)."""
+voice embedding, one linear layer) or ``projection`` (Miyato & Koyama 2018).
+
+With ``concat`` the logit is w·h(image) + u·voice + b: the voice adds a term that does not depend
+on the image, so D(real, v) − D(fake, v) is the same for every voice and the adversarial gradient
+cannot tell the generator which identity to draw. ``projection`` scores ψ(h) + ⟨P·v̂, h⟩ with h the
+pooled features and v̂ the unit-length voice, so the voice weighs the image's features; as in that
+paper the discriminator is spectrally normalised (Miyato et al. 2018) instead of batch-normalised."""
 
 
 @register("cgan_discriminator")
@@ -111,19 +115,22 @@ class ConditionalDiscriminator(nn.Module):
         super().__init__()
         if conditioning not in CONDITIONING:
             raise ValueError(f"conditioning must be one of {CONDITIONING}, got {conditioning!r}")
-        layers: list[nn.Module] = [nn.Conv2d(3, width, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
+        projection = conditioning == "projection"
+        norm = nn.utils.parametrizations.spectral_norm if projection else (lambda layer: layer)
+        layers: list[nn.Module] = [norm(nn.Conv2d(3, width, 4, 2, 1)), nn.LeakyReLU(0.2, inplace=True)]
         channels = (width, 2 * width, 4 * width, 8 * width)
         for c_in, c_out in zip(channels[:-1], channels[1:]):
-            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out),
-                       nn.LeakyReLU(0.2, inplace=True)]
+            layers += [norm(nn.Conv2d(c_in, c_out, 4, 2, 1, bias=projection))]
+            layers += [] if projection else [nn.BatchNorm2d(c_out)]
+            layers += [nn.LeakyReLU(0.2, inplace=True)]
         self.conditioning = conditioning
-        if conditioning == "concat":
+        if projection:
+            self.features = nn.Sequential(*layers, nn.Flatten(2))
+            self.score = norm(nn.Linear(8 * width, 1))
+            self.voice_projection = norm(nn.Linear(voice_dim, 8 * width, bias=False))
+        else:
             self.features = nn.Sequential(*layers, nn.Flatten())
             self.score = nn.Linear(8 * width * 4 * 4 + voice_dim, 1)
-        else:
-            self.features = nn.Sequential(*layers, nn.Flatten(2))
-            self.score = nn.Linear(8 * width, 1)
-            self.voice_projection = nn.Linear(voice_dim, 8 * width, bias=False)
 
     def forward(self, image: torch.Tensor, voice: torch.Tensor) -> torch.Tensor:
         """(B, 3, 64, 64), (B, 128) -> (B,) logits."""
@@ -131,4 +138,5 @@ class ConditionalDiscriminator(nn.Module):
         if self.conditioning == "concat":
             return self.score(torch.cat([h, voice], dim=1)).squeeze(1)
         pooled = h.sum(dim=2)  # (B, 8·width): sum over the 4×4 positions
+        voice = nn.functional.normalize(voice, dim=1)
         return self.score(pooled).squeeze(1) + (self.voice_projection(voice) * pooled).sum(dim=1)
