@@ -86,17 +86,18 @@ def test_periodic_evaluation_writes_its_columns_to_metrics_csv(tmp_path):
     from torch.utils.data import TensorDataset
 
     torch.manual_seed(0)
-    module = VAETraining(width=4)
+    module = ConditionalGANTraining(width=4)  # two optimiser steps per batch
     voice, image, identity = _batch(8)
     loader = data_loader(TensorDataset(voice, image, identity), 4, 0)
     probe, redrawn = ConstantProbe(), []
     evaluation = PeriodicEvaluation(probe, every=2, after=lambda: redrawn.append(1))
-    fit_module(module, tmp_path, TrainingSettings(), loader, max_steps=5 * len(loader), val_every=len(loader),
-               callbacks=(evaluation,), progress=False)
+    fit_module(module, tmp_path, TrainingSettings(), loader, max_steps=5 * 2 * len(loader),
+               val_every=2 * len(loader), callbacks=(evaluation,), progress=False)
     assert probe.calls == 3 and len(redrawn) == 3  # epochs 2, 4 and the last, 5
     with open(tmp_path / "logs" / "metrics.csv", newline="") as file:
         rows = [r for r in csv.DictReader(file) if r.get("eval/identity_accuracy")]
     assert [int(float(r["epoch"])) for r in rows] == [2, 4, 5]
+    assert [int(r["step"]) for r in rows] == [len(loader) * k for k in (2, 4, 5)]  # batches, as Lightning's rows
     assert [float(r["eval/PSNR"]) for r in rows] == [11.0, 12.0, 13.0]
     assert evaluation.last == {"epoch": 5, "eval/identity_accuracy": pytest.approx(0.3), "eval/PSNR": 13.0}
 

@@ -170,7 +170,7 @@ class ClassifierSteps(L.LightningModule):
 class PeriodicEvaluation(Callback):
     """Every ``every`` training epochs, and after the last: ``evaluate(module)`` (in eval mode, no
     gradients) -> {name: float}, logged as ``prefix + name`` with the epoch to the Trainer's loggers
-    (the run's ``metrics.csv`` and TensorBoard) at the current step; then ``after()`` (e.g. redraw
+    (the run's ``metrics.csv`` and TensorBoard) at the current logging step; then ``after()`` (e.g. redraw
     a learning curve from ``metrics.csv``). The writer process alone evaluates; ``last`` holds the
     newest row.
     """
@@ -189,8 +189,11 @@ class PeriodicEvaluation(Callback):
             scores = self.evaluate(pl_module)
         pl_module.train(training)
         self.last = {"epoch": epoch, **{self.prefix + k: float(v) for k, v in scores.items()}}
+        # the step Lightning's own rows carry (batches that stepped, not optimiser steps), so a resumed
+        # run trims these rows exactly as it trims those (folder.trim_metrics_csv)
+        step = trainer.fit_loop.epoch_loop._batches_that_stepped
         for logger in trainer.loggers:
-            logger.log_metrics(self.last, step=trainer.global_step)
+            logger.log_metrics(self.last, step=step)
             logger.save()
         if self.after is not None:
             self.after()
