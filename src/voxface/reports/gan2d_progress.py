@@ -12,6 +12,7 @@ from ``metrics.csv`` into ``report/learning_curve.png``.
 from __future__ import annotations
 
 import csv
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +37,11 @@ from ..vision.face_embedding import FaceEmbedder  # noqa: E402
 from .figures import save_figure  # noqa: E402
 from .voice_to_image import face_images, face_scores, generate_faces, test_patches  # noqa: E402
 
+log = logging.getLogger(__name__)
+
 PREFIX = "eval/"
+DLIB_TAU = 0.6
+"""τ when the real faces cannot calibrate one (dlib's own same-person rule)."""
 CURVE_FILE = "learning_curve.png"
 RATES = {"identity_accuracy": "identity accuracy (τ)", "real_identity_accuracy": "ceiling: real vs real (τ)",
          "matching_1v2": "1:2 matching", "recall_at_1": "R@1", "face_found": "face found (dlib)"}
@@ -85,7 +90,8 @@ def held_out_probe(corpus: Corpus, voices: dict[str, np.ndarray], seed: int, per
                    embedder: FaceEmbedder) -> HeldOutProbe:
     """The probe of a gan2d run: ``per_identity`` test patches of each identity (spread over its test
     utterances, as ``evaluate-2d`` picks them) from ``voices`` (:func:`load_voice_embeddings`), the
-    run's target faces (``seed``), and τ grid-searched on the test identities' real faces."""
+    run's target faces (``seed``), and τ grid-searched on the test identities' real faces (dlib's 0.6
+    when no identity has two of them; the ceiling is then NaN)."""
     picked = test_patches(voices["role"], voices["identity"], voices["utterance"], per_identity)
     if not len(picked):
         raise VoxfaceError("the speaker run has no test voices to evaluate the generator on; set eval_every=0")
@@ -94,13 +100,19 @@ def held_out_probe(corpus: Corpus, voices: dict[str, np.ndarray], seed: int, per
     real = [f for f in corpus.faces if f.identity in identities]
     real_labels = np.array([f.identity for f in real])
     real_emb, _ = embedder.embed(face_images(corpus, real))
-    found, _ = calibrate_threshold(*pair_distances(real_emb, real_labels))
+    distances, same = pair_distances(real_emb, real_labels)
+    if same.any() and not same.all():
+        tau = calibrate_threshold(distances, same)[0].tau
+    else:
+        tau = DLIB_TAU
+        log.warning("the test identities' real faces cannot calibrate tau (no identity with two faces); "
+                    "the held-out evaluation uses dlib's %.2f", tau)
     targets = target_faces(corpus, seed)
     genders = {i.identity: i.gender for i in corpus.identities}
     return HeldOutProbe(voices["embedding"][picked].astype(np.float32), identity,
                         face_images(corpus, [corpus.faces[targets[i]] for i in identity]), real_emb, real_labels,
-                        identities, np.array([genders[i] for i in identities]), found.tau,
-                        same_identity_rate(real_emb, real_labels, found.tau), embedder)
+                        identities, np.array([genders[i] for i in identities]), tau,
+                        same_identity_rate(real_emb, real_labels, tau), embedder)
 
 
 def logged_scores(metrics_csv: str | Path, prefix: str = PREFIX) -> dict[str, np.ndarray]:
