@@ -57,6 +57,11 @@ def test_pipeline_tiny(tiny_corpus_dir, tmp_path):
         assert main(["train", "gan2d", "--run", str(run), "--speaker-run", str(speaker), *common,
                      "--set", f"generator={generator}", "--set", "epochs=1", "--set", "width=8"]) == 0
         runs.append(str(run))
+        # the held-out evaluation ran after the last epoch: its columns, its row in metrics.json, the curve
+        held_out = json.loads((run / "metrics.json").read_text())["training"]["held_out"]
+        assert held_out["epoch"] == 1 and 0 <= held_out["eval/recall_at_1"] <= 1
+        assert "eval/face_found" in (run / "logs" / "metrics.csv").read_text().splitlines()[0]
+        assert (run / "report" / "learning_curve.png").is_file()
     assert main(["evaluate-2d", *runs, "--out", str(tmp_path / "cmp"), "--per-identity", "2", "--tau", "0.55", "--quiet"]) == 0
     summary = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
     for m in summary["runs"].values():

@@ -134,3 +134,13 @@ def identity_photos(corpus: Corpus, identity_ids: list[str]) -> tuple[np.ndarray
                            "faces.csv entries (a synthetic corpus gets them with `voxface synth --out CORPUS --images 40`)")
     return photos(corpus, faces), np.array([index[f.identity] for f in faces])
 
+
+def target_faces(corpus: Corpus, seed: int) -> dict[str, int]:
+    """Each identity's training target of the 2D generators: one face (index into corpus.faces) chosen
+    at random with ``seed`` (the biometric-matching paper pairs every voice with one random image of its
+    class)."""
+    rows: dict[str, list[int]] = {}
+    for n, f in enumerate(corpus.faces):
+        rows.setdefault(f.identity, []).append(n)
+    rng = np.random.default_rng(seed)
+    return {ident: int(rng.choice(r)) for ident, r in sorted(rows.items())}

@@ -170,6 +170,14 @@ def identity_accuracy(queries: np.ndarray, query_labels: np.ndarray, gallery: np
     return float(hits["own_hits"].sum() / hits["own_pairs"].sum())
 
 
+def same_identity_rate(embeddings: np.ndarray, labels: np.ndarray, tau: float) -> float:
+    """The share of same-identity pairs (i < j) of ``embeddings`` (N, D) closer than τ: with real faces,
+    the identity accuracy a perfect generator could reach against them (Table I's ceiling at τ);
+    NaN when no identity has two embeddings."""
+    distances, same = pair_distances(embeddings, labels)
+    return float(np.mean(distances[same] < tau)) if same.any() else float("nan")
+
+
 def matching_1v2_per_query(identity_distances: np.ndarray, true_column: np.ndarray,
                            genders: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """1:2 matching (Wen et al. 2019) per query: is the true identity closer than another one?

@@ -11,7 +11,8 @@ no numbers the text keeps, so widths are a setting (64 by default, small enough 
 - ``cgan_generator``: the embedding (no noise) → two fully connected layers → four transposed
   convolutions (4 → 8 → 16 → 32 → 64). RC-GAN uses the same network with an extra L1 loss.
 - ``cgan_discriminator``: four stride-2 convolutions (64 → 4), the features concatenated with the
-  voice embedding, one fully connected layer → a real/fake logit.
+  voice embedding, one fully connected layer → a real/fake logit (the paper); or, with
+  ``conditioning="projection"``, a projection discriminator (Miyato & Koyama 2018).
 """
 
 from __future__ import annotations
@@ -91,20 +92,51 @@ class ConditionalGenerator(nn.Module):
     generate = forward
 
 
+CONDITIONING = ("concat", "projection")
+"""How the discriminator sees the voice: ``concat`` (the paper: the flattened 4×4 features and the
+voice embedding, one linear layer) or ``projection`` (Miyato & Koyama 2018).
+
+With ``concat`` the logit is w·h(image) + u·voice + b: the voice adds a term that does not depend
+on the image, so D(real, v) − D(fake, v) is the same for every voice and the adversarial gradient
+cannot tell the generator which identity to draw. ``projection`` scores ψ(h) + ⟨P·v̂, h⟩ with h the
+pooled features and v̂ the unit-length voice, so the voice weighs the image's features; as in that
+paper the discriminator is spectrally normalised (Miyato et al. 2018) instead of batch-normalised."""
+
+
 @register("cgan_discriminator")
 class ConditionalDiscriminator(nn.Module):
-    """(image, voice embedding) -> logit that the image is a real face of the voice's identity."""
+    """(image, voice embedding) -> logit that the image is a real face of the voice's identity.
 
-    def __init__(self, voice_dim: int = VOICE_DIM, width: int = 64):
+    Args:
+        conditioning: one of :data:`CONDITIONING`.
+    """
+
+    def __init__(self, voice_dim: int = VOICE_DIM, width: int = 64, conditioning: str = "concat"):
         super().__init__()
-        layers: list[nn.Module] = [nn.Conv2d(3, width, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
+        if conditioning not in CONDITIONING:
+            raise ValueError(f"conditioning must be one of {CONDITIONING}, got {conditioning!r}")
+        projection = conditioning == "projection"
+        norm = nn.utils.parametrizations.spectral_norm if projection else (lambda layer: layer)
+        layers: list[nn.Module] = [norm(nn.Conv2d(3, width, 4, 2, 1)), nn.LeakyReLU(0.2, inplace=True)]
         channels = (width, 2 * width, 4 * width, 8 * width)
         for c_in, c_out in zip(channels[:-1], channels[1:]):
-            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out),
-                       nn.LeakyReLU(0.2, inplace=True)]
-        self.features = nn.Sequential(*layers, nn.Flatten())
-        self.score = nn.Linear(8 * width * 4 * 4 + voice_dim, 1)
+            layers += [norm(nn.Conv2d(c_in, c_out, 4, 2, 1, bias=projection))]
+            layers += [] if projection else [nn.BatchNorm2d(c_out)]
+            layers += [nn.LeakyReLU(0.2, inplace=True)]
+        self.conditioning = conditioning
+        if projection:
+            self.features = nn.Sequential(*layers, nn.Flatten(2))
+            self.score = norm(nn.Linear(8 * width, 1))
+            self.voice_projection = norm(nn.Linear(voice_dim, 8 * width, bias=False))
+        else:
+            self.features = nn.Sequential(*layers, nn.Flatten())
+            self.score = nn.Linear(8 * width * 4 * 4 + voice_dim, 1)
 
     def forward(self, image: torch.Tensor, voice: torch.Tensor) -> torch.Tensor:
         """(B, 3, 64, 64), (B, 128) -> (B,) logits."""
-        return self.score(torch.cat([self.features(image), voice], dim=1)).squeeze(1)
+        h = self.features(image)
+        if self.conditioning == "concat":
+            return self.score(torch.cat([h, voice], dim=1)).squeeze(1)
+        pooled = h.sum(dim=2)  # (B, 8·width): sum over the 4×4 positions
+        voice = nn.functional.normalize(voice, dim=1)
+        return self.score(pooled).squeeze(1) + (self.voice_projection(voice) * pooled).sum(dim=1)

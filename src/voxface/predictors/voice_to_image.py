@@ -26,6 +26,8 @@ from .bundle import FILES, read_bundle, write_bundle
 
 KIND = "voice-to-image"
 BUNDLE_FILE = FILES[KIND]
+GENERATOR = "generator-2d"
+"""The kind of a gan2d run's generator file (``generator.pt``, :mod:`.bundle`): the generator alone."""
 WEN_2019 = "wen2019"
 """``settings["generator"]`` of an imported Wen et al. model (CMP encoder + their generator)."""
 

@@ -38,7 +38,7 @@ def plot_tsne(path: str | Path, embeddings: np.ndarray, labels, title: str, seed
     ax.set_title(title)
     ax.set_xticks([])
     ax.set_yticks([])
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_threshold_sweep(path: str | Path, sweep: dict[str, np.ndarray], tau: float, title: str) -> Path:
@@ -53,10 +53,11 @@ def plot_threshold_sweep(path: str | Path, sweep: dict[str, np.ndarray], tau: fl
     ax.set_title(title)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-def _save(fig, path: str | Path) -> Path:
+def save_figure(fig, path: str | Path) -> Path:
+    """Write ``fig`` to ``path`` (PNG, atomically) and close it; return the path."""
     path = Path(path)
     fig.tight_layout()
     with atomic.atomic_path(path) as tmp:

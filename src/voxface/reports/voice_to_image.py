@@ -32,10 +32,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from ..corpus.data import (
-    photos,  # noqa: E402
-    utterance_set,  # noqa: E402
-)
+from ..corpus.data import photos, target_faces, utterance_set  # noqa: E402
 from ..corpus.format import Corpus  # noqa: E402
 from ..corpus.validate import check_corpus  # noqa: E402
 from ..errors import VoxfaceError  # noqa: E402
@@ -50,12 +47,12 @@ from ..evaluate.verification import (  # noqa: E402
     matching_1v2_per_query,
     pair_distances,
     recall_at_k,
+    same_identity_rate,
     true_identity_rank,
 )
-from ..methods.gan2d import GENERATOR, target_faces  # noqa: E402
 from ..predictors.bundle import read_network  # noqa: E402
 from ..methods.speaker_cnn import load_voice_embeddings  # noqa: E402
-from ..predictors.voice_to_image import VoiceToImage  # noqa: E402
+from ..predictors.voice_to_image import GENERATOR, VoiceToImage  # noqa: E402
 from ..runs import atomic  # noqa: E402
 from ..runs.folder import check_scores_corpus, read_run_config, write_evaluation  # noqa: E402
 from ..runs.placement import place_network, place_predictor  # noqa: E402
@@ -176,6 +173,7 @@ def evaluate_2d(runs: list[str | Path], out: str | Path | None = None, tau: floa
               "real_faces": len(real_faces), "real_face_detection_rate": float(real_found.mean()),
               "face_embedder": embedder.name}
     shared.update(_threshold(tau, calibration, real_emb, real_labels, out or runs[0]))
+    shared["real_identity_accuracy"] = same_identity_rate(real_emb, real_labels, shared["tau"])
     grid_targets = target_faces(corpus, 0)
 
     results, per_identity = {}, {}
@@ -186,15 +184,10 @@ def evaluate_2d(runs: list[str | Path], out: str | Path | None = None, tau: floa
         true_col = np.array([identities.index(i) for i in q.identity])
         gender = np.array([genders[i] for i in identities])
         quality = None if q.targets is None else image_quality_per_image(q.targets, q.faces)
-        metrics = {
-            "generator": name, "run": str(run),
-            "identity_accuracy": identity_accuracy(gen_emb, q.identity, real_emb, real_labels, shared["tau"]),
-            "generated_face_detection_rate": float(gen_found.mean()),
-            "image_quality": None if quality is None else {k: float(v.mean()) for k, v in quality.items()},
-            "matching_1v2": matching_1v2(d, true_col),
-            "matching_1v2_gender_stratified": matching_1v2(d, true_col, gender),
-            "recall_at": {str(k): v for k, v in recall_at_k(d, true_col).items()},
-            "images_per_second": len(q.identity) / q.seconds, **shared}
+        metrics = {"generator": name, "run": str(run),
+                   **face_scores(gen_emb, gen_found, q.identity, real_emb, real_labels, shared["tau"], d, true_col,
+                                 gender, quality),
+                   "images_per_second": len(q.identity) / q.seconds, **shared}
         scores = identity_scores(q.identity, gen_emb, real_emb, real_labels, shared["tau"], d, true_col, identities,
                                  gender, quality)
         metrics["statistics"] = {name: metric_statistics(values, baselines)
@@ -214,6 +207,24 @@ def evaluate_2d(runs: list[str | Path], out: str | Path | None = None, tau: floa
         atomic.write_json(Path(out) / "comparison.json", summary)
         atomic.write_text(Path(out) / "comparison.md", comparison_markdown(results, shared))
     return summary
+
+
+def face_scores(generated_emb: np.ndarray, generated_found: np.ndarray, query_identity: np.ndarray,
+                real_emb: np.ndarray, real_labels: np.ndarray, tau: float, distances: np.ndarray,
+                true_column: np.ndarray, genders: np.ndarray, quality: dict[str, np.ndarray] | None = None) -> dict:
+    """The summary scores of one set of generated faces (``evaluate-2d``'s and a gan2d run's periodic
+    evaluation): identity accuracy at τ, the face-found rate, the image metrics' means (or None),
+    1:2 matching (unstratified and gender-stratified) and recall@1/5/10.
+
+    Args as :func:`identity_scores`, with ``generated_found`` (Q,) bool: dlib found a face.
+    """
+    return {
+        "identity_accuracy": identity_accuracy(generated_emb, query_identity, real_emb, real_labels, tau),
+        "generated_face_detection_rate": float(np.mean(generated_found)),
+        "image_quality": None if quality is None else {k: float(v.mean()) for k, v in quality.items()},
+        "matching_1v2": matching_1v2(distances, true_column),
+        "matching_1v2_gender_stratified": matching_1v2(distances, true_column, genders),
+        "recall_at": {str(k): v for k, v in recall_at_k(distances, true_column).items()}}
 
 
 CHANCE_BASELINE = "chance"
@@ -347,6 +358,8 @@ def comparison_markdown(results: dict[str, dict], shared: dict) -> str:
              f"{shared['test_identities']} test identities, {generated} generated faces, "
              f"{shared['real_faces']} real faces; τ = {shared['tau']:.2f} ({shared['tau_source']}).", "",
              "## Table I analogue: identity accuracy (generated vs real faces of the voice's identity, L2 < τ)", "",
+             f"The verifier's ceiling at this τ: real faces of one identity against each other are called the same "
+             f"person in {100 * shared['real_identity_accuracy']:.2f}% of pairs.", "",
              "| generator | accuracy | 1:2 matching | 1:2 gender-stratified | R@1 | R@5 | R@10 | face found |",
              "|---|---|---|---|---|---|---|---|"]
     for name, m in results.items():

@@ -167,6 +167,38 @@ class ClassifierSteps(L.LightningModule):
         self.log("val/acc", (logits.argmax(1) == labels).float().mean(), prog_bar=True, sync_dist=True)
 
 
+class PeriodicEvaluation(Callback):
+    """Every ``every`` training epochs, and after the last: ``evaluate(module)`` (in eval mode, no
+    gradients) -> {name: float}, logged as ``prefix + name`` with the epoch to the Trainer's loggers
+    (the run's ``metrics.csv`` and TensorBoard) at the current logging step; then ``after()`` (e.g. redraw
+    a learning curve from ``metrics.csv``). The writer process alone evaluates; ``last`` holds the
+    newest row.
+    """
+
+    def __init__(self, evaluate, every: int, prefix: str = "eval/", after=None):
+        self.evaluate, self.every, self.prefix, self.after = evaluate, every, prefix, after
+        self.last: dict[str, float] = {}
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        epoch = trainer.current_epoch + 1
+        if (epoch % self.every and trainer.global_step < trainer.max_steps) or not trainer.is_global_zero:
+            return
+        training = pl_module.training
+        pl_module.eval()
+        with torch.no_grad():
+            scores = self.evaluate(pl_module)
+        pl_module.train(training)
+        self.last = {"epoch": epoch, **{self.prefix + k: float(v) for k, v in scores.items()}}
+        # the step Lightning's own rows carry (batches that stepped, not optimiser steps), so a resumed
+        # run trims these rows exactly as it trims those (folder.trim_metrics_csv)
+        step = trainer.fit_loop.epoch_loop._batches_that_stepped
+        for logger in trainer.loggers:
+            logger.log_metrics(self.last, step=step)
+            logger.save()
+        if self.after is not None:
+            self.after()
+
+
 class KeepRandomState(Callback):
     """Give the random generators back the state they had when the Trainer was built, after
     Lightning's DDP set-up re-seeded them: each process then draws what one process would draw (the
