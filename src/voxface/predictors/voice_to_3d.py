@@ -101,7 +101,7 @@ class VoiceTo3D:
             raise VoxfaceError("the predictor gave a face that is not finite (NaN or infinite vertices); its weights "
                                "are damaged: train or import it again")
         return Prediction({k: v[0] for k, v in parameters.items()}, mesh, self.model,
-                          self.backbone, len(speech) / 16000, None if scores is None else float(scores[0]),
+                          self.backbone, float(seconds[0]), None if scores is None else float(scores[0]),
                           None if self.reference is None else self.reference.source, uncertainty,
                           self._describe(parameters, distribution), self.provenance)
 
