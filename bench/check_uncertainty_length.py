@@ -59,7 +59,8 @@ def main() -> None:
     calibration = predictor.length_calibration
     if calibration is not None:
         print("length calibration (validation voices): " + ", ".join(
-            f"{s:g} s x{k:.3f} ({n} crops)" for s, k, n in zip(calibration.seconds, calibration.scale, calibration.voices)))
+            f"{s:g} s x{k:.3f} (held out x{h:.3f}, {n} crops)" for s, k, h, n in
+            zip(calibration.seconds, calibration.scale, calibration.held_out, calibration.voices)))
     print("| speech (s) | utterances | RMSE (z) | spread (z) | coverage 50% | coverage 90% "
           "| calibrated spread (z) | coverage 50% | coverage 90% |")
     print("|---|---|---|---|---|---|---|---|---|")

@@ -187,13 +187,13 @@ def test_critical_count_is_exact_at_the_boundary(n, level):
     from fractions import Fraction
     from math import comb
 
-    def tail(k):
-        return Fraction(sum(comb(n, i) for i in range(k, n + 1)), 2 ** n)
-
-    exact = next((k for k in range(n + 1) if tail(k) <= Fraction(level)), n + 1)
+    tails = [Fraction(0)] * (n + 2)  # tails[k] = P(X >= k), exact, summed from the top down
+    for i in range(n, -1, -1):
+        tails[i] = tails[i + 1] + Fraction(comb(n, i), 2 ** n)
+    exact = next((k for k in range(n + 1) if tails[k] <= Fraction(level)), n + 1)
     assert critical_count(n, level) == exact
     k = min(exact, n)
-    assert binomial_upper_tail(k, n) == pytest.approx(float(tail(k)), rel=1e-12)
+    assert binomial_upper_tail(k, n) == pytest.approx(float(tails[k]), rel=1e-12)
 
 
 @pytest.mark.parametrize("name", ["pkt", "sp", "cc", "rkd", "attention"])

@@ -2,14 +2,18 @@
 
 A Gaussian head predicts one spread per voice whatever the length of speech it heard, while its
 error grows on short speech (docs/serve.md, "How sure, as speech accumulates"). A
-:class:`LengthCalibration` holds, for a few lengths of speech, the factor that makes the head's
-intervals calibrated on held-out voices cut to that length::
+:class:`LengthCalibration` holds, for a few lengths of speech, how much wider the head's intervals
+must be at that length than at the longest one, measured on held-out voices cut to each length::
 
-    scale(L)² = mean over voices and coefficients of (truth − mean)² / marginal variance
+    held_out(L)² = mean over voices and coefficients of (truth − mean)² / marginal variance
+    scale(L)     = held_out(L) / held_out(longest L)
 
-(1 for a head already calibrated at L). Between the fitted lengths the factor is interpolated in
-log-seconds; outside them the nearest length's factor is kept. The covariance of a voice that spoke
-for ``s`` seconds is multiplied by ``scale(s)²``.
+Only the trend is kept: the level (``held_out`` at the longest length) comes from a few validation
+identities and does not carry to new voices, while the head's own level was trained on every training
+identity, so a voice that spoke at least the longest length keeps the head's spread (factor 1).
+Between the fitted lengths the factor is interpolated in log-seconds; outside them the nearest
+length's factor is kept. The covariance of a voice that spoke for ``s`` seconds is multiplied by
+``scale(s)²``.
 """
 
 from __future__ import annotations
@@ -30,13 +34,17 @@ class LengthCalibration:
 
     Attributes:
         seconds: (L,) increasing lengths of speech in seconds.
-        scale: (L,) positive factors of the standard deviations at those lengths.
+        scale: (L,) positive factors of the standard deviations at those lengths (1 at the longest
+            when fitted).
         voices: (L,) held-out voice crops each factor was fitted on.
+        held_out: (L,) the factors that would calibrate the held-out crops themselves, ``scale``'s
+            source (kept as the record of how far from calibrated the head was on them).
     """
 
     seconds: np.ndarray
     scale: np.ndarray
     voices: np.ndarray
+    held_out: np.ndarray
 
     def at(self, seconds: np.ndarray) -> np.ndarray:
         """(B,) seconds of speech -> (B,) factors of the standard deviations."""
@@ -61,8 +69,8 @@ class LengthCalibration:
                 for seconds in sorted(predicted) if len(predicted[seconds][1])]
         if not rows:
             raise ValueError("no held-out voice is long enough for any length of the calibration")
-        seconds, scale, voices = (np.array(column) for column in zip(*rows))
-        return cls(seconds.astype(np.float64), scale.astype(np.float64), voices.astype(np.int64))
+        seconds, held_out, voices = (np.array(column, dtype=np.float64) for column in zip(*rows))
+        return cls(seconds, held_out / held_out[-1], voices.astype(np.int64), held_out)
 
     @staticmethod
     def scale_for(distribution: CoefficientDistribution, truth: np.ndarray) -> float:
@@ -72,17 +80,19 @@ class LengthCalibration:
         return float(np.sqrt(z2.mean()))
 
     def to_saved(self) -> dict:
-        return {"seconds": self.seconds.tolist(), "scale": self.scale.tolist(), "voices": self.voices.tolist()}
+        return {"seconds": self.seconds.tolist(), "scale": self.scale.tolist(), "voices": self.voices.tolist(),
+                "held_out": self.held_out.tolist()}
 
     @classmethod
     def from_saved(cls, saved: dict | None) -> "LengthCalibration | None":
         if saved is None:
             return None
-        seconds, scale = (np.asarray(saved[k], dtype=np.float64) for k in ("seconds", "scale"))
-        if seconds.ndim != 1 or seconds.shape != scale.shape or not len(seconds) or np.any(np.diff(seconds) <= 0) \
-                or not np.all(np.isfinite(scale)) or np.any(scale <= 0) or seconds[0] <= 0:
+        seconds, scale, held_out = (np.asarray(saved[k], dtype=np.float64) for k in ("seconds", "scale", "held_out"))
+        if seconds.ndim != 1 or seconds.shape != scale.shape or held_out.shape != scale.shape or not len(seconds) \
+                or np.any(np.diff(seconds) <= 0) or seconds[0] <= 0 \
+                or not np.all(np.isfinite(np.concatenate([scale, held_out]))) or np.any(scale <= 0) or np.any(held_out <= 0):
             raise ValueError("a length calibration needs increasing positive lengths and positive finite scales")
-        return cls(seconds, scale, np.asarray(saved["voices"], dtype=np.int64))
+        return cls(seconds, scale, np.asarray(saved["voices"], dtype=np.int64), held_out)
 
 
 def crops_of_length(speech: list[np.ndarray], seconds: float, per_utterance: int, rng: np.random.Generator,

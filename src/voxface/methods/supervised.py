@@ -210,8 +210,9 @@ def fit(config: Config, run_dir: str | Path, progress: bool = True) -> Fitted:
             if predictor.probabilistic:
                 speech, truths = validation_speech(corpus, val_ids)
                 calibration = predictor.fit_length_calibration(speech, truths, config.seed)
-                log.info("spread scale by seconds of speech (held-out voices): %s", dict(zip(
-                    calibration.seconds.tolist(), np.round(calibration.scale, 3).tolist())))
+                log.info("spread scale by seconds of speech (the trend of the held-out voices' %s): %s",
+                         dict(zip(calibration.seconds.tolist(), np.round(calibration.held_out, 3).tolist())),
+                         dict(zip(calibration.seconds.tolist(), np.round(calibration.scale, 3).tolist())))
             predictor.save(run / PREDICTOR_FILE)
         metrics = record_metrics(run, metrics, trainer)
         log.info("supervised regressor (%s backbone, %s head) on %d identities: %s", config.backbone,
