@@ -113,6 +113,10 @@ image-to-3D student, about 50) rounding amplified layer by layer towards the inp
 smallest gradients of the early layers change sign. The weights those flips move change every
 later gradient a little, so after a few steps all weights differ by rounding-sized amounts,
 amplified. After one step the flips are the only difference."""
+FLIPS_ALLOWED = 0.02
+"""Share of a batch-normalised network's weights whose first Adam step may flip. How many flip depends
+on the CPU's rounding: the unsupervised generator's were 225 and 440 of 43,972 on two machines (0.5%
+and 1.0%); the gradient-scrambling bug of docs/scale.md flipped 21,230 (48%)."""
 EXACT = ("supervised", "speaker-cnn")
 """The methods without batch normalisation: their weights agree to 1e-5 after several steps."""
 SAVED = {"speaker": "voice-encoder", "supervised": "voice-to-3d", "expert": "image-to-3d-expert",
@@ -197,10 +201,10 @@ def test_two_gloo_processes_train_each_method_as_one_process_and_only_rank_0_wri
 
 def _assert_trained_alike(method: str, network: str, one: dict[str, torch.Tensor], two: dict[str, torch.Tensor]) -> None:
     """The weights of ``network`` after one-process (``one``) and two-process (``two``) training agree:
-    all to 1e-5 for the :data:`EXACT` methods, all but 1% otherwise (:data:`SETTINGS`)."""
+    all to 1e-5 for the :data:`EXACT` methods, all but :data:`FLIPS_ALLOWED` otherwise (:data:`SETTINGS`)."""
     apart = sum(int(((one[k].double() - two[k].double()).abs() > 1e-5 * max(1.0, float(one[k].abs().max()))).sum())
                 for k in one)
-    allowed = 0 if method in EXACT else 0.01 * sum(v.numel() for v in one.values())
+    allowed = 0 if method in EXACT else FLIPS_ALLOWED * sum(v.numel() for v in one.values())
     assert apart <= allowed, f"{network}: {apart} weights differ"
 
 
