@@ -34,17 +34,18 @@ class LengthCalibration:
 
     Attributes:
         seconds: (L,) increasing lengths of speech in seconds.
-        scale: (L,) positive factors of the standard deviations at those lengths (1 at the longest
-            when fitted).
+        held_out: (L,) positive factors that would calibrate the held-out crops of each length.
         voices: (L,) held-out voice crops each factor was fitted on.
-        held_out: (L,) the factors that would calibrate the held-out crops themselves, ``scale``'s
-            source (kept as the record of how far from calibrated the head was on them).
     """
 
     seconds: np.ndarray
-    scale: np.ndarray
-    voices: np.ndarray
     held_out: np.ndarray
+    voices: np.ndarray
+
+    @property
+    def scale(self) -> np.ndarray:
+        """(L,) factors of the standard deviations at ``seconds``: the trend, 1 at the longest."""
+        return self.held_out / self.held_out[-1]
 
     def at(self, seconds: np.ndarray) -> np.ndarray:
         """(B,) seconds of speech -> (B,) factors of the standard deviations."""
@@ -70,7 +71,7 @@ class LengthCalibration:
         if not rows:
             raise ValueError("no held-out voice is long enough for any length of the calibration")
         seconds, held_out, voices = (np.array(column, dtype=np.float64) for column in zip(*rows))
-        return cls(seconds, held_out / held_out[-1], voices.astype(np.int64), held_out)
+        return cls(seconds, held_out, voices.astype(np.int64))
 
     @staticmethod
     def scale_for(distribution: CoefficientDistribution, truth: np.ndarray) -> float:
@@ -80,19 +81,17 @@ class LengthCalibration:
         return float(np.sqrt(z2.mean()))
 
     def to_saved(self) -> dict:
-        return {"seconds": self.seconds.tolist(), "scale": self.scale.tolist(), "voices": self.voices.tolist(),
-                "held_out": self.held_out.tolist()}
+        return {"seconds": self.seconds.tolist(), "held_out": self.held_out.tolist(), "voices": self.voices.tolist()}
 
     @classmethod
     def from_saved(cls, saved: dict | None) -> "LengthCalibration | None":
         if saved is None:
             return None
-        seconds, scale, held_out = (np.asarray(saved[k], dtype=np.float64) for k in ("seconds", "scale", "held_out"))
-        if seconds.ndim != 1 or seconds.shape != scale.shape or held_out.shape != scale.shape or not len(seconds) \
-                or np.any(np.diff(seconds) <= 0) or seconds[0] <= 0 \
-                or not np.all(np.isfinite(np.concatenate([scale, held_out]))) or np.any(scale <= 0) or np.any(held_out <= 0):
+        seconds, held_out = (np.asarray(saved[k], dtype=np.float64) for k in ("seconds", "held_out"))
+        if seconds.ndim != 1 or seconds.shape != held_out.shape or not len(seconds) or np.any(np.diff(seconds) <= 0) \
+                or not np.all(np.isfinite(held_out)) or np.any(held_out <= 0) or seconds[0] <= 0:
             raise ValueError("a length calibration needs increasing positive lengths and positive finite scales")
-        return cls(seconds, scale, np.asarray(saved["voices"], dtype=np.int64), held_out)
+        return cls(seconds, held_out, np.asarray(saved["voices"], dtype=np.int64))
 
 
 def crops_of_length(speech: list[np.ndarray], seconds: float, per_utterance: int, rng: np.random.Generator,
