@@ -8,12 +8,13 @@ of an update does not depend on the weights) and the CMP release imported from
 ``$VOXFACE_SHARED_DATA/cmp_checkpoints`` (laid out by ``shared_release_layout``) — it plays a
 ``--seconds`` long recording (real speech from ``$VOXFACE_SHARED_DATA/cmp_reference``) at 48 kHz in chunks of ``--chunk-seconds`` (the page's, 1 s) at real-time pace into the page's handler
 (``voxface.app.web.live_outputs``: the chunk file read as Gradio wrote it, the whole recording
-through the front end, the prediction and the live renders on the page's one render thread, the
+through the front end, the prediction and the live renders of the coarse preview mesh, the
 inline images and the trace table), and reports the p50 and p95 of the time from a chunk file
 being written to its outputs being ready, for
 
 1. one live session;
-2. two live sessions at once, with one upload (a 10 s recording through **Predict**) sent at the
+2. two live sessions at once;
+3. two live sessions at once, with one upload (a 10 s recording through **Predict**) sent at the
    same time.
 
 The time the browser needs to receive and draw an update (loopback, a few ms) is not included.
@@ -69,7 +70,7 @@ def main() -> None:
         for name, predictor in models.items():
             service = FaceFromVoice(predictor, scratch / "served")
             live_session(service, speech, scratch / "warm-up", "warm-up", args.chunk_seconds)  # renderers, torch, caches
-            for sessions, with_upload in ((1, False), (2, True)):
+            for sessions, with_upload in ((1, False), (2, False), (2, True)):
                 latencies, upload_s = measure(service, speech, scratch, sessions, upload if with_upload else None,
                                               args.chunk_seconds)
                 p50, p95 = np.percentile(latencies, [50, 95])

@@ -96,6 +96,16 @@ def test_the_model_has_the_release_triangles_facing_the_camera(release, imported
     np.testing.assert_array_equal(model.triangles, release_triangles[:, ::-1])  # same faces, counter-clockwise
 
 
+def test_the_live_preview_of_a_release_face_looks_like_its_full_render(imported):
+    from .test_simplify import assert_looks_alike, preview_and_full_renders
+
+    model = VoiceTo3D.load(imported["supervised"]).model
+    face = model.reconstruct(np.random.default_rng(0).normal(size=model.n_shape).astype(np.float32))
+    full, preview, clustering = preview_and_full_renders(face, model.triangles)  # the page's live size and cells
+    assert len(clustering.triangles) < 0.45 * len(model.triangles)
+    assert_looks_alike(full, preview)
+
+
 def test_synergynet_is_an_expert_for_bfm_corpora_only(shared_data, imported):
     from voxface.face3d.loading import load_morphable_model
 

@@ -42,14 +42,8 @@ def _chunks(samples: np.ndarray):
     return [samples[i:i + CHUNK] for i in range(0, len(samples), CHUNK)]
 
 
-def _sessions(predictor, render_thread, max_seconds=120.0, **kwargs) -> LiveSessions:
-    return LiveSessions(predictor, render_thread, max_seconds, render_size=96, **kwargs)
-
-
-@pytest.fixture(scope="module")
-def render_thread():
-    with ThreadPoolExecutor(1) as pool:
-        yield pool
+def _sessions(predictor, max_seconds=120.0, **kwargs) -> LiveSessions:
+    return LiveSessions(predictor, max_seconds, render_size=96, **kwargs)
 
 
 def _predict_cli(predictor_file: Path, wav: Path, out: Path) -> dict:
@@ -60,8 +54,8 @@ def _predict_cli(predictor_file: Path, wav: Path, out: Path) -> dict:
 
 
 def test_every_live_update_is_predict_on_the_recording_so_far_and_the_last_is_predict_on_its_wav(
-        gaussian, gaussian_predictor_file, render_thread, tiny_corpus_dir, tmp_path):
-    sessions = _sessions(gaussian, render_thread)
+        gaussian, gaussian_predictor_file, tiny_corpus_dir, tmp_path):
+    sessions = _sessions(gaussian)
     samples = _speech_48k(tiny_corpus_dir, 0)
     updates = [sessions.add("visitor", BROWSER_RATE, chunk) for chunk in _chunks(samples)]
     faces = [u for u in updates if u.prediction is not None]
@@ -106,8 +100,8 @@ def test_the_final_answer_of_a_live_recording_is_predict_on_its_wav(gaussian, ga
     assert page["face"] == cli["face"] and page["voice"] == cli["voice"]
 
 
-def test_a_live_recording_holds_at_most_the_limit_and_says_so(gaussian, render_thread, tiny_corpus_dir):
-    sessions = _sessions(gaussian, render_thread, max_seconds=1.6)
+def test_a_live_recording_holds_at_most_the_limit_and_says_so(gaussian, tiny_corpus_dir):
+    sessions = _sessions(gaussian, max_seconds=1.6)
     updates = [sessions.add("visitor", BROWSER_RATE, c) for c in _chunks(_speech_48k(tiny_corpus_dir, 0))]
     recording = sessions.finish("visitor")
     assert recording.frames == int(1.6 * BROWSER_RATE) and recording.samples().nbytes == 2 * recording.frames
@@ -115,8 +109,8 @@ def test_a_live_recording_holds_at_most_the_limit_and_says_so(gaussian, render_t
     assert updates[3].prediction is not None  # the 1.6 s kept were heard
 
 
-def test_noise_gets_no_live_face_as_predict_refuses_it(gaussian, render_thread):
-    sessions = _sessions(gaussian, render_thread)
+def test_noise_gets_no_live_face_as_predict_refuses_it(gaussian):
+    sessions = _sessions(gaussian)
     noise = to_pcm16((0.3 * np.random.default_rng(0).standard_normal(3 * BROWSER_RATE)).clip(-1, 1))
     updates = [sessions.add("visitor", BROWSER_RATE, c) for c in _chunks(noise)]
     assert all(u.prediction is None for u in updates)
@@ -124,8 +118,8 @@ def test_noise_gets_no_live_face_as_predict_refuses_it(gaussian, render_thread):
 
 
 def test_visitors_are_isolated_refused_beyond_the_limit_and_forgotten_when_they_leave(
-        gaussian, render_thread, tiny_corpus_dir):
-    sessions = _sessions(gaussian, render_thread, max_sessions=2, idle_s=5.0)
+        gaussian, tiny_corpus_dir):
+    sessions = _sessions(gaussian, max_sessions=2, idle_s=5.0)
     voices = {key: _chunks(_speech_48k(tiny_corpus_dir, first)) for key, first in (("a", 0), ("b", 6))}
     alone = {}
     for key, chunks in voices.items():

@@ -9,6 +9,9 @@ the reference VAD collector over the whole recording, then the features) as an u
 it stood at that chunk; the last one (when recording stops) is ``voxface predict`` on the whole
 recording saved as WAV, which the page then writes and offers for download.
 
+The live renders show a coarser mesh (:class:`~voxface.face3d.simplify.VertexClustering` of the
+model's mean, cells of about two pixels) of the same prediction; the final answer renders the full mesh.
+
 Bounds: a recording holds at most ``max_seconds`` of audio (more is not kept, and the page says
 so); at most ``max_sessions`` visitors record at once; a recording nobody added to for
 ``idle_s`` seconds (the visitor left) is dropped, as it is when the page's tab closes; updates
@@ -21,7 +24,6 @@ import io
 import threading
 import time
 from collections import OrderedDict
-from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,10 +32,12 @@ import numpy as np
 from ..audio.io import resample_mono, save_wav, to_pcm16
 from ..audio.voice import check_speech_like, prepare_voice
 from ..errors import VoxfaceError
-from ..face3d.render import render_mesh
+from ..face3d.render import RENDER_FILL, render_mesh
+from ..face3d.simplify import VertexClustering
 from ..predictors.prediction import Prediction
 from ..predictors.voice_to_3d import VoiceTo3D
 from ..workflows.predict import uncertainty_colours
+from .settings import LIVE_PREVIEW_CELL_PX
 
 SAMPLE_RATE = 16000
 """The front end's rate; chunks are converted to it only as part of the whole recording."""
@@ -155,19 +159,22 @@ class LiveSessions:
     """The live recordings of the page's visitors, by session key, and their updates.
 
     Args:
-        predictor: the page's predictor.
-        render_thread: the executor that renders (the page's one render thread); an update predicts
-            in its own request's thread.
+        predictor: the page's predictor (an update predicts in its own request's thread).
         max_seconds: the most audio one recording holds (the page's duration limit).
         render_size: pixels of the live renders.
+        preview_cell_px: pixels across one vertex cluster of the coarse mesh the live renders show.
         max_sessions: visitors recording at once; one more is refused with a message.
         idle_s: a recording without a chunk for this long is dropped.
     """
 
-    def __init__(self, predictor: VoiceTo3D, render_thread: Executor, max_seconds: float, render_size: int,
-                 max_sessions: int = MAX_SESSIONS, idle_s: float = IDLE_S):
-        self.predictor, self.render_thread = predictor, render_thread
+    def __init__(self, predictor: VoiceTo3D, max_seconds: float, render_size: int,
+                 preview_cell_px: float = LIVE_PREVIEW_CELL_PX, max_sessions: int = MAX_SESSIONS,
+                 idle_s: float = IDLE_S):
+        self.predictor = predictor
         self.max_seconds, self.render_size = max_seconds, render_size
+        model = predictor.model
+        self.preview = VertexClustering.of(model.mean, model.triangles,
+                                           cells=max(2, round(RENDER_FILL * render_size / preview_cell_px)))
         self.max_sessions, self.idle_s = max_sessions, idle_s
         self._recordings: dict[str, LiveRecording] = {}
         self._lock = threading.Lock()
@@ -244,7 +251,7 @@ class LiveSessions:
             update.message = update.message or f"listening: {str(e).replace('the waveform', 'the recording so far')}"
             return update
         update.prediction = self.predictor.predict(speech)  # in this request's thread, beside other visitors'
-        update.render, update.uncertainty = self.render_thread.submit(self._renders, update.prediction).result()
+        update.render, update.uncertainty = self._renders(update.prediction)
         shape = update.prediction.parameters["shape"].astype(np.float64)
         change = 0.0 if recording.last_shape is None else float(np.sqrt(np.mean((shape - recording.last_shape) ** 2)))
         uncertainty = update.prediction.uncertainty
@@ -254,13 +261,13 @@ class LiveSessions:
         return update
 
     def _renders(self, prediction: Prediction) -> tuple[np.ndarray, np.ndarray | None]:
-        """On the render thread: the prediction's render and its uncertainty render (or None)."""
-        triangles = prediction.model.triangles
-        image = render_mesh(prediction.mesh, triangles, size=self.render_size)
+        """The preview render of the prediction and its uncertainty render (or None)."""
+        mesh, triangles = self.preview.reduce(prediction.mesh), self.preview.triangles
+        image = render_mesh(mesh, triangles, size=self.render_size)
         spread = None
         if prediction.uncertainty is not None:
-            colours = uncertainty_colours(prediction.uncertainty.vertex_std)
-            spread = render_mesh(prediction.mesh, triangles, colors=colours, size=self.render_size)
+            colours = uncertainty_colours(self.preview.reduce(prediction.uncertainty.vertex_std[:, None])[:, 0])
+            spread = render_mesh(mesh, triangles, colors=colours, size=self.render_size)
         return image, spread
 
 

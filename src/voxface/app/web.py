@@ -6,14 +6,12 @@ trace, from all the speech so far), or takes a recording or a file and **Predict
 shows the predicted face in a rotatable 3D viewer, its render, and offers the mesh as OBJ and GLB
 (and a live recording as WAV); with a 2D model loaded
 (``--image-run``, a run of ``voxface train gan2d``) it also shows the generated face image. It is a
-thin layer over :class:`FaceFromVoice`, which holds the loaded predictor: it checks and decodes each
-upload on the visitor's request thread, then predicts and renders one request at a time on one worker
-thread per process, so concurrent visitors are queued and each gets its own output folder.
-
-Why one thread: pyrender's EGL context stays current in the thread that last rendered with it
-(its EGL ``make_uncurrent`` does nothing), so a renderer may only ever be used from one thread.
-The page renders at its own size (:data:`RENDER_SIZE`) so that its renderer is not the one other
-code in the same process (e.g. ``voxface predict`` at 512 px on the main thread) already holds.
+thin layer over :class:`FaceFromVoice`, which holds the loaded predictor: it checks, decodes,
+predicts and writes each request on the visitor's request thread (Gradio runs at most
+:data:`~voxface.app.settings.CONCURRENCY` at once), each into its own output folder. Renders wait
+for the renderer of their size, which draws on its own thread (:mod:`voxface.face3d.render`): the
+answers' renders (:data:`RENDER_SIZE`) and the live previews (:data:`LIVE_RENDER_SIZE`) do not
+wait for each other.
 """
 
 from __future__ import annotations
@@ -24,7 +22,6 @@ import logging
 import os
 import signal
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,8 +61,6 @@ logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio polls its own ser
 
 SHORTER = "upload a shorter recording"
 """The page's advice for a recording past the limit."""
-_RENDER_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="voxface-predict")
-"""The one thread of this process that predicts and renders for the page (see the module note)."""
 
 
 @dataclass
@@ -149,7 +144,7 @@ class FaceFromVoice:
         self.max_upload_mb = max_upload_mb
         self.max_minutes, self.keep_minutes = max_minutes, keep_minutes
         self.image_model = image_model
-        self.live = LiveSessions(predictor, _RENDER_THREAD, 60 * max_minutes, LIVE_RENDER_SIZE)
+        self.live = LiveSessions(predictor, 60 * max_minutes, LIVE_RENDER_SIZE)
         self.chunks = ChunkFiles()
 
     def predict(self, audio_path: str | os.PathLike | None) -> FacePrediction:
@@ -168,7 +163,7 @@ class FaceFromVoice:
         except VoxfaceError as e:
             message = str(e).replace(str(audio_path), audio_path.name)
             raise VoxfaceError(f"{message} (only speech recordings can be used: wav, flac, ogg, mp3, m4a)") from None
-        return _RENDER_THREAD.submit(self._answer, audio_path, speech, self.folders.new()).result()
+        return self._answer(audio_path, speech, self.folders.new())
 
     def predict_live(self, recording: LiveRecording) -> FacePrediction:
         """The final answer of a live recording: it is saved as a WAV and predicted from that file as
@@ -179,12 +174,12 @@ class FaceFromVoice:
             speech = prepare_voice(wav)
         except VoxfaceError as e:
             raise VoxfaceError(str(e).replace(f"audio file {wav}", "the live recording")) from None
-        result = _RENDER_THREAD.submit(self._answer, wav, speech, folder).result()
+        result = self._answer(wav, speech, folder)
         result.recording = wav
         return result
 
     def _answer(self, audio_path: Path, speech: np.ndarray, folder: Path) -> FacePrediction:
-        """Predict from ``speech`` and write the request's files into ``folder`` (on the render thread)."""
+        """Predict from ``speech`` and write the request's files into ``folder``."""
         prediction = self.predictor.predict(speech)
         stem = audio_path.stem
         files = write_prediction(prediction, folder, stem, audio_path.name, ("glb", "obj"), RENDER_SIZE)

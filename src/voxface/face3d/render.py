@@ -7,7 +7,9 @@ column ``i`` and row ``j`` (the convention of numpy indexing and of dlib's landm
 where the rendered surface shows them.
 
 Rendering uses one pyrender ``OffscreenRenderer`` per image size and process, created on first
-use and reused (an EGL context costs ~0.4 s to create; a forked worker makes its own).
+use and reused (an EGL context costs ~0.4 s to create; a forked worker makes its own), each on a
+thread of its own, so that any thread may render and renders of different sizes do not wait for
+each other.
 ``PYOPENGL_PLATFORM`` defaults to ``egl``; it must be set before anything imports PyOpenGL.
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +28,9 @@ from ..errors import VoxfaceError
 from ..runs.atomic import atomic_path
 
 logger = logging.getLogger(__name__)
+
+RENDER_FILL = 0.9
+"""The share of the image's shorter side a mesh's largest extent spans when :func:`render_mesh` frames it."""
 
 
 @dataclass(frozen=True)
@@ -148,7 +154,7 @@ def render_mesh(vertices: np.ndarray, triangles: np.ndarray, colors: np.ndarray 
         (H, W, 3) uint8 image.
     """
     if camera is None:
-        camera = framing_camera(vertices, size, fill=0.9)
+        camera = framing_camera(vertices, size, fill=RENDER_FILL)
     rgba = _render_rgba(vertices, triangles, colors, camera, light)
     return _composite(rgba, _background_image(background, camera.size))
 
@@ -261,11 +267,19 @@ def _shading(normals: np.ndarray, light: Light) -> np.ndarray:
 class _SceneRenderer:
     """One EGL context, scene and camera for one image size; meshes are swapped in and out.
 
-    Shading is computed per vertex in numpy and drawn unlit (pyrender's FLAT mode), which is
-    about three times faster on a software (llvmpipe) renderer than pyrender's PBR shader.
+    pyrender's EGL context stays current in the thread that last drew with it (its EGL
+    ``make_uncurrent`` does nothing), so each renderer owns one thread that creates and uses its
+    context; :meth:`render` may be called from any thread and waits for that one. Shading is
+    computed per vertex in numpy and drawn unlit (pyrender's FLAT mode), which is about three times
+    faster on a software (llvmpipe) renderer than pyrender's PBR shader.
     """
 
     def __init__(self, size: tuple[int, int]):
+        height, width = size
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"voxface-render-{height}x{width}")
+        self._thread.submit(self._open, size).result()
+
+    def _open(self, size: tuple[int, int]) -> None:
         pyrender = _pyrender()
         height, width = size
         try:
@@ -282,20 +296,21 @@ class _SceneRenderer:
         self._scene.add(self._camera, pose=np.eye(4))
         self._material = pyrender.MetallicRoughnessMaterial(baseColorFactor=[1.0, 1.0, 1.0, 1.0])
         self._flags = pyrender.RenderFlags.RGBA | pyrender.RenderFlags.FLAT
-        self._lock = threading.Lock()
 
     def render(self, positions, colors, triangles, far: float) -> np.ndarray:
         """(H, W, 4) uint8 image of camera-space ``positions`` (V, 3) with ``colors`` (V, 3)."""
+        return self._thread.submit(self._draw, positions, colors, triangles, far).result()
+
+    def _draw(self, positions, colors, triangles, far: float) -> np.ndarray:
         pyrender = self._pyrender
         primitive = pyrender.Primitive(positions=positions, color_0=colors, indices=triangles,
                                        material=self._material)
-        with self._lock:
-            self._camera.zfar = far + 1.0
-            node = self._scene.add(pyrender.Mesh([primitive]))
-            try:
-                color, _ = self._offscreen.render(self._scene, flags=self._flags)
-            finally:
-                self._scene.remove_node(node)
+        self._camera.zfar = far + 1.0
+        node = self._scene.add(pyrender.Mesh([primitive]))
+        try:
+            color, _ = self._offscreen.render(self._scene, flags=self._flags)
+        finally:
+            self._scene.remove_node(node)
         return np.array(color)
 
 
