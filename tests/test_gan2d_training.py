@@ -46,11 +46,11 @@ def _batch(n=8):
     return torch.rand(n, 128, generator=g), torch.rand(n, 3, 64, 64, generator=g), torch.arange(n) % 3
 
 
-@pytest.mark.parametrize("mismatch_weight", [0.0, 1.0])
-def test_gan_step_trains_both_networks_and_reports_the_mismatch_term(mismatch_weight):
+@pytest.mark.parametrize("mismatch_weight, augment", [(0.0, "none"), (1.0, "color,translation,cutout")])
+def test_gan_step_trains_both_networks_and_reports_the_mismatch_term(mismatch_weight, augment):
     torch.manual_seed(0)
     module = ConditionalGANTraining(width=4, l1_weight=10.0, discriminator="projection",
-                                    mismatch_weight=mismatch_weight)
+                                    mismatch_weight=mismatch_weight, augment=augment)
     before = [p.detach().clone() for p in (*module.generator.parameters(), *module.discriminator.parameters())]
     terms = module.train_batch(_batch(), module.configure_optimizers(), lambda loss: loss.backward())
     after = [p.detach() for p in (*module.generator.parameters(), *module.discriminator.parameters())]
@@ -156,3 +156,21 @@ def test_held_out_probe_scores_a_generator_that_draws_the_target_as_perfect(tmp_
     assert scores["recall_at_1"] == 1.0 and scores["matching_1v2"] == 1.0 and scores["face_found"] == 1.0
     assert scores["SSIM"] == pytest.approx(1.0) and scores["PSNR"] > 100
     assert 0 <= scores["real_identity_accuracy"] <= 1
+
+
+def test_the_sampled_generator_is_the_moving_average_of_the_trained_one():
+    torch.manual_seed(0)
+    module = ConditionalGANTraining(width=4, discriminator="projection", upsampling="resize", ema_decay=0.9,
+                                    augment="color,translation,cutout", feature_matching_weight=1.0)
+    start = [p.detach().clone() for p in module.sampler.parameters()]
+    optimizers = module.configure_optimizers()
+    trained = []
+    for _ in range(3):
+        terms = module.train_batch(_batch(), optimizers, lambda loss: loss.backward())
+        trained.append([p.detach().clone() for p in module.generator.parameters()])
+    assert "feature_matching" in terms and not any(p.requires_grad for p in module.sampler.parameters())
+    for k, average in enumerate(module.sampler.parameters()):  # θ̄ = 0.9³ θ0 + 0.1 (0.9² θ1 + 0.9 θ2 + θ3)
+        expected = 0.729 * start[k] + 0.1 * (0.81 * trained[0][k] + 0.9 * trained[1][k] + trained[2][k])
+        assert torch.allclose(average, expected, atol=1e-6)
+    plain = ConditionalGANTraining(width=4)
+    assert plain.sampler is plain.generator

@@ -11,6 +11,7 @@ saves ``generator.pt`` (a ``generator-2d`` file of :mod:`voxface.predictors.bund
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from ..corpus.data import photos, target_faces
 from ..corpus.format import Corpus
 from ..corpus.validate import check_corpus
 from ..errors import VoxfaceError
-from ..models.biometric_gan2d import CONDITIONING, ConditionalDiscriminator, ConditionalGenerator, VoiceVAE
+from ..models.biometric_gan2d import CONDITIONING, UPSAMPLING, ConditionalDiscriminator, ConditionalGenerator, VoiceVAE
 from ..models.registry import create, register
 from ..predictors.bundle import FILES, read_network, write_bundle
 from ..predictors.provenance import training_provenance
@@ -38,6 +39,7 @@ from ..runs.config import setting as choice_or_range
 from ..runs.folder import read_run_config, resume_checkpoint, run_folder
 from ..runs.distributed import data_loader
 from ..runs.trainer import PeriodicEvaluation, fit_module, record_metrics
+from ..vision.diff_augment import POLICIES, diff_augment
 from ..vision.face_embedding import create_face_embedder
 from . import Fitted
 from .speaker_cnn import SPEAKER_CNN, load_voice_embeddings
@@ -57,7 +59,11 @@ class Config(TrainingSettings):
 
     The defaults are the paper's recipe. ``discriminator`` (concat: the paper's; projection: Miyato &
     Koyama 2018) and ``mismatch_weight`` (> 0: a matching-aware discriminator, Reed et al. 2016) are
-    departures for the fast configs, named there. ``eval_every`` epochs (0: never) the generator is
+    departures for the fast configs, named there, as are ``augment`` (a DiffAugment policy of
+    :mod:`voxface.vision.diff_augment` for every image the GANs' discriminator sees) and
+    ``feature_matching_weight`` (:class:`ConditionalGANTraining`) and the GAN generator's
+    ``upsampling`` (:data:`voxface.models.biometric_gan2d.UPSAMPLING`) and ``ema_decay`` (the
+    saved generator is its weights' moving average). ``eval_every`` epochs (0: never) the generator is
     scored on ``eval_per_identity`` held-out voice patches per identity (reports/gan2d_progress.py);
     a checkpoint is kept every ``checkpoint_every`` epochs (``last.ckpt`` is the newest).
     """
@@ -73,6 +79,10 @@ class Config(TrainingSettings):
     l1_weight: float = weight(100.0)
     discriminator: str = choice_or_range("concat", choices=CONDITIONING)
     mismatch_weight: float = weight(0.0)
+    augment: str = choice_or_range("none", choices=POLICIES)
+    feature_matching_weight: float = weight(0.0)
+    upsampling: str = choice_or_range("transposed", choices=UPSAMPLING)
+    ema_decay: float = choice_or_range(0.0, ge=0.0, lt=1.0)
     width: int = count(64)
     latent_dim: int = count(32)
     eval_every: int = count(5, minimum=0)
@@ -93,6 +103,11 @@ class GeneratorTraining(L.LightningModule):
     def __init__(self):
         super().__init__()
         self.automatic_optimization = False
+
+    @property
+    def sampler(self) -> torch.nn.Module:
+        """The generator whose faces are evaluated and saved (here the trained one)."""
+        return self.generator
 
     def train_batch(self, batch, optimizers, backward) -> dict[str, torch.Tensor]:
         """One training step; returns the detached loss terms by name."""
@@ -154,46 +169,91 @@ class ConditionalGANTraining(GeneratorTraining):
     Discriminator step: BCE(D(real, v), 1) + BCE(D(G(v), v), 0), plus ``mismatch_weight`` ·
     BCE(D(real, v'), 0) with v' the voice of another identity of the batch (GAN-CLS, Reed et al.
     2016: a real face with the wrong voice is also "fake", so D must check the pairing, not only
-    the image; 0 in the paper). Generator step: BCE(D(G(v), v), 1) + l1_weight · mean |G(v) − real|.
+    the image; 0 in the paper). Every image D sees, real or generated, first goes through the
+    ``augment`` policy (DiffAugment, Zhao et al. 2020; "none" in the paper). Generator step:
+    BCE(D(G(v), v), 1) + l1_weight · mean |G(v) − real|, plus ``feature_matching_weight`` · the mean
+    squared difference between each identity's mean D image features of its generated and of its
+    real faces in the batch (feature matching, Salimans et al. 2016, per identity; 0 in the paper).
     Adam 2e-4 (D) and 1e-4 (G) as in the paper; betas (0.5, 0.999) (DCGAN's; the paper does not say).
-    Two optimiser steps per batch.
+    Two optimiser steps per batch. With ``ema_decay`` > 0 the faces evaluated and saved are those of
+    an exponential moving average of the generator's weights (after every generator step,
+    θ̄ ← d·θ̄ + (1 − d)·θ; batch-norm statistics copied), which smooths away the step-to-step jitter of
+    adversarial training (Yazıcı et al. 2019; 0 in the paper).
     """
 
     steps_per_batch = 2
 
     def __init__(self, lr_d: float = 2e-4, lr_g: float = 1e-4, l1_weight: float = 0.0, width: int = 64,
-                 betas=(0.5, 0.999), discriminator: str = "concat", mismatch_weight: float = 0.0):
+                 betas=(0.5, 0.999), discriminator: str = "concat", mismatch_weight: float = 0.0,
+                 augment: str = "none", feature_matching_weight: float = 0.0, upsampling: str = "transposed",
+                 ema_decay: float = 0.0):
         super().__init__()
         self.save_hyperparameters()
-        self.generator = ConditionalGenerator(width=width)
+        self.generator = ConditionalGenerator(width=width, upsampling=upsampling)
         self.discriminator = ConditionalDiscriminator(width=width, conditioning=discriminator)
+        self.generator_average = copy.deepcopy(self.generator).requires_grad_(False) if ema_decay > 0 else None
+
+    @property
+    def sampler(self) -> torch.nn.Module:
+        """The weights' moving average with ``ema_decay`` > 0, else the trained generator."""
+        return self.generator if self.generator_average is None else self.generator_average
+
+    @torch.no_grad()
+    def _update_average(self) -> None:
+        decay = self.hparams.ema_decay
+        for average, current in zip(self.generator_average.parameters(), self.generator.parameters()):
+            average.lerp_(current, 1.0 - decay)
+        for average, current in zip(self.generator_average.buffers(), self.generator.buffers()):
+            average.copy_(current)
+
+    def judge(self, image: torch.Tensor, voice: torch.Tensor) -> torch.Tensor:
+        """D's logits (B,) for (B, 3, 64, 64) images, augmented, and (B, 128) voices."""
+        return self.discriminator(diff_augment(image, self.hparams.augment), voice)
 
     def train_batch(self, batch, optimizers, backward):
         voice, real, identity = batch
         opt_d, opt_g = optimizers
         fake = self.generator(voice)
         ones, zeros = torch.ones(len(real), device=real.device), torch.zeros(len(real), device=real.device)
-        d_loss = (F.binary_cross_entropy_with_logits(self.discriminator(real, voice), ones)
-                  + F.binary_cross_entropy_with_logits(self.discriminator(fake.detach(), voice), zeros))
+        d_loss = (F.binary_cross_entropy_with_logits(self.judge(real, voice), ones)
+                  + F.binary_cross_entropy_with_logits(self.judge(fake.detach(), voice), zeros))
         terms = {}
         if self.hparams.mismatch_weight > 0:
             wrong = mismatched_rows(identity)
             keep = wrong >= 0
-            mismatch = F.binary_cross_entropy_with_logits(self.discriminator(real[keep], voice[wrong[keep]]),
+            mismatch = F.binary_cross_entropy_with_logits(self.judge(real[keep], voice[wrong[keep]]),
                                                           zeros[keep])
             d_loss = d_loss + self.hparams.mismatch_weight * mismatch
             terms["d_mismatch"] = mismatch.detach()
         optimise(opt_d, d_loss, backward)
 
-        adversarial = F.binary_cross_entropy_with_logits(self.discriminator(fake, voice), ones)
+        fake_features = self.discriminator.image_features(diff_augment(fake, self.hparams.augment))
+        adversarial = F.binary_cross_entropy_with_logits(self.discriminator.logits(fake_features, voice), ones)
         l1 = F.l1_loss(fake, real)
-        optimise(opt_g, adversarial + self.hparams.l1_weight * l1, backward)
+        g_loss = adversarial + self.hparams.l1_weight * l1
+        if self.hparams.feature_matching_weight > 0:
+            with torch.no_grad():
+                real_features = self.discriminator.image_features(diff_augment(real, self.hparams.augment))
+            matching = F.mse_loss(identity_means(fake_features, identity), identity_means(real_features, identity))
+            g_loss = g_loss + self.hparams.feature_matching_weight * matching
+            terms["feature_matching"] = matching.detach()
+        optimise(opt_g, g_loss, backward)
+        if self.generator_average is not None:
+            self._update_average()
         return {"d_loss": d_loss.detach(), "g_adv": adversarial.detach(), "l1": l1.detach(), **terms}
 
     def configure_optimizers(self):
         betas = tuple(self.hparams.betas)
         return (torch.optim.Adam(self.discriminator.parameters(), lr=self.hparams.lr_d, betas=betas),
                 torch.optim.Adam(self.generator.parameters(), lr=self.hparams.lr_g, betas=betas))
+
+
+def identity_means(features: torch.Tensor, identity: torch.Tensor) -> torch.Tensor:
+    """(B, F) features, (B,) int64 identities -> (K, F) the mean of each identity's rows, for the K
+    identities of the batch in increasing order."""
+    _, row_identity = torch.unique(identity, return_inverse=True)
+    one_hot = F.one_hot(row_identity).to(features.dtype).T  # (K, B)
+    return (one_hot @ features) / one_hot.sum(dim=1, keepdim=True)
 
 
 @register("vae", kind=TRAINING)
@@ -203,7 +263,9 @@ def _vae(config: Config) -> VAETraining:
 
 def _gan(config: Config, l1_weight: float) -> ConditionalGANTraining:
     return ConditionalGANTraining(lr_d=config.lr_d, lr_g=config.lr_g, l1_weight=l1_weight, width=config.width,
-                                  discriminator=config.discriminator, mismatch_weight=config.mismatch_weight)
+                                  discriminator=config.discriminator, mismatch_weight=config.mismatch_weight,
+                                  augment=config.augment, feature_matching_weight=config.feature_matching_weight,
+                                  upsampling=config.upsampling, ema_decay=config.ema_decay)
 
 
 @register("cgan", kind=TRAINING)
@@ -260,7 +322,7 @@ def fit(config: Config, run_dir: str | Path, progress: bool = True) -> Fitted:
         start = time.perf_counter()
         trainer = train_generator(module, run, config, loader, callbacks, progress)
         seconds = time.perf_counter() - start
-        generator = module.generator.cpu().eval()
+        generator = module.sampler.cpu().eval()
         identities = len(set(voices["identity"][np.isin(voices["role"], ["train", "val"])]))
         predictor = VoiceToImage(read_network(config.speaker_run, SPEAKER_CNN), generator,
                                  {"generator": config.generator}, training_provenance(corpus, identities))
@@ -287,4 +349,4 @@ def held_out_evaluation(run: Path, config: Config, corpus: Corpus, voices: dict[
         plot_learning_curve(run / "report" / CURVE_FILE, run / "logs" / "metrics.csv",
                             f"{config.generator}: held-out voices")
 
-    return PeriodicEvaluation(lambda module: probe.score(module.generator), config.eval_every, PREFIX, redraw)
+    return PeriodicEvaluation(lambda module: probe.score(module.sampler), config.eval_every, PREFIX, redraw)

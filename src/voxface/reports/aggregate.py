@@ -2,7 +2,8 @@
 methods compared over the same seeds (``evaluate.statistics``).
 
 Each run contributes its ``metrics.json`` (of ``evaluate``, ``evaluate-unsupervised`` or an
-``unsupervised-pipeline`` folder) and, for every method in it, its mean ARE. The runs must be the
+``unsupervised-pipeline`` folder) and, for every method in it, its mean ARE; gan2d runs evaluated by
+``evaluate-2d`` are aggregated per generator instead (:mod:`voxface.reports.aggregate_2d`). The runs must be the
 seeds of one experiment (methods are compared seed by seed, paired): runs that differ in what the
 metrics record of the experiment (:data:`EXPERIMENT_KEYS`), the same run twice, or two runs of one
 seed are refused, or with ``allow_mixed`` aggregated under a warning at the top of the report.
@@ -22,6 +23,7 @@ from ..evaluate.statistics import aggregate_seeds, compare_seeds, gain_texts, pa
 from ..runs import atomic
 from ..runs.folder import CONFIG_FILE, TRAINING, read_metrics
 from ..runs.reading import read_json, read_yaml
+from .aggregate_2d import aggregate_image_runs, image_aggregate_markdown, is_image_evaluation
 from .voice_to_3d import ORACLES
 
 METRICS_PLACES = ("metrics.json", "evaluation/metrics.json", "cmp/evaluation/metrics.json")
@@ -68,6 +70,10 @@ def aggregate_runs(runs: list[str | Path], compare: list[tuple[str, str]] | None
         raise VoxfaceError("aggregate needs at least 2 runs (seeds) of the same experiment")
     files = [find_metrics(r) for r in runs]
     saved = [read_json(f, "metrics file") for f in files]
+    if is_image_evaluation(saved[0]):
+        if compare:
+            raise VoxfaceError("--compare names voice-to-3D methods; voice-to-image generators are all compared")
+        return aggregate_image_runs(files, saved, [_seed(f) for f in files], allow_mixed)
     tables = [_methods_table(f, s) for f, s in zip(files, saved)]
     problem = _not_one_experiment(files, saved)
     if problem and not allow_mixed:
@@ -156,6 +162,9 @@ def write_aggregate(summary: dict, out: str | Path) -> Path:
     n = len(summary["runs"])
     warning = ([f"**Warning: these runs are not seeds of one experiment ({summary['warning']}); the intervals and "
                 "tests below compare what is not comparable.**", ""] if summary.get("warning") else [])
+    if "generators" in summary:
+        atomic.write_text(out / "aggregate.md", "\n".join([*warning, *image_aggregate_markdown(summary)]) + "\n")
+        return out / "aggregate.md"
     lines = [*warning, f"# {summary['metric']} over {n} runs (seeds)", "", *(f"- `{r}`" for r in summary["runs"]), "",
              "| method | mean ± sd | 95% CI of the mean (t) | per run |", "|---|---|---|---|"]
     for name, a in summary["methods"].items():
