@@ -83,7 +83,9 @@ def _cmd_aggregate(args: argparse.Namespace) -> None:
     Read the metrics.json of each run (evaluate, evaluate-unsupervised or an unsupervised-pipeline
     folder), one run per seed, and write aggregate.md/json: each method's mean ARE as mean ± sd with
     a 95% t interval, and each method against each oracle and cascade, paired by seed (t test and
-    sign-flip test).
+    sign-flip test). gan2d runs evaluated by evaluate-2d (one per generator and seed) give each
+    generator's identity accuracy, 1:2, R@1, face-found rate, PSNR and SSIM over its seeds, and the
+    generators compared seed by seed.
     """
     from ..reports.aggregate import aggregate_runs, write_aggregate
 

@@ -152,3 +152,27 @@ def plot_learning_curve(path: str | Path, metrics_csv: str | Path, title: str) -
     quality.set_title("image quality against the target face")
     quality.grid(alpha=0.3)
     return save_figure(fig, path)
+
+
+COMPARED_SCORES = {"PSNR": "PSNR (dB)", "face_found": "face found (dlib)", "recall_at_1": "R@1"}
+"""The held-out scores :func:`plot_compared_curves` draws, one panel each."""
+
+
+def plot_compared_curves(path: str | Path, runs: dict[str, str | Path], title: str) -> Path:
+    """Several runs' held-out PSNR, face-found rate and R@1 against epochs, one line per run
+    (``runs``: label -> the run's ``metrics.csv``); return the PNG's path."""
+    fig, panels = plt.subplots(1, len(COMPARED_SCORES), figsize=(4.2 * len(COMPARED_SCORES), 3.8))
+    for label, metrics_csv in runs.items():
+        scores = logged_scores(metrics_csv)
+        for panel, name in zip(panels, COMPARED_SCORES):
+            if name in scores:
+                panel.plot(scores["epoch"] + 1, scores[name], marker=".", label=label)
+    for panel, (name, label) in zip(panels, COMPARED_SCORES.items()):
+        panel.set_xlabel("epoch")
+        panel.set_title(label)
+        panel.grid(alpha=0.3)
+        if name != "PSNR":
+            panel.set_ylim(-0.02, 1.02)
+    panels[0].legend(fontsize=7)
+    fig.suptitle(title)
+    return save_figure(fig, path)
