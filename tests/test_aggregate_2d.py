@@ -53,3 +53,16 @@ def test_runs_of_other_experiments_or_lone_seeds_are_refused(tmp_path):
     d, e = _run(tmp_path / "d", "vae", 1, 0.7, 26), _run(tmp_path / "e", "cgan", 0, 0.1, 12)
     with pytest.raises(VoxfaceError, match=r"\['cgan'\] have fewer than 2"):
         aggregate_runs([a, d, e])
+
+
+def test_a_damaged_evaluation_is_refused_naming_its_file(tmp_path):
+    a, b = _run(tmp_path / "a", "vae", 0, 0.7, 26), _run(tmp_path / "b", "vae", 1, 0.7, 26)
+    metrics = json.loads((b / "metrics.json").read_text())
+    del metrics["recall_at"]["1"]
+    (b / "metrics.json").write_text(json.dumps(metrics))
+    with pytest.raises(VoxfaceError, match=r"b/metrics.json lacks a score of evaluate-2d"):
+        aggregate_runs([a, b])
+    metrics["recall_at"]["1"], metrics["image_quality"]["PSNR"] = 0.7, None
+    (b / "metrics.json").write_text(json.dumps(metrics))
+    with pytest.raises(VoxfaceError, match=r"b/metrics.json lacks a score"):
+        aggregate_runs([a, b])

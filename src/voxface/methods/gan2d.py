@@ -59,11 +59,11 @@ class Config(TrainingSettings):
 
     The defaults are the paper's recipe. ``discriminator`` (concat: the paper's; projection: Miyato &
     Koyama 2018) and ``mismatch_weight`` (> 0: a matching-aware discriminator, Reed et al. 2016) are
-    departures for the fast configs, named there, as are ``augment`` (a DiffAugment policy of
-    :mod:`voxface.vision.diff_augment` for every image the GANs' discriminator sees) and
-    ``feature_matching_weight`` (:class:`ConditionalGANTraining`) and the GAN generator's
-    ``upsampling`` (:data:`voxface.models.biometric_gan2d.UPSAMPLING`) and ``ema_decay`` (the
-    saved generator is its weights' moving average). ``eval_every`` epochs (0: never) the generator is
+    departures for the fast configs, named there. So are the GANs' ``augment`` (a DiffAugment policy
+    of :mod:`voxface.vision.diff_augment` for every image the discriminator sees),
+    ``feature_matching_weight`` (:class:`ConditionalGANTraining`), ``upsampling``
+    (:data:`voxface.models.biometric_gan2d.UPSAMPLING`) and ``ema_decay`` (the saved generator is
+    its weights' moving average). ``eval_every`` epochs (0: never) the generator is
     scored on ``eval_per_identity`` held-out voice patches per identity (reports/gan2d_progress.py);
     a checkpoint is kept every ``checkpoint_every`` epochs (``last.ckpt`` is the newest).
     """

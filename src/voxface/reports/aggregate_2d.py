@@ -58,8 +58,8 @@ def aggregate_image_runs(files: list[Path], saved: list[dict], seeds: list, allo
         raise VoxfaceError(f"these runs are not seeds of one experiment: {problem}; aggregate the seeds of one "
                            "experiment (or pass --allow-mixed to aggregate them anyway, with a warning)")
     by_generator: dict[str, dict] = {}
-    for s, seed in zip(saved, seeds):
-        by_generator.setdefault(s["generator"], {})[seed] = {name: float(read(s)) for name, read in SCORES.items()}
+    for f, s, seed in zip(files, saved, seeds):
+        by_generator.setdefault(s["generator"], {})[seed] = _scores(f, s)
     few = sorted(g for g, runs in by_generator.items() if len(runs) < 2)
     if few:
         raise VoxfaceError(f"generators {few} have fewer than 2 runs (seeds); aggregate needs at least 2 of each")
@@ -78,6 +78,20 @@ def aggregate_image_runs(files: list[Path], saved: list[dict], seeds: list, allo
                     np.array([by_generator[b][seed][score] for seed in common]))})
     return {"runs": [str(f) for f in files], "metric": "voice-to-image scores", "warning": problem,
             "generators": generators, "comparisons": comparisons}
+
+
+def _scores(path: Path, saved: dict) -> dict[str, float]:
+    """{score: value} of :data:`SCORES` from one evaluation; VoxfaceError naming the file when one is
+    missing or not a finite number."""
+    try:
+        scores = {name: float(read(saved)) for name, read in SCORES.items()}
+    except (KeyError, TypeError, ValueError) as error:
+        raise VoxfaceError(f"{path} lacks a score of evaluate-2d ({error!r}); evaluate the run again with "
+                           "`voxface evaluate-2d`") from None
+    bad = sorted(name for name, value in scores.items() if not np.isfinite(value))
+    if bad:
+        raise VoxfaceError(f"{path} has no finite {', '.join(bad)}; evaluate the run again with `voxface evaluate-2d`")
+    return scores
 
 
 def _not_one_experiment(files: list[Path], saved: list[dict], seeds: list) -> str | None:
